@@ -1,0 +1,1 @@
+"""Datasets: files, download, cache and parsing. Knows nothing about models."""

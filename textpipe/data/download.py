@@ -1,0 +1,152 @@
+"""Download a file once: streamed, checksummed, renamed atomically, guarded by a file lock.
+
+The file at `dest` only ever appears complete: bytes go to a temporary file beside it, and
+`os.replace` moves it into place after the MD5 matches. A `FileLock` on `dest + ".lock"` makes
+concurrent processes (distributed ranks) download once; the others wait, then find the file.
+Tests: python3 -m pytest -q tests/test_download.py
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+__all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file"]
+
+_CHUNK = 1 << 20  # 1 MiB per read: few syscalls, little memory
+
+
+class DownloadError(OSError):
+    """A download failed (network, HTTP status, short body or checksum); nothing partial was kept."""
+
+
+def default_cache_dir() -> Path:
+    """Returns textpipe's cache root: `$TEXTPIPE_CACHE`, else `$XDG_CACHE_HOME/textpipe`, else `~/.cache/textpipe`.
+
+    Example:
+        >>> os.environ["TEXTPIPE_CACHE"] = "/tmp/tp"
+        >>> default_cache_dir()
+        PosixPath('/tmp/tp')
+    """
+    if os.environ.get("TEXTPIPE_CACHE"):
+        return Path(os.environ["TEXTPIPE_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "textpipe"
+
+
+def md5_file(path: str | os.PathLike) -> str:
+    """Returns the hex MD5 of a file, read in chunks.
+
+    Example:
+        >>> md5_file("empty.txt")
+        'd41d8cd98f00b204e9800998ecf8427e'
+    """
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_file(url: str, dest: str | os.PathLike, *, md5: str, timeout: float = 60.0,
+                  progress: bool = True) -> Path:
+    """Downloads `url` to `dest` unless `dest` already exists, verifying its MD5.
+
+    Only one process downloads: the others block on `dest + ".lock"` and then find the file. On any
+    failure (HTTP error, connection dropped, checksum mismatch, KeyboardInterrupt) the temporary
+    file is removed, `dest` is left untouched, and the next call starts clean.
+
+    subtle: an existing `dest` is trusted without re-hashing. It can only have come from a verified
+    download (the rename is atomic) or been placed there by hand on purpose.
+
+    Args:
+        url: http(s) URL to fetch.
+        dest: final path of the file; its directory is created if needed.
+        md5: expected hex MD5 of the downloaded bytes.
+        timeout: seconds to wait for the connection and for each read.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        `Path(dest)`.
+
+    Raises:
+        DownloadError: the download failed or the checksum did not match (the message says which).
+
+    Example:
+        >>> download_file("http://127.0.0.1:8000/train.csv", "cache/train.csv", md5="b1a0...")
+        PosixPath('cache/train.csv')
+        >>> sorted(os.listdir("cache"))  # the lock file may remain; it is harmless
+        ['train.csv', 'train.csv.lock']
+    """
+    if not isinstance(md5, str) or len(md5) != 32:
+        raise ValueError(f"md5 must be a 32-character hex string, got {md5!r}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest) + ".lock"):
+        if dest.exists():  # another process finished while we waited for the lock
+            return dest
+        _fetch(url, dest, md5=md5.lower(), timeout=timeout, progress=progress)
+    return dest
+
+
+def _fetch(url: str, dest: Path, *, md5: str, timeout: float, progress: bool) -> None:
+    """Streams `url` into a temp file beside `dest`, checks the MD5, then renames it into place."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            got_md5, n_bytes = _stream(url, f, timeout=timeout, progress=progress, desc=dest.name)
+            f.flush()
+            os.fsync(f.fileno())
+        if got_md5 != md5:
+            raise DownloadError(
+                f"checksum mismatch for {url}: expected MD5 {md5}, got {got_md5} ({n_bytes} bytes); "
+                f"the downloaded file was removed and {dest} was not written. If the server's file "
+                f"changed on purpose, pass the new md5; otherwise retry.")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by all
+        os.replace(tmp, dest)  # atomic on POSIX: dest is either absent or complete
+    except BaseException:  # includes KeyboardInterrupt: never leave a partial file behind
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _stream(url: str, f, *, timeout: float, progress: bool, desc: str) -> tuple[str, int]:
+    """Copies the body of `url` into `f`; returns (hex md5, byte count). Raises DownloadError."""
+    h = hashlib.md5()
+    n = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                      disable=not progress, leave=False) as bar:
+                # subtle: HTTPResponse.read(amt) returns b"" (no IncompleteRead) when the
+                # server closes early, so the byte count is checked against Content-Length below.
+                while chunk := resp.read(_CHUNK):
+                    h.update(chunk)
+                    f.write(chunk)
+                    n += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
+    except urllib.error.URLError as e:
+        raise DownloadError(f"could not reach {url}: {e.reason}") from e
+    except (http.client.HTTPException, OSError) as e:  # IncompleteRead, reset, timeout
+        raise DownloadError(
+            f"download of {url} was interrupted after {n} bytes: {type(e).__name__}: {e}; "
+            f"the partial file was removed") from e
+    if total is not None and n != total:
+        raise DownloadError(
+            f"download of {url} was cut short: got {n} of {total} bytes (connection dropped?); "
+            f"the partial file was removed")
+    return h.hexdigest(), n

@@ -1,0 +1,67 @@
+"""TextClassifier: shapes, padding excluded from the mean, padded == offsets form, hashed bigrams.
+
+Run: python -m pytest -q tests/test_model.py
+"""
+import pytest
+import torch
+
+from textpipe.model import ModelConfig, TextClassifier
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    model = TextClassifier(ModelConfig(**{"vocab_size": 30, "num_classes": 3, "embed_dim": 6, "buckets": 101, **kw}))
+    torch.nn.init.normal_(model.fc.weight)  # the zero init would make every output equal
+    return model
+
+
+@pytest.mark.parametrize("ngrams", [1, 2])
+def test_padding_is_excluded_from_the_mean(ngrams):
+    model = _model(ngrams=ngrams)
+    short = model(torch.tensor([[4, 5, 6]]))
+    padded = model(torch.tensor([[4, 5, 6, 0, 0, 0, 0]]))
+    assert short.shape == (1, 3)
+    torch.testing.assert_close(short, padded)
+
+
+@pytest.mark.parametrize("ngrams", [1, 2])
+def test_offsets_form_matches_padded_form(ngrams):
+    model = _model(ngrams=ngrams)
+    padded = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 0, 0, 0]])
+    flat, offsets = torch.tensor([2, 3, 4, 5, 6, 7, 8]), torch.tensor([0, 4, 6])
+    torch.testing.assert_close(model(padded), model(flat, offsets))
+
+
+def test_offsets_form_with_an_empty_first_sequence():
+    model = _model(ngrams=2)
+    got = model(torch.tensor([2, 3, 4]), torch.tensor([0, 0]))
+    torch.testing.assert_close(got[1], model(torch.tensor([[2, 3, 4]]))[0])
+
+
+def test_bigrams_change_the_output_and_respect_word_order():
+    uni, bi = _model(ngrams=1), _model(ngrams=2)
+    x, y = torch.tensor([[4, 5, 6]]), torch.tensor([[6, 5, 4]])
+    torch.testing.assert_close(uni(x), uni(y))  # a bag of words ignores order
+    assert not torch.allclose(bi(x), bi(y))  # bigrams do not
+    assert bi.embedding.num_embeddings == 30 + 101
+
+
+def test_rows_are_independent_so_dataparallel_can_split_the_batch():
+    model = _model()
+    batch = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 9, 10, 0], [11, 0, 0, 0]])
+    torch.testing.assert_close(model(batch), torch.cat([model(batch[:2, :]), model(batch[2:])]))
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="vocab_size must be >= 2"):
+        ModelConfig(vocab_size=1)
+    with pytest.raises(ValueError, match="ngrams must be 1 or 2"):
+        ModelConfig(vocab_size=10, ngrams=3)
+    with pytest.raises(ValueError, match=r"ids must be \(B, T\)"):
+        _model()(torch.tensor([1, 2, 3]))
+
+
+def test_sparse_gradients():
+    model = _model(sparse=True)
+    model(torch.tensor([[2, 3, 0]])).sum().backward()
+    assert model.embedding.weight.grad.is_sparse

@@ -1,0 +1,154 @@
+"""The checkpoint format: one `torch.save` dict, written atomically, read safely (`weights_only=True`).
+
+This module is the only place that knows the keys. Everything in the file is a tensor, a number, a string,
+a list or a dict, so loading never runs pickled code. Example:
+
+    >>> model, vocab, ckpt = load_model("runs/ag_news/best.pt")   # on CPU, from a 1-GPU or 8-GPU run
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from textpipe.model import ModelConfig, TextClassifier
+
+FORMAT_VERSION = 1
+_REQUIRED = ("format_version", "model", "model_config", "vocab_itos", "epoch", "step")
+
+
+def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the `module.` prefix that a state dict of a DataParallel/DDP wrapper carries.
+
+    Example:
+        >>> list(strip_module_prefix({"module.fc.bias": torch.zeros(1)}))
+        ['fc.bias']
+    """
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module."):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The Python, NumPy, torch (and CUDA) random states, as weights_only-safe values."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of `capture_rng_state` (CUDA states are restored only when as many GPUs are visible)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available() and torch.cuda.device_count() == len(state["cuda"]):
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: ModelConfig | dict,
+                    vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
+                    train_config: dict | None = None, vocab_default_index: int | None = 1,
+                    sampler: dict | None = None, rng: dict | None = None,
+                    metrics: dict | None = None) -> Path:
+    """Write a checkpoint atomically (temp file in the same directory, then rename).
+
+    Args:
+        path: target file; its directory is created.
+        model: the model, wrapped or not; the unwrapped module's weights are saved (no `module.` prefix).
+        epoch, step: the epoch in progress and the optimizer steps done so far.
+        sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
+        metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
+
+    Returns:
+        The path written.
+    """
+    bare = model.module if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else model
+    cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
+    ckpt = {
+        "format_version": FORMAT_VERSION,
+        "model": bare.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "model_config": cfg,
+        "train_config": train_config or {},
+        "vocab_itos": list(vocab_itos),
+        "vocab_default_index": vocab_default_index,
+        "epoch": int(epoch),
+        "step": int(step),
+        "sampler": sampler or {},
+        "rng": rng or {},
+        "metrics": metrics or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is corrupt or truncated, is not a textpipe checkpoint, or has an unknown version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types (zip, pickle, EOF, KeyError, ...)
+        detail = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"checkpoint {str(path)!r} could not be read: the file is corrupt, truncated, or not "
+                         f"a textpipe checkpoint ({type(e).__name__}: {detail})") from e
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise ValueError(f"checkpoint {str(path)!r} is not a textpipe checkpoint: no 'format_version' key")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {str(path)!r} has format_version {ckpt['format_version']!r}, but this "
+                         f"textpipe reads format_version {FORMAT_VERSION}; load it with the textpipe "
+                         "version that wrote it")
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is missing keys {missing}; it is not a complete "
+                         "textpipe checkpoint")
+    ckpt["model"] = strip_module_prefix(ckpt["model"])
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
+    """Rebuild the model (in eval mode) and the vocabulary from a checkpoint.
+
+    Returns:
+        `(model, vocab, ckpt)`.
+
+    Example:
+        >>> model, vocab, ckpt = load_model("best.pt")
+        >>> model(torch.tensor([vocab.encode("stocks fell")])).softmax(-1)
+    """
+    from textpipe.vocab import Vocab  # lazily: a checkpoint reader need not import the data side
+
+    ckpt = load_checkpoint(path, map_location=map_location)
+    model = TextClassifier(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
+    vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"))
+    return model, vocab, ckpt

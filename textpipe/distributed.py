@@ -1,0 +1,70 @@
+"""Distributed helpers for `torchrun`: init, rank-0 printing, unwrapping, cleanup (nanochat-style).
+
+Run: torchrun --nproc_per_node=N -m textpipe.train --parallel ddp   (NCCL on CUDA, gloo on CPU)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+_TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int  # global rank, 0..world_size-1
+    local_rank: int  # rank on this node: picks the GPU
+    world_size: int  # number of processes in all
+    device: torch.device  # the device this process trains on
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group that torchrun set up; NCCL with one GPU per process, else gloo on CPU.
+
+    Raises:
+        RuntimeError: when RANK/LOCAL_RANK/WORLD_SIZE are not set (not started by torchrun).
+    """
+    missing = [v for v in _TORCHRUN_VARS if v not in os.environ]
+    if missing:
+        raise RuntimeError(f"--parallel ddp needs the torchrun environment, but {'/'.join(missing)} "
+                           "is not set; start it with: torchrun --nproc_per_node=N -m textpipe.train "
+                           "--parallel ddp ...")
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+        dist.init_process_group("nccl", device_id=dev)
+    else:
+        dev = torch.device("cpu")
+        dist.init_process_group("gloo")
+    return DistInfo(rank, local_rank, world_size, dev)
+
+
+def is_main() -> bool:
+    """True on rank 0, and in any process that is not part of a process group."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def print0(*args, **kwargs) -> None:
+    """`print` on rank 0 only."""
+    if is_main():
+        print(*args, **kwargs)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare module inside `nn.DataParallel` / `DistributedDataParallel` (save this one)."""
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return model.module
+    return model
+
+
+def cleanup() -> None:
+    """Destroy the process group, if there is one (safe to call twice and on error paths)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,49 @@
+"""Shared benchmark helper: load the AG_NEWS training stand-in, cycled to a realistic corpus size.
+
+    from _common import load_texts            # run benchmarks from the benchmarks/ directory
+    labels, texts = load_texts(DEFAULT_DATA, 120_000)
+
+The stand-in (../shared/data/ag_news/train.csv.gz, see its SOURCE.md) has 5,600 real rows; the real
+training split has 120,000, so benchmarks repeat the rows in file order until ``rows`` are reached.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from itertools import islice, cycle
+from pathlib import Path
+
+__all__ = ["DEFAULT_DATA", "DEFAULT_ROWS", "load_texts"]
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "train.csv.gz"
+DEFAULT_ROWS = 120_000  # the size of the real AG_NEWS training split
+
+
+def load_texts(path: str | Path = DEFAULT_DATA, rows: int = DEFAULT_ROWS) -> tuple[list[int], list[str]]:
+    """Read an AG_NEWS-format CSV (optionally gzipped) and cycle it to ``rows`` rows.
+
+    Args:
+        path: CSV with the fields label (1..4), title, description; ``.gz`` is decompressed.
+        rows: How many rows to return; the file's rows repeat in order. ``rows <= 0`` is an error.
+
+    Returns:
+        ``(labels, texts)``: labels 0..3 and texts ``title + " " + description``, both of length ``rows``.
+
+    Example:
+        >>> labels, texts = load_texts(DEFAULT_DATA, 3)
+        >>> labels, texts[0][:28]
+        ([3, 3, 3], 'Loosing the War on Terrorism')
+    """
+    if rows <= 0:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))
+    data = [(int(label) - 1, f"{title} {description}") for label, title, description in reader]
+    if not data:
+        raise ValueError(f"path {str(path)!r} holds no rows; expected an AG_NEWS-format CSV")
+    picked = list(islice(cycle(data), rows))
+    return [label for label, _ in picked], [text for _, text in picked]

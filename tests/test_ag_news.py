@@ -64,6 +64,11 @@ def test_crlf_line_endings(tmp_path):
     assert rows == read_ag_news_csv(write(tmp_path / "y.csv", TINY))
 
 
+def test_byte_order_mark_is_ignored(tmp_path):
+    path = write(tmp_path / "x.csv", b"\xef\xbb\xbf" + TINY.encode())
+    assert read_ag_news_csv(path) == read_ag_news_csv(write(tmp_path / "y.csv", TINY))
+
+
 @pytest.mark.parametrize("line, why", [
     ('"1","only two"', "expected 3 fields .* found 2"),
     ('"1","a","b","extra"', "expected 3 fields .* found 4"),
@@ -91,7 +96,8 @@ def test_line_numbers_count_physical_lines(tmp_path):
 def test_skip_mode_skips_and_warns_with_count_and_lines(tmp_path):
     text = TINY + '"5","t","d"\n"1","two fields"\n' + TINY
     path = write(tmp_path / "x.csv", text.encode() + b'"1","\xff","d"\n')
-    with pytest.warns(UserWarning, match=r"skipped 3 malformed row\(s\) at line\(s\) 3, 4, 7; first: line 3"):
+    expected = r"skipped 3 malformed row\(s\) at line\(s\) 3, 4, 7; first: line 3"
+    with pytest.warns(UserWarning, match=expected):
         rows = read_ag_news_csv(path, on_bad_rows="skip")
     assert rows == read_ag_news_csv(write(tmp_path / "ok.csv", TINY)) * 2
 
@@ -209,6 +215,17 @@ def test_root_without_the_file_is_an_error_not_a_fallback(tmp_path, monkeypatch,
     monkeypatch.setenv("TEXTPIPE_DATA", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match=r"\$TEXTPIPE_DATA points to"):
         load_ag_news("train")
+
+
+def test_root_that_is_a_file_is_refused(tmp_path, no_download):
+    path = write(tmp_path / "train.csv", TINY)
+    with pytest.raises(ValueError, match="root= must be a directory .* got the file"):
+        load_ag_news("train", root=path)
+
+
+def test_urls_without_the_split_is_refused(no_download):
+    with pytest.raises(ValueError, match=r"urls must map 'test' to \(url, md5\), got keys \['train'\]"):
+        load_ag_news("test", urls={"train": ("http://127.0.0.1:1/train.csv", "0" * 32)})
 
 
 def test_nothing_found_and_download_false_names_the_directory(tmp_path, no_download):

@@ -52,7 +52,7 @@ def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> 
             or truncated gzip file, or a bad `on_bad_rows`.
 
     Example:
-        >>> Path("t.csv").write_text('"3","Fed Up","Rates rise, again."\\n')
+        >>> _ = Path("t.csv").write_text('"3","Fed Up","Rates rise, again."\\n')
         >>> read_ag_news_csv("t.csv")
         [(2, 'Fed Up Rates rise, again.')]
     """
@@ -98,7 +98,9 @@ def _records(path: Path):
         # csv parser going so the record boundaries (and the following line numbers) stay right.
         for i, raw in enumerate(f, start=1):
             try:
-                yield raw.decode("utf-8")
+                # subtle: a byte-order mark (files saved by spreadsheet tools) would glue itself
+                # to the first label, so line 1 drops it.
+                yield raw.decode("utf-8-sig" if i == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 bad_lines[i] = f"invalid UTF-8 ({e.reason} at byte {e.start} of the line)"
                 yield raw.decode("utf-8", errors="surrogateescape")
@@ -195,10 +197,13 @@ def load_ag_news(split: str, *, root: str | os.PathLike | None = None, download:
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    data_dir, source = (root, "root=") if root is not None else (os.environ.get("TEXTPIPE_DATA") or None,
-                                                                 "$TEXTPIPE_DATA")
+    source = "root=" if root is not None else "$TEXTPIPE_DATA"
+    data_dir = root if root is not None else os.environ.get("TEXTPIPE_DATA") or None
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
+        if data_dir.is_file():
+            raise ValueError(f"{source} must be a directory holding {split}.csv or {split}.csv.gz, "
+                             f"got the file {data_dir}; pass its parent directory")
         found = _find(data_dir, split)
         if found is None:
             raise FileNotFoundError(
@@ -216,7 +221,10 @@ def load_ag_news(split: str, *, root: str | os.PathLike | None = None, download:
         if not download:
             raise FileNotFoundError(f"AG_NEWS {split} split not found in {cache} and download=False: "
                                     f"{by_hand}, or pass download=True.")
-        url, md5 = (urls if urls is not None else AG_NEWS_URLS)[split]
+        urls = AG_NEWS_URLS if urls is None else urls
+        if split not in urls:
+            raise ValueError(f"urls must map {split!r} to (url, md5), got keys {sorted(urls)}")
+        url, md5 = urls[split]
         # Keep the URL's compression in the name so the parser knows how to open it.
         name = f"{split}.csv.gz" if urlparse(url).path.endswith(".gz") else f"{split}.csv"
         try:

@@ -28,7 +28,7 @@ class DownloadError(OSError):
 
 
 def default_cache_dir() -> Path:
-    """Returns textpipe's cache root: `$TEXTPIPE_CACHE`, else `$XDG_CACHE_HOME/textpipe`, else `~/.cache/textpipe`.
+    """Returns the cache root: $TEXTPIPE_CACHE, else $XDG_CACHE_HOME/textpipe, else ~/.cache/textpipe.
 
     Example:
         >>> os.environ["TEXTPIPE_CACHE"] = "/tmp/tp"
@@ -81,7 +81,8 @@ def download_file(url: str, dest: str | os.PathLike, *, md5: str, timeout: float
         DownloadError: the download failed or the checksum did not match (the message says which).
 
     Example:
-        >>> download_file("http://127.0.0.1:8000/train.csv", "cache/train.csv", md5="b1a0...")
+        >>> download_file("http://127.0.0.1:8000/train.csv", "cache/train.csv",
+        ...               md5="b1a00f826fdfbd249f79597b59e1dc12")
         PosixPath('cache/train.csv')
         >>> sorted(os.listdir("cache"))  # the lock file may remain; it is harmless
         ['train.csv', 'train.csv.lock']

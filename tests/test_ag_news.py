@@ -93,6 +93,12 @@ def test_line_numbers_count_physical_lines(tmp_path):
         read_ag_news_csv(write(tmp_path / "x.csv", text))
 
 
+def test_unclosed_quote_does_not_swallow_rows_silently(tmp_path):
+    text = '"1","t","d\n"2","t2","d2"\n"3","t3","d3"\n'  # the first description never closes
+    with pytest.raises(ValueError, match=r"x\.csv, line 1: expected 3 fields .* found 5"):
+        read_ag_news_csv(write(tmp_path / "x.csv", text))
+
+
 def test_skip_mode_skips_and_warns_with_count_and_lines(tmp_path):
     text = TINY + '"5","t","d"\n"1","two fields"\n' + TINY
     path = write(tmp_path / "x.csv", text.encode() + b'"1","\xff","d"\n')

@@ -68,14 +68,14 @@ def _chunk_arrow(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), lengths
 
 
-def _chunk_python(chunk: list[str], stoi: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _chunk_python(chunk: list[str], stoi: dict[str, int], stoi_sep: dict[str, int]):
     joined = f" {_SEP} ".join(chunk)
     if joined.count(_SEP) != len(chunk) - 1:  # some text contains NUL: one text at a time
         per_text = [[stoi.get(t, _OOV) for t in _normalize(text).split()] for text in chunk]
         lengths = np.fromiter(map(len, per_text), np.int64, count=len(chunk))
         return np.array([i for ids in per_text for i in ids], np.int64), lengths
     tokens = _normalize(joined).split()
-    ids = np.fromiter(map(stoi.get, tokens, repeat(_OOV)), np.int64, count=len(tokens))
+    ids = np.fromiter(map(stoi_sep.get, tokens, repeat(_OOV)), np.int64, count=len(tokens))
     seps = np.flatnonzero(ids == -2)
     ends = np.append(seps, len(ids))
     lengths = ends - np.concatenate(([0], seps + 1))
@@ -93,11 +93,11 @@ def encode_flat(vocab, texts, *, num_workers: int = 1) -> tuple[np.ndarray, np.n
         _check_str(texts[pos], name=f"texts[{pos}]")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise ValueError(f"num_workers must be an int >= 1, got {num_workers!r}")
-    value_set, stoi = _tables(vocab)
+    value_set, stoi_sep = _tables(vocab)
 
     def encode_chunk(chunk: list[str]) -> tuple[np.ndarray, np.ndarray]:
         out = _chunk_arrow(chunk, value_set) if value_set is not None else None
-        return out if out is not None else _chunk_python(chunk, stoi)
+        return out if out is not None else _chunk_python(chunk, vocab._stoi, stoi_sep)
 
     chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
     if num_workers > 1 and len(chunks) > 1:

@@ -163,3 +163,24 @@ def test_collates_pickle_and_stay_on_cpu():
     batch = corpus_of([[1, 2], [3]]).__getitems__([1, 0])
     again = pickle.loads(pickle.dumps(batch))
     assert torch.equal(pad_collate(again)[0], pad_collate(batch)[0])
+
+
+pieces = st.sampled_from(list("aAbΣσς ,.!?'\"<br/>;:\x00\n\t") + ["hello", "world", "hi", "<br />"])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(pieces, max_size=20).map("".join)), min_size=1, max_size=6))
+def test_text_collate_equals_per_text_encoding(raw):
+    vocab = vocab_fixture()
+    vocab.append_token("σ")
+    encoded = [(vocab.encode(text), label) for label, text in raw]
+    for got, want in zip(TextCollate(vocab, form="offsets")(raw), tutorial_offsets(encoded)):
+        assert torch.equal(got, want)
+
+
+def test_text_collate_without_default_index_raises_the_vocab_error():
+    vocab = Vocab(["<pad>", "a"])
+    assert TextCollate(vocab)([(0, "a a")])[0].tolist() == [[1, 1]]
+    with pytest.raises(KeyError, match="zebra"):
+        TextCollate(vocab)([(0, "a"), (1, "a zebra")])
+    with pytest.raises(TypeError, match=r"batch\[1\] text must be a str, got int"):
+        TextCollate(vocab)([(0, "a"), (1, 5)])

@@ -14,7 +14,7 @@ from itertools import repeat
 
 import numpy as np
 
-from textpipe.tokenizer import _SEP, _check_str, _normalize, basic_english
+from textpipe.tokenizer import _REPLACEMENTS, _SEP, _check_str, _normalize, basic_english
 
 _CHUNK = 8192  # texts per chunk: amortises the per-call cost and the lookup-table build
 
@@ -48,16 +48,30 @@ def _tables(vocab):
     return vocab._cache[2], vocab._cache[3]
 
 
+def _normalize_arrow(joined: str):
+    """Normalize an all-ASCII chunk inside pyarrow (which releases the GIL): ASCII lower-casing and
+    the same replacements, in the same order, as ``tokenizer._normalize``."""
+    pa, pc = _arrow()
+    arr = pc.ascii_lower(pa.array([joined], pa.large_string()))
+    for old, new in _REPLACEMENTS:
+        arr = pc.replace_substring(arr, old, new)
+    return arr
+
+
 def _chunk_arrow(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
     pa, pc = _arrow()
     joined = _SEP.join(chunk)
     if joined.count(_SEP) != len(chunk) - 1:
         return None  # some text contains NUL
-    joined = _OTHER_SPACE.sub(" ", _normalize(joined))
-    try:
-        arr = pa.array([joined], pa.large_string())
-    except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
-        return None
+    if joined.isascii() and not any(c in joined for c in "\x1c\x1d\x1e\x1f"):
+        arr = _normalize_arrow(joined)  # ASCII: str.lower is plain A-Z -> a-z
+    else:
+        # subtle: str.lower (full Unicode, final sigma) must see the whole text, so Python does it
+        joined = _OTHER_SPACE.sub(" ", _normalize(joined))
+        try:
+            arr = pa.array([joined], pa.large_string())
+        except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
+            return None
     texts = pc.list_flatten(pc.split_pattern(arr, _SEP))  # one string per text
     lists = pc.ascii_split_whitespace(texts)
     tokens, parents = pc.list_flatten(lists), pc.list_parent_indices(lists)
@@ -65,7 +79,7 @@ def _chunk_arrow(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     tokens, parents = tokens.filter(keep), parents.filter(keep)
     ids = pc.fill_null(pc.index_in(tokens, value_set=value_set), _OOV)
     lengths = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(chunk))
-    return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), lengths
+    return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 
 
 def _chunk_python(chunk: list[str], stoi: dict[str, int], stoi_sep: dict[str, int]):

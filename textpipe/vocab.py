@@ -10,9 +10,9 @@ Run the tests: python3 -m pytest -q tests/test_vocab.py
 from __future__ import annotations
 
 import operator
+from operator import itemgetter
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain
 
 from textpipe import _encode, _vocab_format
 from textpipe.tokenizer import basic_english
@@ -35,6 +35,11 @@ def _check_token(token: object, name: str = "token") -> None:
     if not isinstance(token, str):
         raise TypeError(f"{name} must be a str, got {type(token).__name__} ({token!r}); "
                         f"decode bytes or convert the value with str() first")
+
+
+def _all_str(items: Iterable[object]) -> bool:
+    """True if every item is a ``str`` (the check runs in C: one ``set(map(type, ...))``)."""
+    return set(map(type, items)) <= {str} or all(isinstance(t, str) for t in items)
 
 
 def _check_int(value: object, name: str) -> int:
@@ -62,12 +67,16 @@ class Vocab:
             raise TypeError(f"itos must be a list of str tokens, got {type(itos).__name__}; "
                             f"use vocab(mapping) or build_vocab_from_iterator(...) to build from counts")
         self._itos: list[str] = list(itos)
-        self._stoi: dict[str, int] = {}
-        for i, token in enumerate(self._itos):
-            _check_token(token, f"itos[{i}]")
-            if self._stoi.setdefault(token, i) != i:
-                raise ValueError(f"itos must hold unique tokens, but {token!r} is at ids "
-                                 f"{self._stoi[token]} and {i}; remove the duplicate")
+        if not _all_str(self._itos):
+            pos = next(i for i, t in enumerate(self._itos) if not isinstance(t, str))
+            _check_token(self._itos[pos], f"itos[{pos}]")
+        self._stoi: dict[str, int] = dict(zip(self._itos, range(len(self._itos))))
+        if len(self._stoi) != len(self._itos):
+            seen: dict[str, int] = {}
+            for i, token in enumerate(self._itos):
+                if seen.setdefault(token, i) != i:
+                    raise ValueError(f"itos must hold unique tokens, but {token!r} is at ids "
+                                     f"{seen[token]} and {i}; remove the duplicate")
         self._default: int | None = None
         self.set_default_index(default_index)
 
@@ -282,11 +291,10 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
     for i, token in enumerate(specials):
         _check_token(token, f"specials[{i}]")
     skip = set(specials)
-    tokens = []
-    for token, freq in ordered_dict.items():
-        _check_token(token, "every key of ordered_dict")
-        if token not in skip and freq >= min_freq:
-            tokens.append(token)
+    items = list(ordered_dict.items())
+    if not _all_str(t for t, _ in items):
+        _check_token(next(t for t, _ in items if not isinstance(t, str)), "every key of ordered_dict")
+    tokens = [t for t, freq in items if freq >= min_freq and t not in skip]
     tokens = specials + tokens if special_first else tokens + specials
     if len(skip) != len(specials):
         dup = next(t for t in specials if specials.count(t) > 1)
@@ -313,10 +321,15 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
         if len(specials) >= max_tokens:
             raise ValueError(f"max_tokens must be greater than len(specials) = {len(specials)}, got "
                              f"{max_tokens}: the vocab would be entirely special tokens")
-    counter = Counter(chain.from_iterable(iterator))
-    for token in counter:
-        _check_token(token, "every token yielded by iterator")
-    ordered = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+    counter: Counter = Counter()
+    update = counter.update
+    for tokens in iterator:  # one C-level count per item; faster than chaining the items
+        update(tokens)
+    if not _all_str(counter):
+        _check_token(next(t for t in counter if not isinstance(t, str)), "every token yielded by iterator")
+    # by token ascending, then (stable) by count descending: the (-count, token) order of torchtext
+    ordered = sorted(counter.items(), key=itemgetter(0))
+    ordered.sort(key=itemgetter(1), reverse=True)
     if max_tokens is not None:
         ordered = ordered[:max_tokens - len(specials)]
     return vocab(dict(ordered), min_freq=min_freq, specials=specials, special_first=special_first)

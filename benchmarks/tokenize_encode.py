@@ -5,14 +5,17 @@
 The reference is the spec's literal algorithm (torchtext 0.18's ``_basic_english_normalize``: lower,
 then 12 ``re.sub`` calls, then ``split``), a ``Counter`` + two sorts for the vocabulary, and a per-token
 dict lookup for encoding. Every contender's output is checked equal to the reference's before timing.
-Each figure is the median of ``--repeats`` runs after one warm-up run, with the garbage collector off
-during the timed call (as ``timeit`` does), for every contender alike. The last line is one JSON object.
+Each figure is the median of ``--repeats`` runs after one warm-up run, the contenders of a section
+interleaved, with the garbage collector off during the timed call (as ``timeit`` does) for every
+contender alike. Ratios are of wall time; CPU-time ratios are printed too, as they are steadier while
+other processes share the machine. The last line is one JSON object with the headline ratios.
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import os
 import re
 import statistics
 import time
@@ -51,19 +54,27 @@ def reference_build_vocab(token_lists, specials):
     return itos, {t: i for i, t in enumerate(itos)}
 
 
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run."""
-    fn()
-    times = []
+def timed(contenders: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """``{name: (median wall s, median CPU s)}``: one warm-up each, then ``repeats`` interleaved rounds.
+
+    Rounds run every contender once in turn, so load from other processes hits all of them alike.
+    CPU time (this process, all threads) is the steadier measure on a busy machine for one thread.
+    """
+    for fn in contenders.values():
+        fn()
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        gc.enable()
-        del result
-    return statistics.median(times)
+        for name, fn in contenders.items():
+            gc.collect()
+            gc.disable()
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = fn()
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+            gc.enable()
+            del result
+    return {name: (statistics.median(walls[name]), statistics.median(cpus[name])) for name in contenders}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,43 +88,44 @@ def main(argv: list[str] | None = None) -> int:
 
     _, texts = load_texts(args.data, args.rows)
     print(f"data: {args.data}, cycled to {len(texts):,} texts ({sum(map(len, texts)):,} chars); "
-          f"median of {args.repeats} runs after 1 warm-up, gc off while timing")
+          f"median of {args.repeats} interleaved runs after 1 warm-up, gc off while timing; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     ref_tokens = [reference_tokenize(t) for t in texts]
     n_tokens = sum(map(len, ref_tokens))
     assert [basic_english(t) for t in texts] == ref_tokens, "basic_english differs from the reference"
     assert basic_english_batch(texts) == ref_tokens, "basic_english_batch differs from the reference"
     results: dict[str, float] = {}
 
-    def report(section: str, name: str, seconds: float, ref_seconds: float, units: float, unit: str):
-        print(f"  {section} {name:<42s} {seconds:8.3f} s {units / seconds / 1e6:8.2f} M{unit}/s "
-              f"{ref_seconds / seconds:6.2f}x")
+    def report(section: str, figures: dict[str, tuple[float, float]], units: float) -> list[float]:
+        ref_wall, ref_cpu = next(iter(figures.values()))
+        for name, (wall, cpu) in figures.items():
+            print(f"  {section} {name:<44s} {wall:7.3f} s {units / wall / 1e6:6.2f} Mtok/s "
+                  f"{ref_wall / wall:6.2f}x   (CPU {cpu:6.3f} s, {ref_cpu / cpu:5.2f}x)")
+        return [ref_wall / wall for wall, _ in figures.values()]
 
     # (a) tokenization: "streamed" consumes each text's tokens (counts them) and drops the list;
     # "kept" keeps every token list, as a tokenized corpus in memory does.
     print(f"(a) tokenization of {n_tokens:,} tokens")
-    ref_s = median_seconds(lambda: sum(len(reference_tokenize(t)) for t in texts), args.repeats)
-    per_s = median_seconds(lambda: sum(len(basic_english(t)) for t in texts), args.repeats)
-    ref_k = median_seconds(lambda: [reference_tokenize(t) for t in texts], args.repeats)
-    per_k = median_seconds(lambda: [basic_english(t) for t in texts], args.repeats)
-    bat_k = median_seconds(lambda: basic_english_batch(texts), args.repeats)
-    report("a", "reference, streamed", ref_s, ref_s, n_tokens, "tok")
-    report("a", "textpipe basic_english, streamed", per_s, ref_s, n_tokens, "tok")
-    report("a", "reference, kept", ref_k, ref_k, n_tokens, "tok")
-    report("a", "textpipe basic_english, kept", per_k, ref_k, n_tokens, "tok")
-    report("a", "textpipe basic_english_batch, kept", bat_k, ref_k, n_tokens, "tok")
-    results.update(tokenize_per_text_x=ref_s / per_s, tokenize_per_text_kept_x=ref_k / per_k,
-                   tokenize_batch_x=ref_k / bat_k)
+    _, per_x = report("a", timed({
+        "reference, streamed": lambda: sum(len(reference_tokenize(t)) for t in texts),
+        "textpipe basic_english, streamed": lambda: sum(len(basic_english(t)) for t in texts),
+    }, args.repeats), n_tokens)
+    _, kept_x, batch_x = report("a", timed({
+        "reference, kept": lambda: [reference_tokenize(t) for t in texts],
+        "textpipe basic_english, kept": lambda: [basic_english(t) for t in texts],
+        "textpipe basic_english_batch, kept": lambda: basic_english_batch(texts),
+    }, args.repeats), n_tokens)
+    results.update(tokenize_per_text_x=per_x, tokenize_per_text_kept_x=kept_x, tokenize_batch_x=batch_x)
 
     # (b) vocabulary from the tokenized corpus
     specials = ["<pad>", "<unk>"]
     assert build_vocab_from_iterator(ref_tokens, specials=specials).get_itos() == \
         reference_build_vocab(ref_tokens, specials)[0], "build_vocab_from_iterator differs"
     print(f"(b) vocabulary from {n_tokens:,} tokens")
-    ref_b = median_seconds(lambda: reference_build_vocab(ref_tokens, specials), args.repeats)
-    tp_b = median_seconds(lambda: build_vocab_from_iterator(ref_tokens, specials=specials), args.repeats)
-    report("b", "reference Counter.update + 2 sorts + stoi", ref_b, ref_b, n_tokens, "tok")
-    report("b", "textpipe build_vocab_from_iterator", tp_b, ref_b, n_tokens, "tok")
-    results["build_vocab_x"] = ref_b / tp_b
+    _, results["build_vocab_x"] = report("b", timed({
+        "reference Counter.update + 2 sorts + stoi": lambda: reference_build_vocab(ref_tokens, specials),
+        "textpipe build_vocab_from_iterator": lambda: build_vocab_from_iterator(ref_tokens, specials=specials),
+    }, args.repeats), n_tokens)
 
     # (c) tokenize + encode of the whole corpus; min_freq=2 leaves some tokens out of vocabulary
     v = build_vocab_from_iterator(ref_tokens, min_freq=2, specials=specials)
@@ -128,16 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     for workers in (1, 2):
         ids, offsets = v.encode_flat(texts, num_workers=workers)
         assert ids.tolist() == [i for row in expected for i in row], "encode_flat differs"
-        assert offsets[1:].tolist() == list(accumulate(map(len, expected)))
+        assert offsets[1:].tolist() == list(accumulate(map(len, expected))), "offsets differ"
     del expected, ids, offsets
     print(f"(c) tokenize + encode, {len(texts):,} texts -> ids (vocab {len(v):,} tokens, OOV -> <unk>)")
-    ref_c = median_seconds(reference_encode, args.repeats)
-    one_c = median_seconds(lambda: v.encode_flat(texts), args.repeats)
-    two_c = median_seconds(lambda: v.encode_flat(texts, num_workers=2), args.repeats)
-    report("c", "reference tokenize + dict lookup per token", ref_c, ref_c, n_tokens, "tok")
-    report("c", "textpipe Vocab.encode_flat, 1 core", one_c, ref_c, n_tokens, "tok")
-    report("c", "textpipe Vocab.encode_flat(num_workers=2)", two_c, ref_c, n_tokens, "tok")
-    results.update(tokenize_encode_1core_x=ref_c / one_c, tokenize_encode_2core_x=ref_c / two_c)
+    _, one_x, two_x = report("c", timed({
+        "reference tokenize + dict lookup per token": reference_encode,
+        "textpipe Vocab.encode_flat, 1 core": lambda: v.encode_flat(texts),
+        "textpipe Vocab.encode_flat(num_workers=2)": lambda: v.encode_flat(texts, num_workers=2),
+    }, args.repeats), n_tokens)
+    results.update(tokenize_encode_1core_x=one_x, tokenize_encode_2core_x=two_x)
 
     headline = {"rows": len(texts), "tokens": n_tokens, "repeats": args.repeats}
     headline.update({k: round(x, 2) for k, x in results.items()})

@@ -62,7 +62,7 @@ def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow):
 
 def test_encode_flat_oov_without_default_names_the_token():
     v = Vocab(["a", "b"])
-    with pytest.raises(TokenNotFoundError, match="token 'zebra' is not in the vocabulary"):
+    with pytest.raises(TokenNotFoundError, match=r"token 'zebra' \(in texts\[1\]\) is not in the vocabulary"):
         v.encode_flat(["a b", "b Zebra a"])
 
 

@@ -131,6 +131,9 @@ def encode_flat(vocab, texts, *, num_workers: int = 1) -> tuple[np.ndarray, np.n
             pos = int(np.argmax(oov))
             row = int(np.searchsorted(offsets, pos, side="right")) - 1
             token = basic_english(texts[row])[pos - offsets[row]]
-            vocab[token]  # raises TokenNotFoundError with the usual message
+            from textpipe.vocab import TokenNotFoundError  # subtle: vocab imports this module
+            raise TokenNotFoundError(
+                f"token {token!r} (in texts[{row}]) is not in the vocabulary and no default index "
+                f"is set; call vocab.set_default_index(vocab['<unk>'])")
         ids[oov] = default
     return ids, offsets

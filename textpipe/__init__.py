@@ -1,4 +1,45 @@
-"""textpipe: the classic text-classification pipeline on modern PyTorch (a torchtext successor)."""
+"""textpipe: the classic text-classification pipeline on modern PyTorch (a torchtext successor).
+
+    >>> from textpipe import get_tokenizer, build_vocab_from_iterator
+    >>> tok = get_tokenizer("basic_english")
+    >>> v = build_vocab_from_iterator([tok("Hello, world!")], specials=["<unk>"])
+    >>> v.set_default_index(v["<unk>"])
+    >>> v.encode("Hello there!")
+    [3, 0, 1]
+
+Names are imported lazily (PEP 562), so `import textpipe` is cheap and has no side effects, and the
+tokenizer and vocabulary stay usable without importing torch. The command-line modules (`train`,
+`evaluate`, `predict`) and `distributed` are never imported from here.
+"""
+from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+# public name -> module that defines it
+_EXPORTS = {
+    "basic_english": "tokenizer", "basic_english_batch": "tokenizer", "get_tokenizer": "tokenizer",
+    # (torchtext's `vocab(...)` function lives at `textpipe.vocab.vocab`, as `torchtext.vocab.vocab` did)
+    "Vocab": "vocab", "build_vocab_from_iterator": "vocab",
+    "TokenNotFoundError": "vocab", "IdOutOfRangeError": "vocab",
+    "load_ag_news": "data.ag_news", "read_ag_news_csv": "data.ag_news", "AG_NEWS_CLASSES": "data.ag_news",
+    "EncodedCorpus": "corpus",
+    "pad_collate": "collate", "offsets_collate": "collate", "TextCollate": "collate",
+    "BucketBatchSampler": "sampler",
+    "make_dataloader": "loader",
+    "ModelConfig": "model", "TextClassifier": "model",
+    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'textpipe' has no attribute {name!r}")
+    value = getattr(import_module(f"textpipe.{module}"), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -3,6 +3,7 @@ the textpipe-vocab 1 file format, pickling and constructor errors. Spec examples
 
 Run: python3 -m pytest -q tests/test_vocab.py      (HYPOTHESIS_PROFILE=ci for derandomized runs)
 """
+import doctest
 import pickle
 import random
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from textpipe import _encode
+from textpipe import _encode, _vocab_format, tokenizer, vocab
 from textpipe.tokenizer import basic_english
 from textpipe.vocab import TokenNotFoundError, Vocab, build_vocab_from_iterator
 
@@ -167,3 +168,9 @@ def test_constructor_errors(itos, error, message):
 
 def test_repr():
     assert repr(Vocab(["a"], default_index=0)) == "Vocab(size=1, default_index=0)"
+
+
+@pytest.mark.parametrize("module", [tokenizer, vocab, _vocab_format, _encode])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module)
+    assert result.failed == 0

@@ -279,6 +279,7 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
     first (or last); a special's own count is ignored. The caller's mapping is never changed.
 
     Example:
+        >>> from collections import OrderedDict
         >>> vocab(OrderedDict(b=3, a=3, c=1, d=2), specials=["<unk>"]).get_itos()
         ['<unk>', 'b', 'a', 'c', 'd']
     """

@@ -171,6 +171,7 @@ class EncodedCorpus(Dataset):
                 f.truncate(data_start + pos)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -221,7 +222,7 @@ class EncodedCorpus(Dataset):
         if source.size < offsets[-1] + (int(np.diff(offsets).max()) if labels.size else 0):
             raise ValueError(f"{path}: corrupt corpus (ids array shorter than offsets say); {fix}")
         corpus = cls.__new__(cls)
-        corpus._setup(source, offsets, labels, path=path if mmap else None)
+        corpus._setup(source, offsets, labels, path=path.resolve() if mmap else None)
         return corpus
 
     def __getstate__(self) -> dict:

@@ -10,7 +10,6 @@ Run the tests: python3 -m pytest -q tests/test_vocab.py
 from __future__ import annotations
 
 import operator
-from operator import itemgetter
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -39,7 +38,7 @@ def _check_token(token: object, name: str = "token") -> None:
 
 def _all_str(items: Iterable[object]) -> bool:
     """True if every item is a ``str`` (the check runs in C: one ``set(map(type, ...))``)."""
-    return set(map(type, items)) <= {str} or all(isinstance(t, str) for t in items)
+    return all(issubclass(t, str) for t in set(map(type, items)))
 
 
 def _check_int(value: object, name: str) -> int:
@@ -83,11 +82,10 @@ class Vocab:
     # -- lookups -------------------------------------------------------------------------------------
     def __getitem__(self, token: str) -> int:
         """The id of ``token``, or the default index for an OOV token (error if none is set)."""
-        i = self._stoi.get(token)
-        if i is None:
+        if type(token) is not str:
             _check_token(token)
-            return self._oov(token)
-        return i
+        i = self._stoi.get(token)
+        return self._oov(token) if i is None else i
 
     def _oov(self, token: str) -> int:
         if self._default is None:
@@ -329,8 +327,8 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
     if not _all_str(counter):
         _check_token(next(t for t in counter if not isinstance(t, str)), "every token yielded by iterator")
     # by token ascending, then (stable) by count descending: the (-count, token) order of torchtext
-    ordered = sorted(counter.items(), key=itemgetter(0))
-    ordered.sort(key=itemgetter(1), reverse=True)
+    ordered = sorted(counter.items(), key=operator.itemgetter(0))
+    ordered.sort(key=operator.itemgetter(1), reverse=True)
     if max_tokens is not None:
         ordered = ordered[:max_tokens - len(specials)]
     return vocab(dict(ordered), min_freq=min_freq, specials=specials, special_first=special_first)

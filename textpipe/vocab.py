@@ -122,6 +122,8 @@ class Vocab:
         if isinstance(tokens, (str, bytes)):
             raise TypeError(f"tokens must be a list of str, got {type(tokens).__name__} {tokens!r}; "
                             f"wrap one token in a list or use vocab.encode(text) to tokenize a text")
+        if not isinstance(tokens, (list, tuple)):
+            tokens = list(tokens)  # subtle: read twice below, so a generator must be materialized
         get = self._stoi.get
         ids = [get(t, -1) if isinstance(t, str) else None for t in tokens]
         for pos, (i, token) in enumerate(zip(ids, tokens)):

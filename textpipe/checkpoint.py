@@ -59,14 +59,15 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: ModelConfig | dict,
                     vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
                     train_config: dict | None = None, vocab_default_index: int | None = 1,
-                    sampler: dict | None = None, rng: dict | None = None,
-                    metrics: dict | None = None) -> Path:
+                    class_names: list[str] | None = None, sampler: dict | None = None,
+                    rng: dict | None = None, metrics: dict | None = None) -> Path:
     """Write a checkpoint atomically (temp file in the same directory, then rename).
 
     Args:
         path: target file; its directory is created.
         model: the model, wrapped or not; the unwrapped module's weights are saved (no `module.` prefix).
         epoch, step: the epoch in progress and the optimizer steps done so far.
+        class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
 
@@ -84,6 +85,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "train_config": train_config or {},
         "vocab_itos": list(vocab_itos),
         "vocab_default_index": vocab_default_index,
+        "class_names": list(class_names) if class_names is not None else None,
         "epoch": int(epoch),
         "step": int(step),
         "sampler": sampler or {},

@@ -43,6 +43,7 @@ any_text = st.one_of(st.text(), adversarial_text, st.text(alphabet=with_surrogat
 @example('a<br "/>b')
 @example("ΑΣ'.Β")
 @example("<br\u2000/>")
+@example("a<br;/>b<br:/>c<br\t/>d")
 def test_fast_tokenizer_equals_literal_algorithm(text):
     assert basic_english(text) == literal_basic_english(text)
 

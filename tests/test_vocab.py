@@ -46,6 +46,7 @@ def test_oov_positions_decode_to_unk(text, data):
 
 @given(st.lists(any_text, max_size=8), st.integers(1, 2), st.booleans())
 @example(["AΣ", "B", "a\x00b", "x\ud800"], 2, True)
+@example(["a<br;/>b<br:/>C<br\t/>d", "x\x1cy\u3000z", 'q<br "/>r', "It's 3.14!"], 1, True)
 @example([], 1, True)
 def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow):
     v = vocab_for(texts[::2], "<pad>", "<unk>")  # half the texts: plenty of OOV tokens

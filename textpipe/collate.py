@@ -290,7 +290,10 @@ class TextCollate:
             tokens = basic_english(joined)
             ids = _lookup(stoi, tokens, missing)
             is_sep = ids == -2
-            lengths = np.diff(np.flatnonzero(is_sep), prepend=-1, append=ids.size) - 1
+            bounds = np.empty(len(texts) + 1, _I64)  # -1, separator positions, len(ids)
+            bounds[0], bounds[-1] = -1, ids.size
+            bounds[1:-1] = np.flatnonzero(is_sep)
+            lengths = bounds[1:] - bounds[:-1] - 1
         else:
             token_lists = [(self.tokenizer or basic_english)(text) for text in texts]
             lengths = np.fromiter(map(len, token_lists), dtype=_I64, count=len(texts))
@@ -305,7 +308,7 @@ class TextCollate:
     def __call__(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence) or len(batch) == 0:
             raise TypeError(f"batch must be a non-empty list of (label, text) pairs, got {type(batch).__name__}")
-        labels = np.fromiter((int(pair[0]) for pair in batch), dtype=_I64, count=len(batch))
+        labels = np.array([pair[0] for pair in batch], dtype=_I64)
         ids, lengths = self._encode([pair[1] for pair in batch])
         starts = np.zeros(len(batch), _I64)
         np.cumsum(lengths[:-1], out=starts[1:])

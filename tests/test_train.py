@@ -1,0 +1,178 @@
+"""End-to-end `python -m textpipe.train` on a tiny hermetic CSV: CPU, DataParallel path, DDP (2 processes,
+gloo), SIGKILL + --resume, and the GPU variants (skipped without CUDA).
+
+Run: python -m pytest -q tests/test_train.py            (about a minute on 2 CPU cores)
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from textpipe.checkpoint import load_checkpoint
+from textpipe.model import ModelConfig, TextClassifier
+from textpipe.train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+_WORDS = [["election", "minister", "troops", "embassy", "iraq"], ["match", "coach", "league", "season", "goal"],
+          ["stocks", "profit", "shares", "oil", "bank"], ["software", "internet", "space", "computer", "nasa"]]
+_COMMON = ["the", "a", "of", "said", "new", "on", "reuters", "monday", "to", "in", "and", "for"]
+
+
+def write_csv(path: Path, n: int, seed: int, extra: str = "") -> Path:
+    """An AG_NEWS-format CSV with n rows whose class shows in (noisy) keywords."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        label = i % 4
+        words = [rng.choice(_WORDS[label] if rng.random() < 0.4 else _COMMON) for _ in range(rng.randint(4, 20))]
+        lines.append(f'"{label + 1}","{" ".join(words[:3]).title()}","{" ".join(words[3:])} {extra}."')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ag_news")
+    write_csv(d / "train.csv", 400, seed=0)
+    write_csv(d / "test.csv", 80, seed=1, extra="zzzonlyintest")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    n = torch.get_num_threads()  # main() sets --threads; do not leak it into other tests
+    yield
+    torch.set_num_threads(n)
+
+
+def _args(data_dir, out, *extra):
+    return ["--data-dir", str(data_dir), "--output-dir", str(out), "--embed-dim", "8", "--buckets", "512",
+            "--batch-size", "8", "--lr", "4", "--no-progress", *extra]
+
+
+def test_main_end_to_end(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "--epochs", "3")) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "confusion matrix" in out and "training loop" in out
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["step"] == 3 * 45  # 360 training rows / 8
+    assert all(isinstance(r["train_loss"], float) and 0 <= r["val_accuracy"] <= 1 for r in records)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["test"]["n"] == 80 and summary["test"]["accuracy"] > 0.6
+    assert len(summary["test"]["confusion"]) == 4 and summary["replicas_in_sync"]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] >= 1 and best["vocab_itos"][:2] == ["<pad>", "<unk>"]
+    assert best["class_names"] == ["World", "Sports", "Business", "Sci/Tech"]
+    assert best["train_config"]["batch_size"] == 8 and best["model_config"]["embed_dim"] == 8
+    # vocabulary from the training portion only: a word that appears only in test is unknown
+    assert "nasa" in best["vocab_itos"] and "zzzonlyintest" not in best["vocab_itos"]
+
+
+def test_max_steps_and_no_validation(data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, "--max-steps", "7", "--val-fraction", "0")) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 7 and summary["best_val_accuracy"] is None
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["step"] == 7 and last["sampler"] == {"epoch": 0, "batches_done": 7}
+
+
+def test_dataparallel_path_on_cpu_saves_an_unwrapped_model(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "--epochs", "1", "--parallel", "dp", "--device", "cpu")) == 0
+    assert "DataParallel needs 2+" in capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert not any(k.startswith("module.") for k in raw)  # saved from the unwrapped module
+    bare = TextClassifier(ModelConfig(**ckpt["model_config"]))
+    bare.load_state_dict(ckpt["model"])
+    wrapped = torch.nn.DataParallel(TextClassifier(ModelConfig(**ckpt["model_config"])))
+    wrapped.module.load_state_dict(ckpt["model"])
+    ids = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])
+    assert torch.equal(bare(ids), wrapped(ids))
+
+
+def test_ddp_outside_torchrun_is_a_clear_error(data_dir, tmp_path, monkeypatch, capsys):
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(_args(data_dir, tmp_path, "--parallel", "ddp")) == 2
+    err = capsys.readouterr().err
+    assert "RANK/LOCAL_RANK/WORLD_SIZE" in err and "torchrun --nproc_per_node=N -m textpipe.train" in err
+
+
+def test_bad_flags_fail_when_parsing(data_dir, tmp_path):
+    with pytest.raises(SystemExit):
+        main(_args(data_dir, tmp_path, "--val-fraction", "1.5"))
+    with pytest.raises(SystemExit):
+        main(_args(data_dir, tmp_path, "--optimizer", "adamw", "--sparse"))
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "2", "--parallel", "ddp", "--device", "cpu")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    ranks = summary["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert ranks[0]["step"] == ranks[1]["step"] == 2 * 23  # 45 batches over 2 ranks -> 23 each
+    assert ranks[0]["weights"] == ranks[1]["weights"] and summary["replicas_in_sync"]
+    assert proc.stdout.count("epoch 1 step") == 1  # only rank 0 logs
+
+
+def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):
+    flags = ["--epochs", "3", "--save-every", "5", "--val-fraction", "0.1", "--seed", "3"]
+    assert main(_args(data_dir, tmp_path / "ref", *flags)) == 0
+    reference = load_checkpoint(tmp_path / "ref" / "last.pt")
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "textpipe.train", *_args(data_dir, out, *flags)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+    killed_at = load_checkpoint(out / "last.pt")["step"]
+    assert 0 < killed_at < reference["step"]
+
+    assert main(_args(data_dir, out, *flags, "--resume")) == 0
+    resumed = load_checkpoint(out / "last.pt")
+    assert resumed["step"] == reference["step"]
+    for name, tensor in reference["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == reference["step"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_one_gpu(data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, "--epochs", "1", "--device", "cuda")) == 0
+    load_checkpoint(tmp_path / "best.pt", map_location="cpu")  # a GPU checkpoint loads on CPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_dataparallel_on_two_gpus(data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, "--epochs", "1", "--parallel", "dp")) == 0
+    assert not any(k.startswith("module.") for k in torch.load(tmp_path / "best.pt", weights_only=True)["model"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_ddp_on_two_gpus_with_nccl(data_dir, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "1", "--parallel", "ddp")]
+    assert subprocess.run(cmd, env=_env(), timeout=300).returncode == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["replicas_in_sync"]

@@ -1,0 +1,90 @@
+"""`textpipe.evaluate` and `textpipe.predict`, as functions and as commands, on a hand-made checkpoint;
+plus the metrics helpers.
+
+Run: python -m pytest -q tests/test_evaluate_predict.py
+"""
+import json
+import sys
+
+import pytest
+import torch
+
+from textpipe.checkpoint import save_checkpoint
+from textpipe.evaluate import evaluate
+from textpipe.evaluate import main as evaluate_main
+from textpipe.metrics import classification_report, format_report, save_confusion_png
+from textpipe.model import ModelConfig, TextClassifier
+from textpipe.predict import main as predict_main
+from textpipe.predict import predict
+
+ITOS = ["<pad>", "<unk>", "goal", "stocks", "nasa", "troops"]
+NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+KEYWORD = {"troops": 0, "goal": 1, "stocks": 2, "nasa": 3}
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A model that maps each keyword to its class, built by hand (no training)."""
+    model = TextClassifier(ModelConfig(vocab_size=len(ITOS), embed_dim=4, ngrams=1))
+    with torch.no_grad():
+        model.embedding.weight.zero_()
+        model.fc.weight.zero_()
+        for word, label in KEYWORD.items():
+            model.embedding.weight[ITOS.index(word), label] = 1.0
+            model.fc.weight[label, label] = 10.0
+    return save_checkpoint(tmp_path / "m.pt", model=model, model_config=model.config, vocab_itos=ITOS,
+                           epoch=1, step=1, class_names=NAMES)
+
+
+@pytest.fixture
+def csv(tmp_path):
+    rows = ['"2","Late goal","wins it"', '"3","Stocks","rally"', '"4","NASA","launch"', '"1","Troops","stocks stocks"']
+    path = tmp_path / "test.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_predict_function(checkpoint):
+    results = predict(checkpoint, ["A goal in the last minute", "NASA and stocks and nasa"])
+    assert [r["label_name"] for r in results] == ["Sports", "Sci/Tech"]
+    assert abs(sum(results[0]["probs"].values()) - 1) < 1e-6 and list(results[0]["probs"]) == NAMES
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        predict(checkpoint, "one text")
+
+
+def test_predict_command_reads_stdin(checkpoint, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("troops advance\n\nstocks fall\n"))
+    assert predict_main(["--checkpoint", str(checkpoint), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["text"], r["label"]) for r in lines] == [("troops advance", 0), ("stocks fall", 2)]
+
+
+def test_evaluate_function_and_command(checkpoint, csv, capsys):
+    report = evaluate(checkpoint, csv)
+    assert report["n"] == 4 and report["accuracy"] == 0.75  # the last row says "stocks" twice: predicted Business
+    assert report["confusion"][0] == [0, 0, 1, 0] and report["class_names"] == NAMES
+    assert evaluate_main(["--checkpoint", str(checkpoint), "--data", str(csv.parent), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["accuracy"] == 0.75 and out["n"] == 4
+    assert evaluate_main(["--checkpoint", str(checkpoint), "--data", str(csv)]) == 0
+    assert "confusion matrix" in capsys.readouterr().out
+
+
+def test_evaluate_reports_a_corrupt_checkpoint(tmp_path, csv, capsys):
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    assert evaluate_main(["--checkpoint", str(tmp_path / "bad.pt"), "--data", str(csv)]) == 1
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_classification_report_known_answer():
+    r = classification_report([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], num_classes=3)
+    assert r["confusion"] == [[1, 0, 1], [1, 1, 0], [0, 0, 2]]
+    assert r["accuracy"] == 4 / 6
+    assert [round(c["precision"], 3) for c in r["per_class"]] == [0.5, 1.0, 0.667]
+    assert [round(c["recall"], 3) for c in r["per_class"]] == [0.5, 0.5, 1.0]
+    assert "accuracy 0.6667 on 6 samples" in format_report(r, ["a", "b", "c"])
+
+
+def test_confusion_png_is_optional(tmp_path):
+    drawn = save_confusion_png([[1, 0], [0, 1]], ["a", "b"], tmp_path / "c.png")
+    assert drawn == (tmp_path / "c.png").exists()

@@ -62,6 +62,15 @@ def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow):
     assert v.encode_batch(texts, num_workers=num_workers) == [v.encode(t) for t in texts]
 
 
+def test_encode_flat_large_string_branch(monkeypatch):
+    texts = ["Hello, World!", "", "ΟΔΟΣ\u3000x;y:z", "It's 3.14 (approx.)"]
+    v = vocab_for(texts[:2], "<unk>")
+    v.set_default_index(0)
+    monkeypatch.setattr(_encode, "_INT32_BYTES", 0)  # force int64 offsets
+    ids, offsets = v.encode_flat(texts)
+    assert [ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [v.encode(t) for t in texts]
+
+
 def test_encode_flat_oov_without_default_names_the_token():
     v = Vocab(["a", "b"])
     with pytest.raises(TokenNotFoundError, match=r"token 'zebra' \(in texts\[1\]\) is not in the vocabulary"):

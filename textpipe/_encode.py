@@ -1,10 +1,12 @@
 """The corpus fast path behind ``Vocab.encode_flat``: texts -> (flat int64 ids, offsets).
 
-Texts go in chunks. Each chunk is joined with NUL and normalized by Python's own ``str`` methods (so
-lower-casing, final sigma included, is exactly ``str.lower``); pyarrow's C++ kernels then split it into
-tokens and look them up without creating a Python object per token. Chunks that pyarrow cannot take
-(lone surrogates, a text containing NUL) or machines without pyarrow use the pure-Python path. Both
-give exactly ``[vocab.encode(t) for t in texts]``, as ``tests/test_vocab.py`` checks.
+Texts go in chunks joined with NUL. Python's own ``str`` methods lower-case the chunk (exactly
+``str.lower``, final sigma included), delete ``"`` and remove ``<br />``; what is left of
+``basic_english`` is a per-byte rule on the UTF-8 bytes (whitespace, ``;`` and ``:`` separate tokens;
+each of ``'.,()!?`` is a token of its own), which numpy applies to the whole chunk at once. pyarrow
+then looks the tokens up without creating a Python object per token. Chunks it cannot take (lone
+surrogates, a text containing NUL) and machines without pyarrow use the pure-Python path. Both give
+exactly ``[vocab.encode(t) for t in texts]``, as ``tests/test_vocab.py`` checks.
 """
 from __future__ import annotations
 
@@ -14,13 +16,19 @@ from itertools import repeat
 
 import numpy as np
 
-from textpipe.tokenizer import _REPLACEMENTS, _SEP, _check_str, _normalize, basic_english
+from textpipe.tokenizer import _SEP, _check_str, _normalize, basic_english
 
 _CHUNK = 8192  # texts per chunk: amortises the per-call cost and the lookup-table build
 
-# Python whitespace that pyarrow's ascii_split_whitespace (" \t\n\v\f\r") does not split on. Mapping it
-# to " " after normalization cannot change str.split(), and so lets pyarrow split exactly like Python.
-_OTHER_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+# Non-ASCII Python whitespace. Mapped to " " after the '<br />' step it cannot change str.split(), and
+# afterwards every byte >= 0x80 of the UTF-8 text belongs to a word.
+_OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+# What each byte is once lower-casing, '"' and '<br />' are done: 0 separates tokens (the ASCII part of
+# the spec's whitespace set, ';', ':' and our NUL), 1 is part of a word, 2 is a token of its own.
+_CLASS = np.ones(256, np.uint8)
+_CLASS[list(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ;:\x00")] = 0
+_CLASS[list(b"'.,()!?")] = 2
+_INT32_BYTES = 2**31 - 1  # larger chunks need int64 offsets (pyarrow large_string)
 _OOV = -1  # marks out-of-vocabulary tokens until the default index is known (real ids are >= 0)
 
 
@@ -39,7 +47,7 @@ def _tables(vocab):
         arrow, value_set = _arrow(), None
         if arrow is not None:
             try:
-                value_set = arrow[0].array(vocab._itos, arrow[0].large_string())
+                value_set = arrow[0].array(vocab._itos, arrow[0].string())
             except UnicodeEncodeError:  # a lone-surrogate token: use the Python path
                 value_set = None
         stoi = dict(vocab._stoi)
@@ -48,37 +56,35 @@ def _tables(vocab):
     return vocab._cache[2], vocab._cache[3]
 
 
-def _normalize_arrow(joined: str):
-    """Normalize an all-ASCII chunk inside pyarrow (which releases the GIL): ASCII lower-casing and
-    the same replacements, in the same order, as ``tokenizer._normalize``."""
-    pa, pc = _arrow()
-    arr = pc.ascii_lower(pa.array([joined], pa.large_string()))
-    for old, new in _REPLACEMENTS:
-        arr = pc.replace_substring(arr, old, new)
-    return arr
-
-
-def _chunk_arrow(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
+def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
     pa, pc = _arrow()
     joined = _SEP.join(chunk)
     if joined.count(_SEP) != len(chunk) - 1:
         return None  # some text contains NUL
-    if joined.isascii() and not any(c in joined for c in "\x1c\x1d\x1e\x1f"):
-        arr = _normalize_arrow(joined)  # ASCII: str.lower is plain A-Z -> a-z
-    else:
-        # subtle: str.lower (full Unicode, final sigma) must see the whole text, so Python does it
-        joined = _OTHER_SPACE.sub(" ", _normalize(joined))
-        try:
-            arr = pa.array([joined], pa.large_string())
-        except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
-            return None
-    texts = pc.list_flatten(pc.split_pattern(arr, _SEP))  # one string per text
-    lists = pc.ascii_split_whitespace(texts)
-    tokens, parents = pc.list_flatten(lists), pc.list_parent_indices(lists)
-    keep = pc.greater(pc.binary_length(tokens), 0)  # leading/trailing whitespace gives "" here
-    tokens, parents = tokens.filter(keep), parents.filter(keep)
-    ids = pc.fill_null(pc.index_in(tokens, value_set=value_set), _OOV)
-    lengths = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(chunk))
+    text = joined.lower().replace('"', "").replace("<br />", " ")  # the order of tokenizer._normalize
+    if not text.isascii():
+        text = _OTHER_SPACE.sub(" ", text)
+    try:
+        b = np.frombuffer(text.encode("utf-8"), np.uint8)
+    except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
+        return None
+    cls = np.take(_CLASS, b)
+    word, single = cls == 1, cls == 2
+    first, last = single.copy(), single  # a token's first and last byte
+    first[1:] |= word[1:] & ~word[:-1]
+    first[:1] |= word[:1]
+    last[:-1] |= word[:-1] & ~word[1:]
+    last[-1:] |= word[-1:]
+    starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+    # the kept bytes are the tokens back to back, so their offsets are the running token lengths
+    large = len(b) > _INT32_BYTES
+    offsets = np.zeros(len(starts) + 1, np.int64 if large else np.int32)
+    np.cumsum(ends - starts + 1, out=offsets[1:])
+    kind = pa.LargeStringArray if large else pa.StringArray
+    tokens = kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(b[cls != 0]))
+    ids = pc.fill_null(pc.index_in(tokens, value_set=value_set.cast(tokens.type)), _OOV)
+    before = np.searchsorted(starts, np.flatnonzero(b == 0))  # tokens before each separator
+    lengths = np.diff(np.concatenate(([0], before, [len(starts)])))
     return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 
 
@@ -110,12 +116,12 @@ def encode_flat(vocab, texts, *, num_workers: int = 1) -> tuple[np.ndarray, np.n
     value_set, stoi_sep = _tables(vocab)
 
     def encode_chunk(chunk: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        out = _chunk_arrow(chunk, value_set) if value_set is not None else None
+        out = _chunk_bytes(chunk, value_set) if value_set is not None else None
         return out if out is not None else _chunk_python(chunk, vocab._stoi, stoi_sep)
 
     chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
     if num_workers > 1 and len(chunks) > 1:
-        # pyarrow's kernels release the GIL, so threads run them in parallel with no copying
+        # numpy's and pyarrow's kernels release the GIL, so threads run them in parallel, no copies
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
             results = list(pool.map(encode_chunk, chunks))
     else:

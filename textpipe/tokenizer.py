@@ -13,12 +13,10 @@ from collections.abc import Callable, Sequence
 
 __all__ = ["basic_english", "basic_english_batch", "get_tokenizer"]
 
-# subtle: the order matters. '"' is deleted before '<br />' is matched ('a<br "/>b' -> ['a', 'b']), and
-# ';' ':' become spaces only after it ('a<br;/>b' -> ['a<br', '/>b']). The other rewrites add spaces
-# next to a character that stays, so they can neither create nor destroy a '<br />'. torchtext's
-# "'" -> " '  " (two spaces after) splits exactly like " ' ".
-_REPLACEMENTS = (('"', ""), ("<br />", " "), ("'", " ' "), (".", " . "), (",", " , "), ("(", " ( "),
-                 (")", " ) "), ("!", " ! "), ("?", " ? "), (";", " "), (":", " "))
+# subtle: the order in _normalize matters. '"' is deleted before '<br />' is matched
+# ('a<br "/>b' -> ['a', 'b']), and ';' ':' become spaces only after it ('a<br;/>b' -> ['a<br', '/>b']).
+# The other rewrites add spaces next to a character that stays, so they can neither create nor destroy
+# a '<br />'. torchtext's "'" -> " '  " (two spaces after) splits exactly like " ' ".
 
 # Joins texts in basic_english_batch. It must not be whitespace, must lower-case to itself and must be
 # neither cased nor case-ignorable, so that the final-sigma rule of str.lower sees a word boundary

@@ -112,3 +112,9 @@ def test_get_tokenizer_unknown_name_lists_known_names():
 def test_get_tokenizer_wrong_type():
     with pytest.raises(TypeError, match="name must be a str, None or a callable, got int"):
         get_tokenizer(3)
+
+
+def test_get_tokenizer_language():
+    assert get_tokenizer("basic_english", language="en") is basic_english
+    with pytest.raises(ValueError, match="only available for language='en', got 'de'"):
+        get_tokenizer("basic_english", language="de")

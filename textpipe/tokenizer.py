@@ -109,18 +109,21 @@ _TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def get_tokenizer(name: str | Callable[[str], list[str]] | None) -> Callable[[str], list[str]]:
+def get_tokenizer(name: str | Callable[[str], list[str]] | None,
+                  language: str = "en") -> Callable[[str], list[str]]:
     """Return a tokenizer function, mirroring ``torchtext.data.utils.get_tokenizer``.
 
     Args:
         name: ``"basic_english"``; ``None``, ``"split"`` or ``"whitespace"`` for plain ``str.split()``
             (no lower-casing); or a callable, which is returned unchanged.
+        language: Only ``"en"`` for ``"basic_english"``, as in torchtext; ignored otherwise.
 
     Returns:
         A function ``str -> list[str]``.
 
     Raises:
-        ValueError: For an unknown name; the message lists the known names.
+        ValueError: For an unknown name (the message lists the known names), or a ``language``
+            other than ``"en"`` with ``"basic_english"``.
         TypeError: If ``name`` is neither a str, ``None`` nor callable.
 
     Example:
@@ -133,6 +136,8 @@ def get_tokenizer(name: str | Callable[[str], list[str]] | None) -> Callable[[st
         return name
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, None or a callable, got {type(name).__name__}")
+    if name == "basic_english" and language != "en":
+        raise ValueError(f"basic_english is only available for language='en', got {language!r}")
     try:
         return _TOKENIZERS[name]
     except KeyError:

@@ -30,7 +30,7 @@ _keep_template = np.zeros((1, 0), dtype=bool)  # _keep_template[l, j] == (j < l)
 _pad_template = np.zeros((1, 0), dtype=bool)  # its negation, cached so padding costs no extra pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CorpusBatch:
     """A batch as ``EncodedCorpus.__getitems__`` returns it: where the rows are, not the rows themselves.
 
@@ -88,7 +88,7 @@ def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of
     if pad_to_multiple_of is not None:
         T = -(-T // pad_to_multiple_of) * pad_to_multiple_of
     ids = _windows(source, starts, T)
-    ids[_mask(lengths, T, keep=False)] = pad_idx  # subtle: also blanks the neighbours' ids the window read
+    np.copyto(ids, pad_idx, where=_mask(lengths, T, keep=False))  # subtle: also blanks neighbours' ids
     if padding_side == "left":
         # Rotate each row right by its padding: out[b, j] = ids[b, (j - (T - l_b)) mod T].
         cols = (np.arange(T)[None, :] + lengths[:, None]) % max(T, 1)

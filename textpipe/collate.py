@@ -26,8 +26,7 @@ __all__ = ["CorpusBatch", "pad_collate", "offsets_collate", "TextCollate"]
 _I64 = np.dtype(np.int64)
 _SEP = "\x00"  # joins a batch's texts for one tokenizer call (texts that contain it go one by one)
 _MAX_TEMPLATE = 1024  # longest row served from the cached keep-mask template (template is S*S bytes)
-_keep_template = np.zeros((1, 0), dtype=bool)  # _keep_template[l, j] == (j < l); grows on demand
-_pad_template = np.zeros((1, 0), dtype=bool)  # its negation, cached so padding costs no extra pass
+_pad_template = np.zeros((1, 0), dtype=bool)  # _pad_template[l, j] == (j >= l); grows on demand
 
 
 @dataclass(slots=True)
@@ -48,20 +47,18 @@ class CorpusBatch:
     labels: np.ndarray
 
 
-def _mask(lengths: np.ndarray, T: int, *, keep: bool) -> np.ndarray:
-    """``(B, T)`` bool, True where column ``j < lengths[b]`` (keep) or ``j >= lengths[b]`` (pad).
+def _pad_mask(lengths: np.ndarray, T: int) -> np.ndarray:
+    """``(B, T)`` bool, True where column ``j >= lengths[b]`` (a padding position).
 
     A row gather from a cached ``(S + 1, S)`` template: cheaper than comparing against an arange.
     """
-    global _keep_template, _pad_template
+    global _pad_template
     if T > _MAX_TEMPLATE:
-        cols = np.arange(T)
-        return cols < lengths[:, None] if keep else cols >= lengths[:, None]
-    if _keep_template.shape[1] < T:
+        return np.arange(T) >= lengths[:, None]
+    if _pad_template.shape[1] < T:
         size = max(64, 1 << (T - 1).bit_length())
-        keep_template = np.arange(size)[None, :] < np.arange(size + 1)[:, None]
-        _keep_template, _pad_template = keep_template, ~keep_template
-    return (_keep_template if keep else _pad_template)[lengths, :T]
+        _pad_template = np.arange(size)[None, :] >= np.arange(size + 1)[:, None]
+    return _pad_template[lengths, :T]
 
 
 def _windows(source: np.ndarray, starts: np.ndarray, T: int) -> np.ndarray:
@@ -88,7 +85,7 @@ def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of
     if pad_to_multiple_of is not None:
         T = -(-T // pad_to_multiple_of) * pad_to_multiple_of
     ids = _windows(source, starts, T)
-    np.copyto(ids, pad_idx, where=_mask(lengths, T, keep=False))  # subtle: also blanks neighbours' ids
+    np.copyto(ids, pad_idx, where=_pad_mask(lengths, T))  # subtle: also blanks neighbours' ids
     if padding_side == "left":
         # Rotate each row right by its padding: out[b, j] = ids[b, (j - (T - l_b)) mod T].
         cols = (np.arange(T)[None, :] + lengths[:, None]) % max(T, 1)
@@ -209,10 +206,12 @@ def offsets_collate(batch, *, max_len: int | None = None) -> tuple[torch.Tensor,
     _check_options(0, max_len, None, "right")
     flat = _as_flat(batch)
     lengths = flat.lengths if max_len is None else np.minimum(flat.lengths, max_len)
-    T = int(lengths.max()) if lengths.size else 0
-    ids = _windows(flat.source, flat.starts, T)[_mask(lengths, T, keep=True)]  # row-major: the concatenation
     offsets = np.zeros(lengths.shape[0], _I64)
     np.cumsum(lengths[:-1], out=offsets[1:])
+    # Output position p of sample b reads source[starts[b] + p - offsets[b]]: one repeat, one gather.
+    pos = np.repeat(flat.starts - offsets, lengths)
+    pos += np.arange(pos.size)
+    ids = flat.source.take(pos)
     return _tensors(ids, offsets, flat.labels)
 
 

@@ -1,0 +1,199 @@
+"""Collate throughput: the torchtext tutorial's per-sample collate vs textpipe, at B=64, in one run.
+
+    python3 benchmarks/collate_throughput.py                         # AG_NEWS stand-in cycled to 120,000
+    python3 benchmarks/collate_throughput.py --data FILE --rows N --repeats 5
+
+Cases (samples/s, median of --repeats passes over all batches, after a warm-up; cases interleave so
+machine noise hits them alike): (a) tutorial collate from raw text, (b) the same loop from pre-encoded
+ids, (c) textpipe TextCollate from text, (d) textpipe's corpus path (__getitems__ + collate), random and
+bucketed batches, (e) a whole DataLoader epoch, tutorial vs textpipe, num_workers 0 and 2. The last line
+is one JSON object with the headline figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts  # noqa: E402
+
+from textpipe.collate import TextCollate, offsets_collate, pad_collate  # noqa: E402
+from textpipe.corpus import EncodedCorpus  # noqa: E402
+from textpipe.loader import make_dataloader  # noqa: E402
+from textpipe.sampler import BucketBatchSampler  # noqa: E402
+from textpipe.tokenizer import basic_english_batch  # noqa: E402
+from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
+
+# torchtext's basic_english, literally: lower-case, these 12 regex substitutions in order, split.
+_PATTERNS = [(re.compile(p), r) for p, r in [
+    (r"\'", " '  "), (r"\"", ""), (r"\.", " . "), (r"<br \/>", " "), (r",", " , "), (r"\(", " ( "),
+    (r"\)", " ) "), (r"\!", " ! "), (r"\?", " ? "), (r"\;", " "), (r"\:", " "), (r"\s+", " ")]]
+
+
+def tutorial_tokenizer(line: str) -> list[str]:
+    line = line.lower()
+    for pattern, replacement in _PATTERNS:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+class Tutorial:
+    """The text-classification tutorial's collate_batch (per-sample loop), minus its ``.to(device)``."""
+
+    def __init__(self, stoi: dict[str, int], *, from_text: bool, form: str, unk: int = 1) -> None:
+        self.stoi, self.from_text, self.form, self.unk = stoi, from_text, form, unk
+
+    def text_pipeline(self, x):
+        if not self.from_text:
+            return x  # (b): the ids are already encoded
+        return [self.stoi.get(token, self.unk) for token in tutorial_tokenizer(x)]
+
+    def __call__(self, batch):
+        label_list, text_list, offsets = [], [], [0]
+        for _label, _text in batch:
+            label_list.append(int(_label))
+            processed_text = torch.tensor(self.text_pipeline(_text), dtype=torch.int64)
+            text_list.append(processed_text)
+            offsets.append(processed_text.size(0))
+        label_list = torch.tensor(label_list, dtype=torch.int64)
+        if self.form == "pad":
+            lengths = torch.tensor(offsets[1:], dtype=torch.int64)
+            return pad_sequence(text_list, batch_first=True, padding_value=0), lengths, label_list
+        offsets = torch.tensor(offsets[:-1]).cumsum(dim=0)
+        return torch.cat(text_list), offsets, label_list
+
+
+def padding(lengths: np.ndarray, batches) -> float:
+    real = sum(int(lengths[b].sum()) for b in batches)
+    return 1 - real / sum(len(b) * int(lengths[b].max()) for b in batches)
+
+
+def time_cases(cases: dict, repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds of one pass per case; the passes of different cases interleave."""
+    for fn, inputs in cases.values():
+        for item in inputs[:warmup]:
+            fn(item)
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (fn, inputs) in cases.items():
+            start = time.perf_counter()
+            for item in inputs:
+                fn(item)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def epoch_seconds(loader, repeats: int) -> float:
+    """Median seconds of a full DataLoader epoch, after one warm-up epoch (starts persistent workers)."""
+    times = []
+    for epoch in range(repeats + 1):
+        if isinstance(loader.batch_sampler, BucketBatchSampler):
+            loader.batch_sampler.set_epoch(epoch)
+        start = time.perf_counter()
+        for _ in loader:
+            pass
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="collate throughput, tutorial vs textpipe")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="AG_NEWS-format CSV(.gz)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="texts, the file cycled to this many")
+    parser.add_argument("--batch-size", type=int, default=64, help="samples per batch")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per case (median), >= 1")
+    parser.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader num_workers to try")
+    args = parser.parse_args(argv)
+    B = args.batch_size
+
+    labels, texts = load_texts(args.data, args.rows)
+    print(f"data: {args.data} cycled to {len(texts):,} rows; B={B}; median of {args.repeats}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    vocab = build_vocab_from_iterator(basic_english_batch(texts), specials=["<pad>", "<unk>"])
+    vocab.set_default_index(1)
+    start = time.perf_counter()
+    corpus = EncodedCorpus.from_texts(texts, labels, vocab)
+    print(f"one-time: encode {len(texts):,} texts into {corpus} in {time.perf_counter() - start:.2f}s "
+          f"(vocab {len(vocab):,})")
+
+    stoi = vocab.get_stoi()
+    rows = list(zip(labels, texts))
+    flat, bounds = corpus.ids.tolist(), corpus.offsets.tolist()
+    encoded = [(label, flat[a:b]) for label, a, b in zip(labels, bounds, bounds[1:])]
+    perm = np.random.default_rng(0).permutation(len(rows))
+    random_batches = [perm[i:i + B].tolist() for i in range(0, len(perm), B)]
+    bucketed_batches = list(BucketBatchSampler(corpus.lengths, B, seed=0))
+    raw_in = [[rows[i] for i in b] for b in random_batches]
+    ids_in = [[encoded[i] for i in b] for b in random_batches]
+
+    def fast(collate):
+        return lambda indices: collate(corpus.__getitems__(indices))
+
+    cases = {
+        "(a) tutorial, text, pad": (Tutorial(stoi, from_text=True, form="pad"), raw_in),
+        "(a) tutorial, text, offsets": (Tutorial(stoi, from_text=True, form="offsets"), raw_in),
+        "(b) tutorial loop, ids, pad": (Tutorial(stoi, from_text=False, form="pad"), ids_in),
+        "(b) tutorial loop, ids, offsets": (Tutorial(stoi, from_text=False, form="offsets"), ids_in),
+        "(c) textpipe TextCollate, text, pad": (TextCollate(vocab, form="pad"), raw_in),
+        "(c) textpipe TextCollate, text, offsets": (TextCollate(vocab, form="offsets"), raw_in),
+        "(d) textpipe corpus, random, pad": (fast(pad_collate), random_batches),
+        "(d) textpipe corpus, bucketed, pad": (fast(pad_collate), bucketed_batches),
+        "(d) textpipe corpus, random, offsets": (fast(offsets_collate), random_batches),
+    }
+    seconds = time_cases(cases, args.repeats, warmup=20)
+    rate = {name: len(rows) / s for name, s in seconds.items()}
+    for name, r in rate.items():
+        print(f"{name:42s} {r:>12,.0f} samples/s")
+
+    epoch, best = {}, {"tutorial": float("inf"), "textpipe": float("inf")}
+    for workers in args.workers:
+        extra = {"persistent_workers": True} if workers else {}  # the same worker reuse for both
+        tutorial = DataLoader(rows, batch_size=B, shuffle=True, collate_fn=Tutorial(stoi, from_text=True, form="offsets"),
+                              num_workers=workers, **extra)
+        ours = make_dataloader(corpus, batch_size=B, num_workers=workers)
+        t_tut, t_ours = epoch_seconds(tutorial, args.repeats), epoch_seconds(ours, args.repeats)
+        epoch[workers] = t_tut / t_ours
+        best = {"tutorial": min(best["tutorial"], t_tut), "textpipe": min(best["textpipe"], t_ours)}
+        print(f"(e) DataLoader epoch, num_workers={workers}: tutorial {t_tut:.3f}s "
+              f"({len(rows) / t_tut:,.0f}/s), textpipe {t_ours:.3f}s ({len(rows) / t_ours:,.0f}/s): "
+              f"{epoch[workers]:.1f}x")
+        del tutorial, ours
+
+    pad_random, pad_bucketed = padding(corpus.lengths, random_batches), padding(corpus.lengths, bucketed_batches)
+    ratios = {
+        "pad_fast_vs_loop_ids_x": rate["(d) textpipe corpus, random, pad"] / rate["(b) tutorial loop, ids, pad"],
+        "pad_fast_bucketed_vs_loop_ids_x":
+            rate["(d) textpipe corpus, bucketed, pad"] / rate["(b) tutorial loop, ids, pad"],
+        "offsets_fast_vs_loop_ids_x":
+            rate["(d) textpipe corpus, random, offsets"] / rate["(b) tutorial loop, ids, offsets"],
+        "from_text_vs_tutorial_x": rate["(c) textpipe TextCollate, text, pad"] / rate["(a) tutorial, text, pad"],
+        "from_text_offsets_vs_tutorial_x":
+            rate["(c) textpipe TextCollate, text, offsets"] / rate["(a) tutorial, text, offsets"],
+    }
+    for name, value in ratios.items():
+        print(f"{name:42s} {value:>8.1f}x")
+    if epoch:
+        print(f"DataLoader epoch, each side at its best num_workers: {best['tutorial'] / best['textpipe']:.1f}x")
+    print(f"padding fraction: random batches {pad_random:.1%}, bucketed batches {pad_bucketed:.1%}")
+    headline = {"rows": len(rows), "batch_size": B, **{k: round(v, 2) for k, v in ratios.items()},
+                "dataloader_epoch_x": round(min(epoch.values()), 2) if epoch else None,
+                **{f"dataloader_epoch_x_workers{w}": round(x, 2) for w, x in epoch.items()},
+                "dataloader_epoch_best_x": round(best["tutorial"] / best["textpipe"], 2) if epoch else None,
+                "padding_random": round(pad_random, 4), "padding_bucketed": round(pad_bucketed, 4),
+                "samples_per_s": {name: round(r) for name, r in rate.items()}}
+    print(json.dumps(headline))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -53,8 +53,8 @@ class TextClassifier(nn.Module):
         super().__init__()
         self.config = config
         n_rows = config.vocab_size + (config.buckets if config.ngrams == 2 else 0)
-        self.embedding = nn.EmbeddingBag(n_rows, config.embed_dim, mode="mean",
-                                         padding_idx=config.pad_idx, sparse=config.sparse)
+        # pads never reach the bag (forward drops them), so no padding_idx here; an empty text gives zeros
+        self.embedding = nn.EmbeddingBag(n_rows, config.embed_dim, mode="mean", sparse=config.sparse)
         self.fc = nn.Linear(config.embed_dim, config.num_classes)
         self.reset_parameters()
 
@@ -88,18 +88,24 @@ class TextClassifier(nn.Module):
                 # bigram at position t pairs ids[t] with ids[t+1]; the last column has no successor.
                 nxt = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=pad)  # (B, T)
                 big = self._bigrams(ids, nxt, (ids != pad) & (nxt != pad))
-                ids = torch.stack((ids, big), dim=2).flatten(1)  # (B, 2T): token, bigram, token, ...
-            return self.fc(self.embedding(ids))
-        if ids.dim() != 1 or offsets.dim() != 1:
-            raise ValueError(f"with offsets, ids must be (N,) and offsets (B,), got {tuple(ids.shape)} "
-                             f"and {tuple(offsets.shape)}")
-        if self.config.ngrams == 2 and ids.numel() > 0:
-            # subtle: a bigram must not span two sequences, so the last token of each one gets pad.
-            is_last = torch.zeros_like(ids, dtype=torch.bool)
-            starts = offsets[1:]
-            is_last[starts[starts > 0] - 1] = True
-            is_last[-1] = True
-            nxt = torch.nn.functional.pad(ids[1:], (0, 1), value=pad)
-            big = self._bigrams(ids, nxt, ~is_last & (ids != pad) & (nxt != pad))
-            ids, offsets = torch.stack((ids, big), dim=1).flatten(), offsets * 2
-        return self.fc(self.embedding(ids, offsets))
+                ids = torch.stack((ids, big), dim=2)  # (B, T, 2): token, bigram starting there
+            offsets = torch.arange(0, ids.numel(), ids[0].numel(), device=ids.device)  # row starts, (B,)
+            ids = ids.flatten()
+        else:
+            if ids.dim() != 1 or offsets.dim() != 1:
+                raise ValueError(f"with offsets, ids must be (N,) and offsets (B,), got {tuple(ids.shape)} "
+                                 f"and {tuple(offsets.shape)}")
+            if self.config.ngrams == 2 and ids.numel() > 0:
+                # subtle: a bigram must not span two sequences, so the last token of each one gets pad.
+                is_last = torch.zeros_like(ids, dtype=torch.bool)
+                starts = offsets[1:]
+                is_last[starts[starts > 0] - 1] = True
+                is_last[-1] = True
+                nxt = torch.nn.functional.pad(ids[1:], (0, 1), value=pad)
+                big = self._bigrams(ids, nxt, ~is_last & (ids != pad) & (nxt != pad))
+                ids, offsets = torch.stack((ids, big), dim=1).flatten(), offsets * 2
+        # Drop the pads before the bag: this excludes them from the mean, and it is faster than
+        # EmbeddingBag's own padding_idx, whose backward pass masks every position again.
+        keep = ids != pad  # (N,)
+        kept_before = torch.nn.functional.pad(keep.cumsum(0), (1, 0))  # (N + 1,) kept ids before each position
+        return self.fc(self.embedding(ids[keep], kept_before[offsets]))

@@ -1,0 +1,180 @@
+"""Training throughput on CPU: textpipe vs the torchtext tutorial pipeline, in one run (samples/s).
+
+    python3 benchmarks/train_throughput.py                     # AG_NEWS stand-in cycled to 120,000 texts
+    python3 benchmarks/train_throughput.py --data FILE --rows N --steps 300 --repeats 3 --threads 1
+
+Contenders, same batch size, same embedding size (64, unigrams), SGD, a shuffled epoch order:
+  tutorial: the tutorial's collate from raw text each batch (regex basic_english, dict lookup, a tensor per
+            sample, cat, cumsum offsets) + EmbeddingBag(offsets) model + SGD(lr=5) + clip_grad_norm_(0.1).
+  textpipe: the corpus encoded once, make_dataloader (bucketed, padded) + TextClassifier on (B, T) + SGD,
+            as `python -m textpipe.train` runs it (sparse embedding gradients on CPU).
+  textpipe_dense: the same with dense gradients, to show what the sparse update contributes.
+Each timing is --steps steps after --warmup steps, median over --repeats interleaved rounds. The last line
+is one JSON object; train_samples_per_s_x = textpipe / tutorial.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts  # noqa: E402
+
+from textpipe.corpus import EncodedCorpus  # noqa: E402
+from textpipe.loader import make_dataloader  # noqa: E402
+from textpipe.model import ModelConfig, TextClassifier  # noqa: E402
+from textpipe.tokenizer import basic_english_batch  # noqa: E402
+from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
+
+# torchtext 0.18 `_basic_english_normalize`, literally: what the tutorial's get_tokenizer("basic_english") ran.
+_PATTERNS = [(re.compile(p), r) for p, r in zip(
+    [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"],
+    [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "])]
+
+
+def tutorial_tokenizer(line: str) -> list[str]:
+    line = line.lower()
+    for pattern, replacement in _PATTERNS:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+class TutorialModel(nn.Module):
+    """The tutorial's TextClassificationModel: EmbeddingBag (mean) over flat ids + offsets, then a linear layer."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, num_class: int):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, sparse=False)
+        self.fc = nn.Linear(embed_dim, num_class)
+        for w in (self.embedding.weight, self.fc.weight):
+            w.data.uniform_(-0.5, 0.5)
+        self.fc.bias.data.zero_()
+
+    def forward(self, text, offsets):
+        return self.fc(self.embedding(text, offsets))
+
+
+def tutorial_loader(labels, texts, stoi, batch_size):
+    unk = stoi["<unk>"]
+
+    def collate_batch(batch):  # the tutorial's collate, per sample, from raw text
+        label_list, text_list, offsets = [], [], [0]
+        for _label, _text in batch:
+            label_list.append(_label)
+            processed_text = torch.tensor([stoi.get(t, unk) for t in tutorial_tokenizer(_text)], dtype=torch.int64)
+            text_list.append(processed_text)
+            offsets.append(processed_text.size(0))
+        label_list = torch.tensor(label_list, dtype=torch.int64)
+        offsets = torch.tensor(offsets[:-1]).cumsum(dim=0)
+        return label_list, torch.cat(text_list), offsets
+
+    return DataLoader(list(zip(labels, texts)), batch_size=batch_size, shuffle=True, collate_fn=collate_batch)
+
+
+def time_steps(batches, step, warmup: int, steps: int) -> float:
+    """Seconds for `steps` training steps after `warmup` steps (loader time included)."""
+    it = iter(batches)
+    for _ in range(warmup):
+        step(next(it))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(next(it))
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="AG_NEWS-format CSV (.gz ok)")
+    p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="texts, cycling the file (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="the tutorial's batch size (default %(default)s)")
+    p.add_argument("--embed-dim", type=int, default=64, help="the tutorial's emsize (default %(default)s)")
+    p.add_argument("--steps", type=int, default=300, help="timed steps per round (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median counts")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for every contender, 0 = torch default "
+                   "(default 1, as textpipe.train)")
+    args = p.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    labels, texts = load_texts(args.data, args.rows)
+    need = (args.warmup + args.steps) * args.batch_size
+    if need > len(texts):
+        p.error(f"--rows {args.rows} is too small for --warmup + --steps = {need // args.batch_size} batches")
+
+    # tutorial: vocabulary from the tokenized corpus, "<unk>" first; no encoding ahead of time
+    t0 = time.perf_counter()
+    tut_vocab = build_vocab_from_iterator(map(tutorial_tokenizer, texts), specials=["<unk>"])
+    stoi = tut_vocab.get_stoi()
+    tut_setup = time.perf_counter() - t0
+    # textpipe: vocabulary and the encoded corpus, once (what `textpipe.train` does before epoch 1)
+    t0 = time.perf_counter()
+    vocab = build_vocab_from_iterator(basic_english_batch(texts), specials=["<pad>", "<unk>"])
+    vocab.set_default_index(1)
+    corpus = EncodedCorpus.from_texts(texts, labels, vocab)
+    tp_setup = time.perf_counter() - t0
+
+    def make_tutorial():
+        torch.manual_seed(0)
+        model = TutorialModel(len(stoi), args.embed_dim, 4)
+        opt = torch.optim.SGD(model.parameters(), lr=5.0)
+
+        def step(batch):
+            label, text, offsets = batch
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(text, offsets), label)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+            opt.step()
+            return loss.item()
+        return tutorial_loader(labels, texts, stoi, args.batch_size), step
+
+    def make_textpipe(sparse: bool):
+        def build():
+            torch.manual_seed(0)
+            model = TextClassifier(ModelConfig(vocab_size=len(vocab), embed_dim=args.embed_dim, ngrams=1, sparse=sparse))
+            opt = torch.optim.SGD(model.parameters(), lr=5.0)
+
+            def step(batch):
+                ids, _, y = batch
+                logits = model(ids)
+                loss = nn.functional.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                return loss.item()
+            return make_dataloader(corpus, batch_size=args.batch_size, shuffle=True, seed=0), step
+        return build
+
+    contenders = {"tutorial": make_tutorial, "textpipe": make_textpipe(True), "textpipe_dense": make_textpipe(False)}
+    times = {name: [] for name in contenders}
+    for r in range(args.repeats):
+        for name, make in contenders.items():  # interleaved: machine noise hits all contenders alike
+            loader, step = make()
+            times[name].append(time_steps(loader, step, args.warmup, args.steps))
+    sps = {name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()}
+    print(f"{args.rows} texts ({Path(args.data).name} cycled), batch {args.batch_size}, embed {args.embed_dim}, "
+          f"threads {torch.get_num_threads()}, {args.steps} steps x {args.repeats} rounds")
+    print(f"one-time setup: tutorial vocab {tut_setup:.2f} s | textpipe vocab + encoded corpus {tp_setup:.2f} s")
+    for name, v in sps.items():
+        print(f"{name:>15}: {v:10,.0f} samples/s  ({v / sps['tutorial']:.2f}x tutorial)")
+    print(json.dumps({"rows": args.rows, "batch_size": args.batch_size, "embed_dim": args.embed_dim,
+                      "threads": torch.get_num_threads(), "steps": args.steps, "repeats": args.repeats,
+                      "tutorial_samples_per_s": round(sps["tutorial"]),
+                      "textpipe_samples_per_s": round(sps["textpipe"]),
+                      "textpipe_dense_samples_per_s": round(sps["textpipe_dense"]),
+                      "train_samples_per_s_x": round(sps["textpipe"] / sps["tutorial"], 2),
+                      "setup_s": {"tutorial": round(tut_setup, 2), "textpipe": round(tp_setup, 2)}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

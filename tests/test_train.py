@@ -54,7 +54,7 @@ def _keep_torch_threads():
 
 def _args(data_dir, out, *extra):
     return ["--data-dir", str(data_dir), "--output-dir", str(out), "--embed-dim", "8", "--buckets", "512",
-            "--batch-size", "8", "--lr", "4", "--no-progress", *extra]
+            "--batch-size", "8", "--lr", "4", "--val-fraction", "0.1", "--no-progress", *extra]
 
 
 def test_main_end_to_end(data_dir, tmp_path, capsys):

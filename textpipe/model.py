@@ -19,7 +19,7 @@ _NGRAM_PRIME = 116049371
 class ModelConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes (AG_NEWS: 4)
-    embed_dim: int = 64  # size of each token / bigram embedding
+    embed_dim: int = 32  # size of each token / bigram embedding
     ngrams: int = 2  # 1 = unigrams only, 2 = unigrams + hashed bigrams
     buckets: int = 2**18  # hash buckets for the bigram embeddings (ignored when ngrams == 1)
     pad_idx: int = 0  # padding id: excluded from the mean

@@ -176,3 +176,11 @@ def test_ddp_on_two_gpus_with_nccl(data_dir, tmp_path):
            "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "1", "--parallel", "ddp")]
     assert subprocess.run(cmd, env=_env(), timeout=300).returncode == 0
     assert json.loads((tmp_path / "summary.json").read_text())["replicas_in_sync"]
+
+
+def test_resume_with_different_flags_is_refused(data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3")) == 0
+    with pytest.raises(ValueError, match=r"--batch-size 8 -> 4"):
+        main(_args(data_dir, tmp_path, "--max-steps", "3", "--batch-size", "4", "--resume"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(_args(data_dir, tmp_path, "--resume", str(tmp_path / "nope.pt")))

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from textpipe.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap
-from textpipe.evaluate import evaluate_model
-from textpipe.metrics import classification_report, format_report, save_confusion_png
+from textpipe.evaluate import evaluate, evaluate_model
+from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 
 PAD_IDX, UNK_IDX = 0, 1
@@ -122,9 +122,29 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, ModelConfig]
         p.error(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
     if cfg.sparse and cfg.optimizer == "adamw":
         p.error("--sparse needs --optimizer sgd (AdamW cannot take sparse gradients); use --no-sparse")
-    if cfg.parallel == "dp" and cfg.device == "cpu":
-        print("note: --parallel dp with --device cpu: DataParallel just calls the model", file=sys.stderr)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {cfg.device}: no CUDA GPU is visible here; use --device cpu (or auto)")
+    if cfg.tensorboard:
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            p.error("--tensorboard needs the tensorboard package: pip install tensorboard")
     return cfg, mcfg
+
+
+# Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
+_RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
+                "val_fraction", "seed", "bucket", "max_steps")
+
+
+def check_resume(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
+    """Raise ValueError if the command's trajectory flags differ from those the checkpoint was trained with."""
+    saved = ckpt["train_config"]
+    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in _RESUME_KEYS
+            if k in saved and saved[k] != getattr(cfg, k)]
+    if diff:
+        raise ValueError(f"--resume from {path}: these flags differ from the run that wrote it: {'; '.join(diff)}. "
+                         "Resume with the same flags, or start a new --output-dir")
 
 
 def load_rows(cfg: TrainConfig, split: str) -> list[tuple[int, str]] | None:
@@ -194,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 print0(f"note: --resume: no {path} yet, starting from scratch")
             else:
                 ckpt = load_checkpoint(path, map_location="cpu")
+                check_resume(ckpt, cfg, path)
 
         # -- data: rank 0 first (it may download), then the others --------------------------------------
         if ws > 1 and not is_main:
@@ -216,24 +237,22 @@ def main(argv: list[str] | None = None) -> int:
         def encode(rows):  # tokenize + encode once; the epochs reuse the arrays
             return EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab) if rows else None
 
-        train_corpus, val_corpus, test_corpus = encode(fit_rows), encode(val_rows), encode(test_rows)
+        train_corpus, val_corpus = encode(fit_rows), encode(val_rows)
         pin = device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
         train_loader = make_dataloader(train_corpus, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                                        bucket=cfg.bucket, num_workers=cfg.num_workers, pin_memory=pin,
                                        num_replicas=ws, rank=info.rank, pad_idx=PAD_IDX)
 
-        def eval_loader(corpus):  # every rank evaluates everything: same weights, same numbers
-            return make_dataloader(corpus, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin,
-                                   num_replicas=1, rank=0, pad_idx=PAD_IDX) if corpus is not None else None
-
-        val_loader, test_loader = eval_loader(val_corpus), eval_loader(test_corpus)
+        # every rank validates on all of val: same weights, same numbers, same early-stopping decision
+        val_loader = make_dataloader(val_corpus, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin,
+                                     num_replicas=1, rank=0, pad_idx=PAD_IDX) if val_corpus is not None else None
 
         # -- model, optimizer, schedule --------------------------------------------------------------------
         sparse = cfg.sparse if cfg.sparse is not None else (device.type == "cpu" and cfg.optimizer == "sgd")
         mcfg = ModelConfig(**{**asdict(mcfg), "vocab_size": len(vocab), "num_classes": len(AG_NEWS_CLASSES),
                               "pad_idx": PAD_IDX, "sparse": sparse})
-        if ckpt is not None:
-            mcfg = ModelConfig(**ckpt["model_config"])
+        if ckpt is not None:  # the checkpoint's model; sparse follows this run's device (same math)
+            mcfg = ModelConfig(**{**ckpt["model_config"], "sparse": sparse})
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         model = TextClassifier(mcfg).to(device)
         steps_per_epoch = len(train_loader)
@@ -363,12 +382,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: replicas diverged: {ranks}", file=sys.stderr)
         summary = {"steps": step, "last": record, "best_val_accuracy": best if val_loader else None,
                    "train_loop_s": round(loop_s, 3), "ranks": ranks, "replicas_in_sync": in_sync}
-        if test_loader is not None:
-            final = TextClassifier(mcfg).to(device)
-            final.load_state_dict(load_checkpoint(out / "best.pt", map_location=device)["model"])
-            result = evaluate_model(final, test_loader, device=device)
-            report = classification_report(result["preds"], result["labels"], mcfg.num_classes)
-            summary["test"] = {**report, "loss": result["loss"]}
+        if test_rows is not None:  # the best checkpoint, as a user would load it
+            report = evaluate(out / "best.pt", test_rows, batch_size=cfg.eval_batch_size, device=device)
+            summary["test"] = report
             print(format_report(report, AG_NEWS_CLASSES))
             if not save_confusion_png(report["confusion"], AG_NEWS_CLASSES, out / "confusion_matrix.png"):
                 print("note: matplotlib is not installed: no confusion_matrix.png (pip install matplotlib)")

@@ -25,7 +25,7 @@ __all__ = ["CorpusBatch", "pad_collate", "offsets_collate", "TextCollate"]
 
 _I64 = np.dtype(np.int64)
 _SEP = "\x00"  # joins a batch's texts for one tokenizer call (texts that contain it go one by one)
-_MAX_TEMPLATE = 1024  # longest row served from the cached keep-mask template (template is S*S bytes)
+_MAX_TEMPLATE = 1024  # longest row served from the cached pad-mask template (S*S bytes)
 _pad_template = np.zeros((1, 0), dtype=bool)  # _pad_template[l, j] == (j >= l); grows on demand
 
 
@@ -191,6 +191,10 @@ def offsets_collate(batch, *, max_len: int | None = None) -> tuple[torch.Tensor,
 
     The result equals the torchtext tutorial's ``collate_batch``: ``torch.cat`` of the samples and
     ``offsets`` = cumulative lengths starting at 0.
+
+    subtle: not for ``nn.DataParallel``, which splits ``flat_ids`` and ``offsets`` independently across
+    GPUs (torchtext's "offsets[0] has to be 0" failure). The ``(B, T)`` form of :func:`pad_collate` splits
+    cleanly along the batch dimension; use it with DataParallel.
 
     Args:
         batch: A :class:`CorpusBatch` or a list of ``(ids, label)`` pairs.

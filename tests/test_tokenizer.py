@@ -110,8 +110,12 @@ def test_get_tokenizer_unknown_name_lists_known_names():
 
 
 def test_get_tokenizer_wrong_type():
-    with pytest.raises(TypeError, match="name must be a str, None or a callable, got int"):
+    with pytest.raises(TypeError, match="tokenizer must be a str, None or a callable, got int"):
         get_tokenizer(3)
+
+
+def test_get_tokenizer_keywords_as_in_torchtext():
+    assert get_tokenizer(tokenizer="basic_english", language="en") is basic_english
 
 
 def test_get_tokenizer_language():

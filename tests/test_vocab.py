@@ -55,6 +55,7 @@ def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_encode, "_CHUNK", 3)  # several chunks even for short lists
         mp.setattr(_encode, "_arrow", arrow if with_arrow else lambda: None)
+        mp.setattr(_encode, "_prefers_python", lambda n_texts, vocab_size: False)
         v._cache = None
         ids, offsets = v.encode_flat(texts, num_workers=num_workers)
     assert ids.dtype == np.int64 and offsets.dtype == np.int64 and len(offsets) == len(texts) + 1
@@ -67,8 +68,15 @@ def test_encode_flat_large_string_branch(monkeypatch):
     v = vocab_for(texts[:2], "<unk>")
     v.set_default_index(0)
     monkeypatch.setattr(_encode, "_INT32_BYTES", 0)  # force int64 offsets
+    monkeypatch.setattr(_encode, "_prefers_python", lambda n_texts, vocab_size: False)
     ids, offsets = v.encode_flat(texts)
     assert [ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [v.encode(t) for t in texts]
+
+
+@pytest.mark.parametrize("n_texts, vocab_size, python", [(10, 100, True), (127, 100, True), (128, 100, False),
+                                                       (1000, 100_000, True), (2000, 100_000, False)])
+def test_small_chunks_use_the_python_path(n_texts, vocab_size, python):
+    assert _encode._prefers_python(n_texts, vocab_size) is python
 
 
 def test_encode_flat_oov_without_default_names_the_token():

@@ -86,21 +86,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
+    load_start = os.getloadavg()[0]
     _, texts = load_texts(args.data, args.rows)
     print(f"data: {args.data}, cycled to {len(texts):,} texts ({sum(map(len, texts)):,} chars); "
           f"median of {args.repeats} interleaved runs after 1 warm-up, gc off while timing; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+          f"{os.cpu_count()} CPUs, load average {load_start:.2f} at start")
     ref_tokens = [reference_tokenize(t) for t in texts]
     n_tokens = sum(map(len, ref_tokens))
     assert [basic_english(t) for t in texts] == ref_tokens, "basic_english differs from the reference"
     assert basic_english_batch(texts) == ref_tokens, "basic_english_batch differs from the reference"
     results: dict[str, float] = {}
 
+    cpu_ratios: dict[str, float] = {}
+
     def report(section: str, figures: dict[str, tuple[float, float]], units: float) -> list[float]:
         ref_wall, ref_cpu = next(iter(figures.values()))
         for name, (wall, cpu) in figures.items():
             print(f"  {section} {name:<44s} {wall:7.3f} s {units / wall / 1e6:6.2f} Mtok/s "
                   f"{ref_wall / wall:6.2f}x   (CPU {cpu:6.3f} s, {ref_cpu / cpu:5.2f}x)")
+        cpu_ratios.update({name: ref_cpu / cpu for name, (_, cpu) in figures.items()})
         return [ref_wall / wall for wall, _ in figures.values()]
 
     # (a) tokenization: "streamed" consumes each text's tokens (counts them) and drops the list;
@@ -150,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     }, args.repeats), n_tokens)
     results.update(tokenize_encode_1core_x=one_x, tokenize_encode_2core_x=two_x)
 
-    headline = {"rows": len(texts), "tokens": n_tokens, "repeats": args.repeats}
+    headline = {"rows": len(texts), "tokens": n_tokens, "repeats": args.repeats,
+                "loadavg_start": round(load_start, 2)}
     headline.update({k: round(x, 2) for k, x in results.items()})
+    # CPU-time ratios of the one-thread contenders: steadier than wall time on a shared machine
+    headline.update(tokenize_per_text_cpu_x=round(cpu_ratios["textpipe basic_english, streamed"], 2),
+                    tokenize_encode_1core_cpu_x=round(cpu_ratios["textpipe Vocab.encode_flat, 1 core"], 2))
     print(json.dumps(headline))
     return 0
 

@@ -128,6 +128,7 @@ def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
     assert ranks[0]["step"] == ranks[1]["step"] == 2 * 23  # 45 batches over 2 ranks -> 23 each
     assert ranks[0]["weights"] == ranks[1]["weights"] and summary["replicas_in_sync"]
     assert proc.stdout.count("epoch 1 step") == 1  # only rank 0 logs
+    assert summary["test"]["n"] == 80  # the test report covers every row, not rank 0's shard
 
 
 def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):

@@ -76,7 +76,8 @@ def evaluate(checkpoint: str | os.PathLike, data, *, batch_size: int = 512, devi
     model, vocab, ckpt = load_model(checkpoint, map_location=device)
     rows = read_rows(data) if isinstance(data, (str, os.PathLike)) else list(data)
     corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
-    loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False,
+    # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
+    loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
                              pad_idx=model.config.pad_idx)
     result = evaluate_model(model, loader, device=device)
     report = classification_report(result["preds"], result["labels"], model.config.num_classes)

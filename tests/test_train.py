@@ -119,7 +119,8 @@ def _env():
 
 def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "2", "--parallel", "ddp", "--device", "cpu")]
+           "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "2", "--parallel", "ddp", "--device", "cpu",
+                                     "--eval-batch-size", "16")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -25,9 +25,8 @@ _CHUNK = 8192  # texts per chunk: amortises the per-call cost and the lookup-tab
 _OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 # What each byte is once lower-casing, '"' and '<br />' are done: 0 separates tokens (the ASCII part of
 # the spec's whitespace set, ';', ':' and our NUL), 1 is part of a word, 2 is a token of its own.
-_CLASS = np.ones(256, np.uint8)
-_CLASS[list(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ;:\x00")] = 0
-_CLASS[list(b"'.,()!?")] = 2
+_SEPARATORS, _SINGLES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ;:\x00", b"'.,()!?"
+_CLASS = bytes(0 if i in _SEPARATORS else 2 if i in _SINGLES else 1 for i in range(256))  # for translate
 _INT32_BYTES = 2**31 - 1  # larger chunks need int64 offsets (pyarrow large_string)
 _OOV = -1  # marks out-of-vocabulary tokens until the default index is known (real ids are >= 0)
 
@@ -71,10 +70,10 @@ def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     if not text.isascii():
         text = _OTHER_SPACE.sub(" ", text)
     try:
-        b = np.frombuffer(text.encode("utf-8"), np.uint8)
+        data = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
         return None
-    cls = np.take(_CLASS, b)
+    cls = np.frombuffer(data.translate(_CLASS), np.uint8)  # bytes.translate: one fast C pass
     word, single = cls == 1, cls == 2
     first, last = single.copy(), single  # a token's first and last byte
     first[1:] |= word[1:] & ~word[:-1]
@@ -83,13 +82,15 @@ def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     last[-1:] |= word[-1:]
     starts, ends = np.flatnonzero(first), np.flatnonzero(last)
     # the kept bytes are the tokens back to back, so their offsets are the running token lengths
-    large = len(b) > _INT32_BYTES
+    large = len(data) > _INT32_BYTES
     offsets = np.zeros(len(starts) + 1, np.int64 if large else np.int32)
     np.cumsum(ends - starts + 1, out=offsets[1:])
     kind = pa.LargeStringArray if large else pa.StringArray
-    tokens = kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(b[cls != 0]))
+    packed = data.translate(None, _SEPARATORS)  # the token bytes, back to back
+    tokens = kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(packed))
     ids = pc.fill_null(pc.index_in(tokens, value_set=value_set.cast(tokens.type)), _OOV)
-    before = np.searchsorted(starts, np.flatnonzero(b == 0))  # tokens before each separator
+    nul = np.flatnonzero(np.frombuffer(data, np.uint8) == 0)  # where one text ends and the next begins
+    before = np.searchsorted(starts, nul)  # tokens before each separator
     lengths = np.diff(np.concatenate(([0], before, [len(starts)])))
     return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 

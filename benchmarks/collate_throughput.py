@@ -3,8 +3,8 @@
     python3 benchmarks/collate_throughput.py                         # AG_NEWS stand-in cycled to 120,000
     python3 benchmarks/collate_throughput.py --data FILE --rows N --repeats 5
 
-Cases (samples/s, median of --repeats passes over all batches, 3x as many for passes under 1 s, after a
-warm-up; cases interleave so machine noise hits them alike): (a) tutorial collate from raw text, (b) the same loop from pre-encoded
+Cases (samples/s, median of --repeats passes over all batches, after a warm-up; every round runs each
+case once, and ratios are the median of per-round ratios, so both sides of a ratio saw the same load): (a) tutorial collate from raw text, (b) the same loop from pre-encoded
 ids, (c) textpipe TextCollate from text, (d) textpipe's corpus path (__getitems__ + collate), random and
 bucketed batches, (e) a whole DataLoader epoch, tutorial vs textpipe, num_workers 0 and 2. The last line
 is one JSON object with the headline figures.
@@ -78,45 +78,44 @@ def padding(lengths: np.ndarray, batches) -> float:
     return 1 - real / sum(len(b) * int(lengths[b].max()) for b in batches)
 
 
-def time_cases(cases: dict, repeats: int, warmup: int, fast_seconds: float = 1.0) -> dict[str, float]:
-    """Median seconds of one pass per case; the passes of different cases interleave.
+def time_cases(cases: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each pass, per case: ``repeats`` rounds, each running every case once in turn.
 
-    Every case gets ``repeats`` passes. Cases whose passes take under ``fast_seconds`` then get
-    ``2 * repeats`` more (interleaved among themselves): a short pass is easily hit whole by a burst of
-    other work on a shared machine, and more samples keep the median honest.
+    Interleaving keeps the cases of one round close in time, so a ratio taken per round (see
+    ``paired_ratio``) compares passes that saw the same load on a shared machine.
     """
     for fn, inputs in cases.values():
         for item in inputs[:warmup]:
             fn(item)
     times = {name: [] for name in cases}
-
-    def one_round(names):
-        for name in names:
-            fn, inputs = cases[name]
+    for _ in range(repeats):
+        for name, (fn, inputs) in cases.items():
             start = time.perf_counter()
             for item in inputs:
                 fn(item)
             times[name].append(time.perf_counter() - start)
-
-    for _ in range(repeats):
-        one_round(list(cases))
-    fast = [name for name in cases if statistics.median(times[name]) < fast_seconds]
-    for _ in range(2 * repeats):
-        one_round(fast)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
-def epoch_seconds(loader, repeats: int) -> float:
-    """Median seconds of a full DataLoader epoch, after one warm-up epoch (starts persistent workers)."""
-    times = []
+def paired_ratio(times: dict[str, list[float]], slow: str, fast: str) -> float:
+    """Median over rounds of ``slow / fast`` pass time: how many times faster ``fast`` is."""
+    return statistics.median(s / f for s, f in zip(times[slow], times[fast]))
+
+
+def epoch_times(loaders: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds per full DataLoader epoch: one warm-up epoch each (starts workers), then rounds of one
+    epoch per loader in turn."""
+    times = {name: [] for name in loaders}
     for epoch in range(repeats + 1):
-        if isinstance(loader.batch_sampler, BucketBatchSampler):
-            loader.batch_sampler.set_epoch(epoch)
-        start = time.perf_counter()
-        for _ in loader:
-            pass
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        for name, loader in loaders.items():
+            if isinstance(loader.batch_sampler, BucketBatchSampler):
+                loader.batch_sampler.set_epoch(epoch)
+            start = time.perf_counter()
+            for _ in loader:
+                pass
+            if epoch:
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,21 +151,21 @@ def main(argv: list[str] | None = None) -> int:
     def fast(collate):
         return lambda indices: collate(corpus.__getitems__(indices))
 
-    cases = {
+    cases = {  # paired cases sit next to each other, so each ratio compares passes close in time
         "(a) tutorial, text, pad": (Tutorial(stoi, from_text=True, form="pad"), raw_in),
-        "(a) tutorial, text, offsets": (Tutorial(stoi, from_text=True, form="offsets"), raw_in),
-        "(b) tutorial loop, ids, pad": (Tutorial(stoi, from_text=False, form="pad"), ids_in),
-        "(b) tutorial loop, ids, offsets": (Tutorial(stoi, from_text=False, form="offsets"), ids_in),
         "(c) textpipe TextCollate, text, pad": (TextCollate(vocab, form="pad"), raw_in),
+        "(a) tutorial, text, offsets": (Tutorial(stoi, from_text=True, form="offsets"), raw_in),
         "(c) textpipe TextCollate, text, offsets": (TextCollate(vocab, form="offsets"), raw_in),
+        "(b) tutorial loop, ids, pad": (Tutorial(stoi, from_text=False, form="pad"), ids_in),
         "(d) textpipe corpus, random, pad": (fast(pad_collate), random_batches),
         "(d) textpipe corpus, bucketed, pad": (fast(pad_collate), bucketed_batches),
+        "(b) tutorial loop, ids, offsets": (Tutorial(stoi, from_text=False, form="offsets"), ids_in),
         "(d) textpipe corpus, random, offsets": (fast(offsets_collate), random_batches),
     }
-    seconds = time_cases(cases, args.repeats, warmup=20)
-    rate = {name: len(rows) / s for name, s in seconds.items()}
-    for name, r in rate.items():
-        print(f"{name:42s} {r:>12,.0f} samples/s")
+    times = time_cases(cases, args.repeats, warmup=20)
+    rate = {name: len(rows) / statistics.median(t) for name, t in times.items()}
+    for name in sorted(rate):
+        print(f"{name:42s} {rate[name]:>12,.0f} samples/s")
 
     epoch, best = {}, {"tutorial": float("inf"), "textpipe": float("inf")}
     for workers in args.workers:
@@ -174,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         tutorial = DataLoader(rows, batch_size=B, shuffle=True, collate_fn=Tutorial(stoi, from_text=True, form="offsets"),
                               num_workers=workers, **extra)
         ours = make_dataloader(corpus, batch_size=B, num_workers=workers)
-        t_tut, t_ours = epoch_seconds(tutorial, args.repeats), epoch_seconds(ours, args.repeats)
-        epoch[workers] = t_tut / t_ours
+        times = epoch_times({"tutorial": tutorial, "textpipe": ours}, args.repeats)
+        t_tut, t_ours = statistics.median(times["tutorial"]), statistics.median(times["textpipe"])
+        epoch[workers] = paired_ratio(times, "tutorial", "textpipe")
         best = {"tutorial": min(best["tutorial"], t_tut), "textpipe": min(best["textpipe"], t_ours)}
         print(f"(e) DataLoader epoch, num_workers={workers}: tutorial {t_tut:.3f}s "
               f"({len(rows) / t_tut:,.0f}/s), textpipe {t_ours:.3f}s ({len(rows) / t_ours:,.0f}/s): "
@@ -183,18 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         del tutorial, ours
 
     pad_random, pad_bucketed = padding(corpus.lengths, random_batches), padding(corpus.lengths, bucketed_batches)
-    ratios = {
-        "pad_fast_vs_loop_ids_x": rate["(d) textpipe corpus, random, pad"] / rate["(b) tutorial loop, ids, pad"],
-        "pad_fast_bucketed_vs_loop_ids_x":
-            rate["(d) textpipe corpus, bucketed, pad"] / rate["(b) tutorial loop, ids, pad"],
-        "offsets_fast_vs_loop_ids_x":
-            rate["(d) textpipe corpus, random, offsets"] / rate["(b) tutorial loop, ids, offsets"],
-        "from_text_vs_tutorial_x": rate["(c) textpipe TextCollate, text, pad"] / rate["(a) tutorial, text, pad"],
-        "from_text_offsets_vs_tutorial_x":
-            rate["(c) textpipe TextCollate, text, offsets"] / rate["(a) tutorial, text, offsets"],
+    pairs = {  # headline name: (baseline case, textpipe case)
+        "pad_fast_vs_loop_ids_x": ("(b) tutorial loop, ids, pad", "(d) textpipe corpus, random, pad"),
+        "pad_fast_bucketed_vs_loop_ids_x": ("(b) tutorial loop, ids, pad", "(d) textpipe corpus, bucketed, pad"),
+        "offsets_fast_vs_loop_ids_x": ("(b) tutorial loop, ids, offsets", "(d) textpipe corpus, random, offsets"),
+        "from_text_vs_tutorial_x": ("(a) tutorial, text, pad", "(c) textpipe TextCollate, text, pad"),
+        "from_text_offsets_vs_tutorial_x": ("(a) tutorial, text, offsets", "(c) textpipe TextCollate, text, offsets"),
     }
+    ratios = {name: paired_ratio(times, slow, fast) for name, (slow, fast) in pairs.items()}
     for name, value in ratios.items():
-        print(f"{name:42s} {value:>8.1f}x")
+        print(f"{name:42s} {value:>8.1f}x  (median of per-round ratios)")
     if epoch:
         print(f"DataLoader epoch, each side at its best num_workers: {best['tutorial'] / best['textpipe']:.1f}x")
     print(f"padding fraction: random batches {pad_random:.1%}, bucketed batches {pad_bucketed:.1%}")
@@ -203,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 **{f"dataloader_epoch_x_workers{w}": round(x, 2) for w, x in epoch.items()},
                 "dataloader_epoch_best_x": round(best["tutorial"] / best["textpipe"], 2) if epoch else None,
                 "padding_random": round(pad_random, 4), "padding_bucketed": round(pad_bucketed, 4),
-                "samples_per_s": {name: round(r) for name, r in rate.items()}}
+                "samples_per_s": {name: round(rate[name]) for name in sorted(rate)}}
     print(json.dumps(headline))
     return 0
 

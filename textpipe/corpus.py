@@ -101,7 +101,7 @@ class EncodedCorpus(Dataset):
             texts: Sequence of ``str``.
             labels: Sequence of 0-based int labels, one per text.
             vocab: A ``textpipe.Vocab``.
-            num_workers: Processes used by ``encode_flat``.
+            num_workers: Threads used by ``encode_flat`` (its kernels release the GIL).
 
         Example:
             >>> EncodedCorpus.from_texts(["a b", "c"], [0, 1], vocab).lengths

@@ -65,3 +65,14 @@ def test_sparse_gradients():
     model = _model(sparse=True)
     model(torch.tensor([[2, 3, 0]])).sum().backward()
     assert model.embedding.weight.grad.is_sparse
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import textpipe.checkpoint
+    import textpipe.metrics
+    import textpipe.model
+
+    for module in (textpipe.model, textpipe.checkpoint, textpipe.metrics):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -117,6 +117,7 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
            "textpipe.train", *_args(data_dir, tmp_path, "--epochs", "2", "--parallel", "ddp", "--device", "cpu",
@@ -132,6 +133,7 @@ def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
     assert summary["test"]["n"] == 80  # the test report covers every row, not rank 0's shard
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):
     flags = ["--epochs", "3", "--save-every", "5", "--val-fraction", "0.1", "--seed", "3"]
     assert main(_args(data_dir, tmp_path / "ref", *flags)) == 0

@@ -4,6 +4,8 @@ Run: python -m pytest -q tests/test_model.py
 """
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from textpipe.model import ModelConfig, TextClassifier
 
@@ -29,6 +31,17 @@ def test_offsets_form_matches_padded_form(ngrams):
     model = _model(ngrams=ngrams)
     padded = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 0, 0, 0]])
     flat, offsets = torch.tensor([2, 3, 4, 5, 6, 7, 8]), torch.tensor([0, 4, 6])
+    torch.testing.assert_close(model(padded), model(flat, offsets))
+
+
+@given(st.lists(st.lists(st.integers(0, 29), max_size=8), min_size=1, max_size=6), st.sampled_from([1, 2]))
+def test_padded_and_offsets_forms_agree_on_random_batches(seqs, ngrams):
+    # pads (0) may also appear inside a sequence: they are dropped from the mean in both forms
+    model = _model(ngrams=ngrams)
+    T = max(1, max(len(s) for s in seqs))
+    padded = torch.tensor([s + [0] * (T - len(s)) for s in seqs])
+    flat = torch.tensor([i for s in seqs for i in s], dtype=torch.long)
+    offsets = torch.tensor([0] + [len(s) for s in seqs[:-1]]).cumsum(0)
     torch.testing.assert_close(model(padded), model(flat, offsets))
 
 

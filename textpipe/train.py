@@ -114,7 +114,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, ModelConfig]
     model_keys = {"embed_dim", "ngrams", "buckets"}
     cfg = TrainConfig(**{k: v for k, v in args.items() if k not in model_keys})
     # vocab_size is known only after the vocabulary is built; 2 is a placeholder that passes validation.
-    mcfg = ModelConfig(vocab_size=2, **{k: args[k] for k in model_keys})
+    try:
+        mcfg = ModelConfig(vocab_size=2, **{k: args[k] for k in model_keys})
+    except ValueError as e:
+        p.error(str(e).replace("embed_dim", "--embed-dim").replace("buckets", "--buckets"))
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")

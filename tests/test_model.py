@@ -89,3 +89,10 @@ def test_docstring_examples_run():
 
     for module in (textpipe.model, textpipe.checkpoint, textpipe.metrics):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_degenerate_batches():
+    model = _model()
+    assert model(torch.zeros((3, 0), dtype=torch.long)).shape == (3, 3)  # T = 0 (all texts empty)
+    assert model(torch.zeros((0, 5), dtype=torch.long)).shape == (0, 3)  # B = 0
+    torch.testing.assert_close(model(torch.zeros((2, 4), dtype=torch.long)), model.fc.bias.expand(2, 3))

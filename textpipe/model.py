@@ -89,7 +89,8 @@ class TextClassifier(nn.Module):
                 nxt = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=pad)  # (B, T)
                 big = self._bigrams(ids, nxt, (ids != pad) & (nxt != pad))
                 ids = torch.stack((ids, big), dim=2)  # (B, T, 2): token, bigram starting there
-            offsets = torch.arange(0, ids.numel(), ids[0].numel(), device=ids.device)  # row starts, (B,)
+            row_len = ids.numel() // max(ids.shape[0], 1)  # T, or 2T with bigrams
+            offsets = torch.arange(ids.shape[0], device=ids.device) * row_len  # row starts, (B,)
             ids = ids.flatten()
         else:
             if ids.dim() != 1 or offsets.dim() != 1:

@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         tutorial = DataLoader(rows, batch_size=B, shuffle=True, collate_fn=Tutorial(stoi, from_text=True, form="offsets"),
                               num_workers=workers, **extra)
         ours = make_dataloader(corpus, batch_size=B, num_workers=workers)
-        times = epoch_times({"tutorial": tutorial, "textpipe": ours}, args.repeats)
-        t_tut, t_ours = statistics.median(times["tutorial"]), statistics.median(times["textpipe"])
-        epoch[workers] = paired_ratio(times, "tutorial", "textpipe")
+        epoch_t = epoch_times({"tutorial": tutorial, "textpipe": ours}, args.repeats)
+        t_tut, t_ours = statistics.median(epoch_t["tutorial"]), statistics.median(epoch_t["textpipe"])
+        epoch[workers] = paired_ratio(epoch_t, "tutorial", "textpipe")
         best = {"tutorial": min(best["tutorial"], t_tut), "textpipe": min(best["textpipe"], t_ours)}
         print(f"(e) DataLoader epoch, num_workers={workers}: tutorial {t_tut:.3f}s "
               f"({len(rows) / t_tut:,.0f}/s), textpipe {t_ours:.3f}s ({len(rows) / t_ours:,.0f}/s): "

@@ -96,11 +96,10 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+        torch.save(ckpt, tmp)
+        # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one.
+        # No fsync: it would survive a power cut too, but costs ~0.1 s per save (a fifth of the default run).
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -81,7 +81,7 @@ def test_max_steps_and_no_validation(data_dir, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 7 and summary["best_val_accuracy"] is None
     last = load_checkpoint(tmp_path / "last.pt")
-    assert last["step"] == 7 and last["sampler"] == {"epoch": 0, "batches_done": 7}
+    assert last["step"] == 7 and last["sampler"] == {"epoch": 0, "batches_done": 7, "num_replicas": 1}
 
 
 def test_dataparallel_path_on_cpu_saves_an_unwrapped_model(data_dir, tmp_path, capsys):

@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
             start_epoch, skip = ckpt["sampler"]["epoch"], ckpt["sampler"]["batches_done"]
+            if skip and ckpt["sampler"].get("num_replicas", 1) != ws:  # the epoch's shards would not line up
+                raise ValueError(f"--resume: the checkpoint stopped mid-epoch with {ckpt['sampler']['num_replicas']} "
+                                 f"process(es), this run has {ws}; resume with the same number of processes")
             step, best, bad_epochs = ckpt["step"], ckpt["metrics"]["best"], ckpt["metrics"]["bad_epochs"]
             running = ckpt["metrics"]["running"]
             restore_rng_state(ckpt["rng"])
@@ -287,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             return save_checkpoint(out / name, model=model, model_config=mcfg, vocab_itos=vocab.get_itos(),
                                    vocab_default_index=UNK_IDX, epoch=epoch, step=step, optimizer=opt,
                                    scheduler=sched, train_config=asdict(cfg), class_names=list(AG_NEWS_CLASSES),
-                                   sampler={"epoch": epoch, "batches_done": batches_done}, rng=capture_rng_state(),
+                                   sampler={"epoch": epoch, "batches_done": batches_done, "num_replicas": ws},
+                                   rng=capture_rng_state(),
                                    metrics={"best": best, "bad_epochs": bad_epochs, "running": dict(running)})
 
         writer = None

@@ -188,3 +188,23 @@ def test_resume_with_different_flags_is_refused(data_dir, tmp_path):
         main(_args(data_dir, tmp_path, "--max-steps", "3", "--batch-size", "4", "--resume"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         main(_args(data_dir, tmp_path, "--resume", str(tmp_path / "nope.pt")))
+
+
+def test_early_stopping_with_patience(data_dir, tmp_path, capsys):
+    # lr 0: the weights never change, so validation accuracy never improves after epoch 1
+    assert main(_args(data_dir, tmp_path, "--epochs", "5", "--lr", "0", "--patience", "2")) == 0
+    assert "early stop: no better validation accuracy for 2 epochs" in capsys.readouterr().out
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_tensorboard_flag(data_dir, tmp_path, capsys):
+    args = _args(data_dir, tmp_path, "--tensorboard", str(tmp_path / "tb"), "--max-steps", "2")
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:  # not installed: refused when parsing, before any work
+        with pytest.raises(SystemExit):
+            main(args)
+        assert "--tensorboard needs the tensorboard package: pip install tensorboard" in capsys.readouterr().err
+    else:
+        assert main(args) == 0
+        assert any((tmp_path / "tb").iterdir())

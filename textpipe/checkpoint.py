@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,38 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make `dst` a copy of `src` atomically: a hard link (no bytes copied) where the filesystem allows.
+
+    Safe because checkpoints are never modified in place: the next save of `src` replaces its name with a
+    new file, and `dst` keeps the old one.
+    """
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def check_resume(ckpt: dict[str, Any], config: dict[str, Any], keys: Sequence[str], path) -> None:
+    """Raise ValueError naming every flag in `keys` whose value differs from the checkpoint's `train_config`.
+
+    Example:
+        >>> check_resume({"train_config": {"lr": 0.1}}, {"lr": 0.2}, ["lr"], "last.pt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: --resume from last.pt: these flags differ from the run that wrote it: --lr 0.1 -> 0.2. ...
+    """
+    saved = ckpt["train_config"]
+    diff = [f"--{k.replace('_', '-')} {saved[k]!r} -> {config[k]!r}" for k in keys
+            if k in saved and saved[k] != config[k]]
+    if diff:
+        raise ValueError(f"--resume from {path}: these flags differ from the run that wrote it: {'; '.join(diff)}. "
+                         "Resume with the same flags, or start a new --output-dir")
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Distributed helpers for `torchrun`: init, rank-0 printing, unwrapping, cleanup (nanochat-style).
+"""Distributed helpers for `torchrun`: init, rank-0 printing, unwrapping, replica digests, cleanup (nanochat-style).
 
 Run: torchrun --nproc_per_node=N -m textpipe.train --parallel ddp   (NCCL on CUDA, gloo on CPU)
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -62,6 +63,15 @@ def unwrap(model: nn.Module) -> nn.Module:
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         return model.module
     return model
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of all weights, bit for bit: ranks compare digests to check that replicas stayed identical."""
+    h = hashlib.sha256()
+    for name, t in unwrap(model).state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def cleanup() -> None:

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -24,13 +24,17 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from textpipe.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap
+from textpipe.checkpoint import (capture_rng_state, check_resume, copy_checkpoint, load_checkpoint,
+                                 restore_rng_state, save_checkpoint)
+from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 
 PAD_IDX, UNK_IDX = 0, 1
+# Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
+RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
+               "val_fraction", "seed", "bucket", "max_steps")
 
 
 @dataclass
@@ -135,21 +139,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, ModelConfig]
     return cfg, mcfg
 
 
-# Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
-_RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
-                "val_fraction", "seed", "bucket", "max_steps")
-
-
-def check_resume(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
-    """Raise ValueError if the command's trajectory flags differ from those the checkpoint was trained with."""
-    saved = ckpt["train_config"]
-    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in _RESUME_KEYS
-            if k in saved and saved[k] != getattr(cfg, k)]
-    if diff:
-        raise ValueError(f"--resume from {path}: these flags differ from the run that wrote it: {'; '.join(diff)}. "
-                         "Resume with the same flags, or start a new --output-dir")
-
-
 def load_rows(cfg: TrainConfig, split: str) -> list[tuple[int, str]] | None:
     """(label, text) rows of a split; None for a missing test split in --data-dir."""
     from textpipe.data.ag_news import load_ag_news
@@ -172,17 +161,6 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
              "cosine": lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
-
-
-def weights_digest(model: nn.Module) -> str:
-    """A hash of all parameters, bit for bit: equal digests mean identical weights."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in unwrap(model).state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 print0(f"note: --resume: no {path} yet, starting from scratch")
             else:
                 ckpt = load_checkpoint(path, map_location="cpu")
-                check_resume(ckpt, cfg, path)
+                check_resume(ckpt, asdict(cfg), RESUME_KEYS, path)
 
         # -- data: rank 0 first (it may download), then the others --------------------------------------
         if ws > 1 and not is_main:
@@ -359,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             if is_main:
                 save("last.pt", epoch + 1 if epoch_done else epoch, 0 if epoch_done else batches_done)
                 if improved:
-                    _link_or_copy(out / "last.pt", out / "best.pt")
+                    copy_checkpoint(out / "last.pt", out / "best.pt")
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
                 if writer is not None:
@@ -403,19 +381,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         cleanup()
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Make `dst` a copy of `src` atomically: a hard link (no bytes copied) where the filesystem allows."""
-    import shutil
-
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,16 @@ def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     restore_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_copy_checkpoint_keeps_the_old_file_when_the_source_is_saved_again(tmp_path):
+    from textpipe.checkpoint import copy_checkpoint
+
+    model = _model()
+    _save(tmp_path / "last.pt", model)
+    copy_checkpoint(tmp_path / "last.pt", tmp_path / "best.pt")
+    with torch.no_grad():
+        model.fc.bias.fill_(5.0)
+    _save(tmp_path / "last.pt", model)  # replaces the name; best.pt keeps the earlier weights
+    assert load_checkpoint(tmp_path / "best.pt")["model"]["fc.bias"].abs().sum() == 0
+    assert load_checkpoint(tmp_path / "last.pt")["model"]["fc.bias"][0] == 5.0

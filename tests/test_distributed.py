@@ -26,3 +26,16 @@ def test_init_outside_torchrun_names_the_variables(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(RuntimeError, match=r"RANK/LOCAL_RANK/WORLD_SIZE is not set.*torchrun --nproc_per_node"):
         init_distributed("cpu")
+
+
+def test_weights_digest_is_bitwise():
+    from textpipe.distributed import weights_digest
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert weights_digest(a) == weights_digest(torch.nn.DataParallel(b))
+    with torch.no_grad():
+        b.bias[0] = torch.nextafter(b.bias[0], torch.tensor(1.0))  # one ulp
+    assert weights_digest(a) != weights_digest(b)

@@ -33,7 +33,8 @@ def _default_context() -> str:
 def _worker_init(worker_id: int) -> None:
     # subtle: in worker processes only, send batches by shared-memory file name instead of passing a file
     # descriptor over a socket per tensor: measured about 4x less transfer cost per batch. The main
-    # process keeps its own sharing strategy.
+    # process keeps its own sharing strategy. (Each worker starts a torch_shm_manager helper, which
+    # unlinks the segments and exits with it.)
     torch.multiprocessing.set_sharing_strategy("file_system")
 
 

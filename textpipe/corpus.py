@@ -2,10 +2,10 @@
 
 Why plain numpy and not Hugging Face ``datasets``/Arrow: a corpus here is three integer arrays, which
 numpy holds, saves and memory-maps with no schema or cache-directory bookkeeping. Measured on the
-AG_NEWS stand-in cycled to 120,000 rows, gathering a batch of 64 from the flat numpy array takes a few
-microseconds, while ``Dataset.__getitems__`` on an Arrow table returns Python lists, which is the very
-per-sample cost this module removes; tokenizing is already done in bulk by ``Vocab.encode_flat``
-(``num_workers`` processes), so ``map(num_proc=...)`` earns nothing either. Corpora larger than memory
+AG_NEWS stand-in cycled to 120,000 rows (random batches of 64, 2 shared cores): fetching a batch from a
+``datasets.Dataset`` takes about 0.4 ms (Python lists), 1.0 ms (``with_format("numpy")``) or 1.6 ms
+(``"torch"``), before any padding; fetch plus padding here takes about 0.05 ms. Tokenizing is already done in
+bulk by ``Vocab.encode_flat``, so ``map(num_proc=...)`` earns nothing either. Corpora larger than memory
 are served by ``load(mmap=True)``: the file is mapped, not read.
 
 File format (``save``/``load``), version 1: the line ``textpipe-corpus\\n``, a little-endian uint64

@@ -27,6 +27,7 @@ _I64 = np.dtype(np.int64)
 _SEP = "\x00"  # joins a batch's texts for one tokenizer call (texts that contain it go one by one)
 _MAX_TEMPLATE = 1024  # longest row served from the cached pad-mask template (S*S bytes)
 _pad_template = np.zeros((1, 0), dtype=bool)  # _pad_template[l, j] == (j >= l); grows on demand
+_ROW_DTYPES: dict[int, np.dtype] = {}  # row size in bytes -> void dtype, for _windows
 
 
 @dataclass(slots=True)
@@ -62,15 +63,21 @@ def _pad_mask(lengths: np.ndarray, T: int) -> np.ndarray:
 
 
 def _windows(source: np.ndarray, starts: np.ndarray, T: int) -> np.ndarray:
-    """``(B, T)`` copy of ``source[s:s + T]`` for each start ``s``: one fancy index, B small memcpys."""
+    """``(B, T)`` copy of ``source[s:s + T]`` for each start ``s``: one fancy index, B memcpys.
+
+    The gather goes through a read-only view whose element r is the ``T * itemsize`` bytes starting at
+    ``source[r]`` (a void dtype), so each row is copied as one block; numpy checks it fits the buffer.
+    Measured about 2x faster than indexing the equivalent ``(n, T)`` strided view.
+    """
     n_rows = source.shape[0] - T + 1
-    if n_rows > 0 and source.flags.c_contiguous:
-        # A read-only view whose row r is source[r:r + T]; numpy checks it fits inside the buffer.
-        view = np.ndarray((n_rows, T), dtype=source.dtype, buffer=source,
-                          strides=(source.itemsize, source.itemsize))
-        view.flags.writeable = False
+    if n_rows > 0 and T > 0 and source.flags.c_contiguous:
+        nbytes = T * source.itemsize
+        row = _ROW_DTYPES.get(nbytes)
+        if row is None:
+            row = _ROW_DTYPES.setdefault(nbytes, np.dtype((np.void, nbytes)))
+        view = np.ndarray((n_rows,), dtype=row, buffer=source, strides=(source.itemsize,))
         try:
-            return view[starts]
+            return view[starts].view(source.dtype).reshape(starts.shape[0], T)
         except IndexError:
             pass  # no guard after the last sample: fall through to the clipped gather
     pos = starts[:, None] + np.arange(T)  # (B, T)
@@ -101,7 +108,7 @@ def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
     outputs are views of one storage: one transfer per batch instead of three.
     """
     if get_worker_info() is None:
-        return tuple(torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays)
+        return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
     buffer = torch.empty(sum(a.size for a in arrays), dtype=torch.long)
     out, pos = [], 0
     for a in arrays:
@@ -113,6 +120,8 @@ def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 
 def _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side) -> None:
+    if pad_idx.__class__ is int and max_len is None and pad_to_multiple_of is None and padding_side == "right":
+        return  # the defaults (any int pad_idx): nothing to check
     if not isinstance(pad_idx, (int, np.integer)) or isinstance(pad_idx, bool):
         raise TypeError(f"pad_idx must be an int, got {type(pad_idx).__name__}; pass e.g. pad_idx=0")
     if max_len is not None and (not isinstance(max_len, (int, np.integer)) or max_len < 1):
@@ -176,6 +185,14 @@ def pad_collate(batch, *, pad_idx: int = 0, max_len: int | None = None,
         tensor([[5, 6, 7],
                 [8, 0, 0]])
     """
+    if (batch.__class__ is CorpusBatch and pad_idx.__class__ is int and max_len is None
+            and pad_to_multiple_of is None and padding_side == "right" and dtype == torch.long):
+        # The common case, with no option to apply: _pad_arrays inlined, a few numpy calls fewer.
+        lengths = batch.lengths
+        T = int(np.maximum.reduce(lengths)) if lengths.size else 0
+        ids = _windows(batch.source, batch.starts, T)
+        np.copyto(ids, pad_idx, where=_pad_mask(lengths, T))
+        return _tensors(ids, lengths, batch.labels)
     _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side)
     flat = _as_flat(batch)
     ids, lengths = _pad_arrays(flat.source, flat.starts, flat.lengths, pad_idx=pad_idx, max_len=max_len,

@@ -92,6 +92,8 @@ class EncodedCorpus(Dataset):
         self.ids = source[:int(offsets[-1])]  # a view: the guard stays private
         self.lengths = np.diff(offsets)
         self._starts = offsets[:-1]
+        # (3, N) starts, lengths, labels: __getitems__ gathers all three with one take.
+        self._rows = np.stack([self._starts, self.lengths, labels]).astype(np.int64, copy=False)
 
     @classmethod
     def from_texts(cls, texts, labels, vocab, *, num_workers: int = 1) -> EncodedCorpus:
@@ -129,7 +131,8 @@ class EncodedCorpus(Dataset):
             idx = np.fromiter(indices, dtype=np.int64, count=len(indices))  # faster than asarray for lists
         else:
             idx = np.asarray(indices, dtype=np.int64)
-        return CorpusBatch(self._source, self._starts[idx], self.lengths[idx], self.labels[idx])
+        rows = self._rows.take(idx, axis=1)  # (3, B), C-contiguous: each field is a contiguous row
+        return CorpusBatch(self._source, rows[0], rows[1], rows[2])
 
     def subset(self, indices) -> EncodedCorpus:
         """A new in-memory corpus holding the samples ``indices``, in that order."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts  # noqa: E402
+from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
 from textpipe.collate import TextCollate, offsets_collate, pad_collate  # noqa: E402
 from textpipe.corpus import EncodedCorpus  # noqa: E402
@@ -36,18 +35,6 @@ from textpipe.loader import make_dataloader  # noqa: E402
 from textpipe.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
-
-# torchtext's basic_english, literally: lower-case, these 12 regex substitutions in order, split.
-_PATTERNS = [(re.compile(p), r) for p, r in [
-    (r"\'", " '  "), (r"\"", ""), (r"\.", " . "), (r"<br \/>", " "), (r",", " , "), (r"\(", " ( "),
-    (r"\)", " ) "), (r"\!", " ! "), (r"\?", " ? "), (r"\;", " "), (r"\:", " "), (r"\s+", " ")]]
-
-
-def tutorial_tokenizer(line: str) -> list[str]:
-    line = line.lower()
-    for pattern, replacement in _PATTERNS:
-        line = pattern.sub(replacement, line)
-    return line.split()
 
 
 class Tutorial:
@@ -59,7 +46,7 @@ class Tutorial:
     def text_pipeline(self, x):
         if not self.from_text:
             return x  # (b): the ids are already encoded
-        return [self.stoi.get(token, self.unk) for token in tutorial_tokenizer(x)]
+        return [self.stoi.get(token, self.unk) for token in reference_tokenize(x)]
 
     def __call__(self, batch):
         label_list, text_list, offsets = [], [], [0]

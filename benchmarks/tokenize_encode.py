@@ -16,28 +16,15 @@ import argparse
 import gc
 import json
 import os
-import re
 import statistics
 import time
 from collections import Counter, OrderedDict
 from itertools import accumulate
 
-from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts
+from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize
 
 from textpipe.tokenizer import basic_english, basic_english_batch
 from textpipe.vocab import build_vocab_from_iterator
-
-# spec §1, steps 1-3, written out literally: this is torchtext's own algorithm
-_STEPS = [(re.compile(p), r) for p, r in [
-    (r"\'", " '  "), (r"\"", ""), (r"\.", " . "), (r"<br \/>", " "), (r",", " , "), (r"\(", " ( "),
-    (r"\)", " ) "), (r"\!", " ! "), (r"\?", " ? "), (r"\;", " "), (r"\:", " "), (r"\s+", " ")]]
-
-
-def reference_tokenize(line: str) -> list[str]:
-    line = line.lower()
-    for pattern, replacement in _STEPS:
-        line = pattern.sub(replacement, line)
-    return line.split()
 
 
 def reference_build_vocab(token_lists, specials):

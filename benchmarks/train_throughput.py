@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import time
@@ -27,25 +26,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts  # noqa: E402
+from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
 from textpipe.corpus import EncodedCorpus  # noqa: E402
 from textpipe.loader import make_dataloader  # noqa: E402
 from textpipe.model import ModelConfig, TextClassifier  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
-
-# torchtext 0.18 `_basic_english_normalize`, literally: what the tutorial's get_tokenizer("basic_english") ran.
-_PATTERNS = [(re.compile(p), r) for p, r in zip(
-    [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"],
-    [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "])]
-
-
-def tutorial_tokenizer(line: str) -> list[str]:
-    line = line.lower()
-    for pattern, replacement in _PATTERNS:
-        line = pattern.sub(replacement, line)
-    return line.split()
 
 
 class TutorialModel(nn.Module):
@@ -70,7 +57,7 @@ def tutorial_loader(labels, texts, stoi, batch_size):
         label_list, text_list, offsets = [], [], [0]
         for _label, _text in batch:
             label_list.append(_label)
-            processed_text = torch.tensor([stoi.get(t, unk) for t in tutorial_tokenizer(_text)], dtype=torch.int64)
+            processed_text = torch.tensor([stoi.get(t, unk) for t in reference_tokenize(_text)], dtype=torch.int64)
             text_list.append(processed_text)
             offsets.append(processed_text.size(0))
         label_list = torch.tensor(label_list, dtype=torch.int64)
@@ -112,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # tutorial: vocabulary from the tokenized corpus, "<unk>" first; no encoding ahead of time
     t0 = time.perf_counter()
-    tut_vocab = build_vocab_from_iterator(map(tutorial_tokenizer, texts), specials=["<unk>"])
+    tut_vocab = build_vocab_from_iterator(map(reference_tokenize, texts), specials=["<unk>"])
     stoi = tut_vocab.get_stoi()
     tut_setup = time.perf_counter() - t0
     # textpipe: vocabulary and the encoded corpus, once (what `textpipe.train` does before epoch 1)

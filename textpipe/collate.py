@@ -257,7 +257,7 @@ class _ByteTable:
 
     A token's key is its bytes as two little-endian words, zero-filled (tokens never contain NUL, so
     the key is the token itself: no hash collisions to verify). Keys sit in an open-addressing table
-    (linear probing, load <= 1/8); a batch's tokens probe it together, one vectorized step per probe
+    (linear probing, 24 bytes a slot, load <= 1/8 up to 2**20 slots); a batch's tokens probe it together, one vectorized step per probe
     distance. Longer tokens are looked up in the ``stoi`` dict.
     """
 
@@ -272,7 +272,8 @@ class _ByteTable:
                 continue
             if 0 < len(b) <= 16:
                 keys.append((int.from_bytes(b[:8], "little"), int.from_bytes(b[8:], "little"), i))
-        bits = max(8, (8 * len(keys)).bit_length())
+        # load <= 1/8, but at most 2**20 slots (24 MiB) unless the vocabulary needs more (load <= 1/2)
+        bits = max(8, min((8 * len(keys)).bit_length(), 20), (2 * len(keys)).bit_length())
         self.shift, size = np.uint64(64 - bits), 1 << bits
         k1 = np.array([k[0] for k in keys], _U64)
         k2 = np.array([k[1] for k in keys], _U64)

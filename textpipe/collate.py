@@ -192,7 +192,11 @@ def pad_collate(batch, *, pad_idx: int = 0, max_len: int | None = None,
         lengths = batch.lengths
         T = int(np.maximum.reduce(lengths)) if lengths.size else 0
         ids = _windows(batch.source, batch.starts, T)
-        np.copyto(ids, pad_idx, where=_pad_mask(lengths, T))
+        np.copyto(ids, pad_idx, where=_pad_template[lengths, :T] if T <= _pad_template.shape[1]
+                  else _pad_mask(lengths, T))
+        if get_worker_info() is None:
+            return (torch.from_numpy(ids), torch.from_numpy(np.ascontiguousarray(lengths, _I64)),
+                    torch.from_numpy(np.ascontiguousarray(batch.labels, _I64)))
         return _tensors(ids, lengths, batch.labels)
     _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side)
     flat = _as_flat(batch)

@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
-from textpipe.collate import TextCollate, offsets_collate, pad_collate  # noqa: E402
+from textpipe.collate import offsets_collate, pad_collate  # noqa: E402
+from textpipe.text_collate import TextCollate  # noqa: E402
 from textpipe.corpus import EncodedCorpus  # noqa: E402
 from textpipe.loader import make_dataloader  # noqa: E402
 from textpipe.sampler import BucketBatchSampler  # noqa: E402

@@ -10,8 +10,9 @@ import torch
 from hypothesis import given, strategies as st
 from torch.nn.utils.rnn import pad_sequence
 
-from textpipe.collate import CorpusBatch, TextCollate, offsets_collate, pad_collate
+from textpipe.collate import CorpusBatch, offsets_collate, pad_collate
 from textpipe.corpus import EncodedCorpus
+from textpipe.text_collate import TextCollate
 from textpipe.tokenizer import basic_english
 from textpipe.vocab import Vocab
 
@@ -184,3 +185,27 @@ def test_text_collate_without_default_index_raises_the_vocab_error():
         TextCollate(vocab)([(0, "a"), (1, "a zebra")])
     with pytest.raises(TypeError, match=r"batch\[1\] text must be a str, got int"):
         TextCollate(vocab)([(0, "a"), (1, 5)])
+
+
+# Tokens on both sides of the byte table's 8- and 16-byte key boundaries, multi-byte UTF-8, and a
+# Unicode space (U+3000) that only the str path treats as whitespace before the byte rule runs.
+_BOUNDARY_TOKENS = ["a" * n for n in (1, 7, 8, 9, 15, 16, 17, 30)] + ["é" * 4, "é" * 8, "é" * 9, "日本語", "😀x"]
+long_pieces = st.sampled_from(_BOUNDARY_TOKENS + ["b" * 8, "zz", " ", "\u3000", ".", "'", "Σ", "İ", "\x85"])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(long_pieces, max_size=12).map("".join)),
+                min_size=1, max_size=5), st.booleans())
+def test_text_collate_byte_table_equals_per_text_encoding(raw, with_default):
+    # TextCollate's fast path looks tokens up by their UTF-8 bytes; it must agree with Vocab.encode.
+    vocab = Vocab(["<pad>", "<unk>", *_BOUNDARY_TOKENS], default_index=1 if with_default else None)
+    try:
+        encoded = [(vocab.encode(text), label) for label, text in raw]
+    except KeyError as e:  # an unknown token with no default: TextCollate must raise the same error
+        with pytest.raises(KeyError, match="set_default_index"):
+            TextCollate(vocab, form="pad")(raw)
+        assert "no default index" in str(e)
+        return
+    ids, lengths, labels = TextCollate(vocab, form="pad")(raw)
+    want_ids, want_lengths = reference_pad([e for e, _ in encoded])
+    assert torch.equal(ids, want_ids) and torch.equal(lengths, want_lengths)
+    assert labels.tolist() == [label for label, _ in raw]

@@ -23,7 +23,7 @@ _EXPORTS = {
     "TokenNotFoundError": "vocab", "IdOutOfRangeError": "vocab",
     "load_ag_news": "data.ag_news", "read_ag_news_csv": "data.ag_news", "AG_NEWS_CLASSES": "data.ag_news",
     "EncodedCorpus": "corpus",
-    "pad_collate": "collate", "offsets_collate": "collate", "TextCollate": "collate",
+    "pad_collate": "collate", "offsets_collate": "collate", "TextCollate": "text_collate",
     "BucketBatchSampler": "sampler",
     "make_dataloader": "loader",
     "ModelConfig": "model", "TextClassifier": "model",

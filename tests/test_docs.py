@@ -1,6 +1,6 @@
-"""The README's quickstart is code users paste: run it as written, against the AG_NEWS stand-in.
+"""The README's quickstart and the examples are code users paste or run: run them as written.
 
-Run: python -m pytest -q tests/test_readme.py
+Run: python -m pytest -q tests/test_docs.py
 """
 import os
 import re
@@ -33,3 +33,15 @@ def test_quickstart_runs(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "vocab.txt").is_file() and (tmp_path / "train.corpus").is_file()
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"AG_NEWS stand-in not found at {DATA}")
+def test_dataloader_example_runs_and_reports_padding(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "ag_news_dataloader.py"),
+                             "--data-dir", str(DATA)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    random, bucketed = map(float, re.search(r"random batches ([\d.]+)%, bucketed batches ([\d.]+)%",
+                                            result.stdout).groups())
+    assert bucketed < 5.0 < random

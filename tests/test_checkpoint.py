@@ -26,6 +26,7 @@ def _save(path, model, **kw):
     return save_checkpoint(path, model=model, model_config=_model().config, vocab_itos=ITOS, epoch=1, step=7, **kw)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="nn.DataParallel runs a CPU module as a pass-through only on machines without CUDA")
 def test_wrapped_model_checkpoint_loads_into_a_bare_model_with_the_same_outputs(tmp_path):
     wrapped = torch.nn.DataParallel(_model())
     opt = torch.optim.SGD(wrapped.parameters(), lr=0.1)

@@ -209,3 +209,9 @@ def test_text_collate_byte_table_equals_per_text_encoding(raw, with_default):
     want_ids, want_lengths = reference_pad([e for e, _ in encoded])
     assert torch.equal(ids, want_ids) and torch.equal(lengths, want_lengths)
     assert labels.tolist() == [label for label, _ in raw]
+
+
+def test_text_collate_custom_tokenizer_keeps_a_real_nul_token():
+    # NUL is TextCollate's internal batch separator; a vocabulary token "\x00" must still get its own id.
+    vocab = Vocab(["<pad>", "\x00", "a"], default_index=0)
+    assert TextCollate(vocab, tokenizer=str.split)([(0, "a \x00")])[0].tolist() == [[2, 1]]

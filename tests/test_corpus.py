@@ -94,6 +94,7 @@ def test_load_missing_file(tmp_path):
     (lambda b: b[:len(b) // 2], "corpus file is truncated: expected at least"),
     (lambda b: b[:30], "corrupt corpus header"),
     (lambda b: b.replace(b'"format_version": 1', b'"format_version": 9'), "format_version 9 is not supported"),
+    (lambda b: b.replace(b'"n_ids"', b'"n_idz"'), r"corrupt corpus header \('n_ids'\)"),
 ])
 def test_corrupt_files_raise_clear_errors(tmp_path, damage, match):
     path = tmp_path / "c.bin"

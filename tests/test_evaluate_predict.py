@@ -88,3 +88,10 @@ def test_classification_report_known_answer():
 def test_confusion_png_is_optional(tmp_path):
     drawn = save_confusion_png([[1, 0], [0, 1]], ["a", "b"], tmp_path / "c.png")
     assert drawn == (tmp_path / "c.png").exists()
+
+
+def test_classification_report_rejects_out_of_range_class_ids():
+    with pytest.raises(ValueError, match=r"labels must be class ids in 0..1, found -1 at position 1"):
+        classification_report([0, 1], [0, -1], num_classes=2)
+    with pytest.raises(ValueError, match=r"preds must be class ids in 0..1, found 5 at position 0"):
+        classification_report([5, 1], [0, 1], num_classes=2)

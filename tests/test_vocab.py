@@ -192,3 +192,12 @@ def test_repr():
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.failed == 0
+
+
+def test_encode_flat_accepts_str_subclasses():
+    class Text(str):
+        pass
+
+    v = Vocab(["<pad>", "<unk>", "a"], default_index=1)
+    ids, offsets = v.encode_flat([Text("a b"), Text("A")])
+    assert ids.tolist() == [2, 1, 2] and offsets.tolist() == [0, 2, 3]

@@ -116,8 +116,9 @@ def encode_flat(vocab, texts, *, num_workers: int = 1) -> tuple[np.ndarray, np.n
                         f"{type(texts).__name__}; use vocab.encode(text) or pass [text]")
     texts = list(texts)
     if not all(type(t) is str for t in texts):
-        pos = next(i for i, t in enumerate(texts) if not isinstance(t, str))
-        _check_str(texts[pos], name=f"texts[{pos}]")
+        for pos, t in enumerate(texts):
+            _check_str(t, name=f"texts[{pos}]")  # raises for a non-str item
+        texts = [str(t) for t in texts]  # str subclasses: plain str for the byte path
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise ValueError(f"num_workers must be an int >= 1, got {num_workers!r}")
     value_set, stoi_sep = _tables(vocab)

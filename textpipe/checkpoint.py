@@ -117,10 +117,13 @@ def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after a successful replace; removes a partial copy otherwise
 
 
 def check_resume(ckpt: dict[str, Any], config: dict[str, Any], keys: Sequence[str], path) -> None:

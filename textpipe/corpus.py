@@ -201,9 +201,10 @@ class EncodedCorpus(Dataset):
             try:
                 size = int.from_bytes(f.read(8), "little")
                 header = json.loads(f.read(size))
-                arrays = header["arrays"]
-                version = header["format_version"]
-            except (ValueError, KeyError, TypeError) as err:
+                arrays = {name: (int(header["arrays"][name][0]), int(header["arrays"][name][1]))
+                          for name in ("ids", "offsets", "labels")}
+                version, n_ids = header["format_version"], int(header["n_ids"])
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
                 raise ValueError(f"{path}: corrupt corpus header ({err}); {fix}") from None
         if version != _VERSION:
             raise ValueError(f"{path}: corpus format_version {version} is not supported (this textpipe "
@@ -222,7 +223,7 @@ class EncodedCorpus(Dataset):
 
         source, offsets, labels = read("ids"), np.array(read("offsets")), np.array(read("labels"))
         try:
-            cls._check(offsets, labels, int(header["n_ids"]))
+            cls._check(offsets, labels, n_ids)
         except ValueError as err:
             raise ValueError(f"{path}: corrupt corpus ({err}); {fix}") from None
         if source.size < offsets[-1] + (int(np.diff(offsets).max()) if labels.size else 0):

@@ -36,7 +36,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
                            "--parallel ddp ...")
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)

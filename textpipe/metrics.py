@@ -23,6 +23,11 @@ def classification_report(preds: Sequence[int], labels: Sequence[int], num_class
     preds, labels = np.asarray(preds, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     if preds.shape != labels.shape:
         raise ValueError(f"preds and labels must have the same length, got {preds.shape} and {labels.shape}")
+    for name, values in (("labels", labels), ("preds", preds)):
+        bad = (values < 0) | (values >= num_classes)
+        if bad.any():
+            raise ValueError(f"{name} must be class ids in 0..{num_classes - 1}, found {int(values[bad][0])} "
+                             f"at position {int(np.flatnonzero(bad)[0])}")
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (labels, preds), 1)
     tp = np.diag(confusion).astype(float)

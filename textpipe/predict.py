@@ -39,6 +39,7 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
         raise TypeError("texts must be a sequence of strings, got a single str; wrap it in a list")
     model, vocab, ckpt = load_model(checkpoint, map_location=device) if not isinstance(checkpoint, tuple) \
         else checkpoint
+    model = model.to(device).eval()
     names = ckpt.get("class_names") or [str(i) for i in range(model.config.num_classes)]
     results = []
     for start in range(0, len(texts), batch_size):

@@ -210,7 +210,8 @@ class TextCollate:
             tokens = list(chain.from_iterable(token_lists))
             ids = _lookup(stoi, tokens, missing)
             is_sep = None
-            ids[ids == -2] = missing  # a NUL token from a custom tokenizer is just unknown
+            # stoi maps NUL to the separator mark; a NUL token from a custom tokenizer gets its real id
+            ids[ids == -2] = self.vocab[_SEP] if _SEP in self.vocab else missing
         if missing == -1 and (ids == -1).any():
             self.vocab.lookup_indices([tokens[int(np.argmax(ids == -1))]])  # raises the vocab's OOV error
         return (ids if is_sep is None else ids[~is_sep]), lengths

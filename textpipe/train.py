@@ -35,6 +35,7 @@ PAD_IDX, UNK_IDX = 0, 1
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
                "val_fraction", "seed", "bucket", "max_steps")
+MODEL_RESUME_KEYS = ("embed_dim", "ngrams", "buckets")
 
 
 @dataclass
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ckpt = load_checkpoint(path, map_location="cpu")
                 check_resume(ckpt, asdict(cfg), RESUME_KEYS, path)
+                # the model's shape flags too: the checkpoint's model config would silently win otherwise
+                check_resume({"train_config": ckpt["model_config"]}, asdict(mcfg), MODEL_RESUME_KEYS, path)
 
         # -- data: rank 0 first (it may download), then the others --------------------------------------
         if ws > 1 and not is_main:
@@ -260,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             if torch.cuda.device_count() < 2:
                 print0(f"note: --parallel dp sees {torch.cuda.device_count()} GPU(s); DataParallel needs 2+ to "
                        f"split a batch, so it runs on {device} alone")
-            model = nn.DataParallel(model)
+            if device.type == "cuda":  # replicas on the chosen GPU and the ones after it
+                model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
+            elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
+                model = nn.DataParallel(model)
         elif cfg.parallel == "ddp":
             model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 

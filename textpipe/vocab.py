@@ -2,8 +2,8 @@
 
 ``vocab(mapping)`` keeps the mapping's iteration order; ``build_vocab_from_iterator`` sorts by count
 descending, then token ascending (spec §2-§3). Unlike torchtext, nothing here mutates its input,
-segfaults, or raises a misleading message. Pure Python; numpy (and pyarrow, if present) only for the
-corpus fast path in ``textpipe/_encode.py``. Save/load lives in ``textpipe/_vocab_format.py``.
+segfaults, or raises a misleading message. No torch; numpy (and pyarrow, if present) serve the corpus
+fast path in ``textpipe/_encode.py``. Save/load lives in ``textpipe/_vocab_format.py``.
 
 Run the tests: python3 -m pytest -q tests/test_vocab.py
 """

@@ -80,15 +80,6 @@ def test_sparse_gradients():
     assert model.embedding.weight.grad.is_sparse
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    import textpipe.checkpoint
-    import textpipe.metrics
-    import textpipe.model
-
-    for module in (textpipe.model, textpipe.checkpoint, textpipe.metrics):
-        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 def test_degenerate_batches():

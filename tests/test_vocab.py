@@ -3,7 +3,6 @@ the textpipe-vocab 1 file format, pickling and constructor errors. Spec examples
 
 Run: python3 -m pytest -q tests/test_vocab.py      (HYPOTHESIS_PROFILE=ci for derandomized runs)
 """
-import doctest
 import pickle
 import random
 
@@ -12,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from textpipe import _encode, _vocab_format, tokenizer, vocab
+from textpipe import _encode
 from textpipe.tokenizer import basic_english
 from textpipe.vocab import TokenNotFoundError, Vocab, build_vocab_from_iterator
 
@@ -188,10 +187,6 @@ def test_repr():
     assert repr(Vocab(["a"], default_index=0)) == "Vocab(size=1, default_index=0)"
 
 
-@pytest.mark.parametrize("module", [tokenizer, vocab, _vocab_format, _encode])
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module)
-    assert result.failed == 0
 
 
 def test_encode_flat_accepts_str_subclasses():

@@ -106,6 +106,8 @@ class EncodedCorpus(Dataset):
             num_workers: Threads used by ``encode_flat`` (its kernels release the GIL).
 
         Example:
+            >>> from textpipe.vocab import Vocab
+            >>> vocab = Vocab(["<pad>", "<unk>", "a", "b"], default_index=1)
             >>> EncodedCorpus.from_texts(["a b", "c"], [0, 1], vocab).lengths
             array([2, 1])
         """
@@ -147,7 +149,10 @@ class EncodedCorpus(Dataset):
         """Randomly split into ``(rest, part)`` where ``part`` holds ``round(fraction * N)`` samples.
 
         Example:
-            >>> train, valid = corpus.split(0.05, seed=0)   # the usual validation carve-out
+            >>> corpus = EncodedCorpus(list(range(20)), list(range(21)), [0] * 20)  # 20 one-id samples
+            >>> rest, part = corpus.split(0.25, seed=0)   # e.g. a validation carve-out
+            >>> len(rest), len(part)
+            (15, 5)
         """
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")

@@ -150,6 +150,8 @@ class TextCollate:
         **options: Keyword options of the chosen collate (``pad_idx``, ``max_len``, ...).
 
     Example:
+        >>> from textpipe.vocab import Vocab
+        >>> vocab = Vocab(["<pad>", "<unk>", "hello", "world"], default_index=1)
         >>> collate = TextCollate(vocab, form="pad")
         >>> collate([(0, "Hello world"), (3, "Hi")])[0].shape
         torch.Size([2, 2])

@@ -31,8 +31,8 @@ def default_cache_dir() -> Path:
     """Returns the cache root: $TEXTPIPE_CACHE, else $XDG_CACHE_HOME/textpipe, else ~/.cache/textpipe.
 
     Example:
-        >>> os.environ["TEXTPIPE_CACHE"] = "/tmp/tp"
-        >>> default_cache_dir()
+        >>> os.environ["TEXTPIPE_CACHE"] = "/tmp/tp"  # doctest: +SKIP
+        >>> default_cache_dir()  # doctest: +SKIP
         PosixPath('/tmp/tp')
     """
     if os.environ.get("TEXTPIPE_CACHE"):
@@ -46,7 +46,7 @@ def md5_file(path: str | os.PathLike) -> str:
     """Returns the hex MD5 of a file, read in chunks.
 
     Example:
-        >>> md5_file("empty.txt")
+        >>> md5_file("empty.txt")  # doctest: +SKIP
         'd41d8cd98f00b204e9800998ecf8427e'
     """
     h = hashlib.md5()
@@ -81,10 +81,10 @@ def download_file(url: str, dest: str | os.PathLike, *, md5: str, timeout: float
         DownloadError: the download failed or the checksum did not match (the message says which).
 
     Example:
-        >>> download_file("http://127.0.0.1:8000/train.csv", "cache/train.csv",
+        >>> download_file("http://127.0.0.1:8000/train.csv", "cache/train.csv",  # doctest: +SKIP
         ...               md5="b1a00f826fdfbd249f79597b59e1dc12")
         PosixPath('cache/train.csv')
-        >>> sorted(os.listdir("cache"))  # the lock file may remain; it is harmless
+        >>> sorted(os.listdir("cache"))  # doctest: +SKIP
         ['train.csv', 'train.csv.lock']
     """
     if not isinstance(md5, str) or len(md5) != 32:

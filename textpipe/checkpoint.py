@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textpipe.distributed import unwrap
 from textpipe.model import ModelConfig, TextClassifier
 
 FORMAT_VERSION = 1
@@ -76,7 +77,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     Returns:
         The path written.
     """
-    bare = model.module if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else model
+    bare = unwrap(model)  # never save the wrapper: its keys would start with "module."
     cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
     ckpt = {
         "format_version": FORMAT_VERSION,

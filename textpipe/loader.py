@@ -14,6 +14,7 @@ Run the tests: python3 -m pytest -q tests/test_loader.py
 from __future__ import annotations
 
 import functools
+import math
 import multiprocessing
 from collections.abc import Iterator
 
@@ -91,16 +92,10 @@ def _pack(batches: list[tuple[torch.Tensor, ...]]) -> tuple[list[torch.Tensor], 
 def _unpack(chunk) -> Iterator[tuple[torch.Tensor, ...]]:
     """Main process: the chunk's batches, as views of its (possibly pinned) buffers."""
     buffers, layout, width = chunk
-    views = [buffers[b][start:start + _numel(shape)].view(shape) for b, start, shape in layout]
+    views = [buffers[b][start:start + math.prod(shape)].view(shape) for b, start, shape in layout]
     for i in range(0, len(views), width):
         yield tuple(views[i:i + width])
 
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class _ChunkDataset:

@@ -3,6 +3,7 @@ plus the metrics helpers.
 
 Run: python -m pytest -q tests/test_evaluate_predict.py
 """
+import importlib.util
 import json
 import sys
 
@@ -86,8 +87,12 @@ def test_classification_report_known_answer():
 
 
 def test_confusion_png_is_optional(tmp_path):
+    # drawn exactly when matplotlib is installed (the optional "plot" extra), and then a real PNG
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
     drawn = save_confusion_png([[1, 0], [0, 1]], ["a", "b"], tmp_path / "c.png")
-    assert drawn == (tmp_path / "c.png").exists()
+    assert drawn is has_matplotlib and (tmp_path / "c.png").exists() is has_matplotlib
+    if drawn:
+        assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_classification_report_rejects_out_of_range_class_ids():

@@ -61,11 +61,13 @@ def _prefers_python(n_texts: int, vocab_size: int) -> bool:
     return n_texts < max(128, vocab_size // 50)
 
 
-def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
-    pa, pc = _arrow()
-    joined = _SEP.join(chunk)
-    if joined.count(_SEP) != len(chunk) - 1:
-        return None  # some text contains NUL
+def byte_tokens(joined: str):
+    """basic_english's byte rule on NUL-joined texts: ``(utf8, starts, ends, tokens per text)`` or ``None``.
+
+    After lower-casing and the '"' and '<br />' steps, every byte of the UTF-8 text either separates
+    tokens, belongs to a word, or is a one-byte token; ``starts``/``ends`` are each token's first and last
+    byte. ``None`` where the rule cannot be used (lone surrogates have no UTF-8 form).
+    """
     text = joined.lower().replace('"', "").replace("<br />", " ")  # the order of tokenizer._normalize
     if not text.isascii():
         text = _OTHER_SPACE.sub(" ", text)
@@ -81,6 +83,23 @@ def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     last[:-1] |= word[:-1] & ~word[1:]
     last[-1:] |= word[-1:]
     starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+    nul = np.flatnonzero(cls == 0)
+    nul = nul[np.frombuffer(data, np.uint8)[nul] == 0]  # where one text ends and the next begins
+    counts = np.empty(nul.size + 2, np.int64)
+    counts[0], counts[-1] = 0, starts.size
+    counts[1:-1] = np.searchsorted(starts, nul)
+    return data, starts, ends, np.diff(counts)
+
+
+def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
+    pa, pc = _arrow()
+    joined = _SEP.join(chunk)
+    if joined.count(_SEP) != len(chunk) - 1:
+        return None  # some text contains NUL
+    split = byte_tokens(joined)
+    if split is None:
+        return None
+    data, starts, ends, lengths = split
     # the kept bytes are the tokens back to back, so their offsets are the running token lengths
     large = len(data) > _INT32_BYTES
     offsets = np.zeros(len(starts) + 1, np.int64 if large else np.int32)
@@ -89,9 +108,6 @@ def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] |
     packed = data.translate(None, _SEPARATORS)  # the token bytes, back to back
     tokens = kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(packed))
     ids = pc.fill_null(pc.index_in(tokens, value_set=value_set.cast(tokens.type)), _OOV)
-    nul = np.flatnonzero(np.frombuffer(data, np.uint8) == 0)  # where one text ends and the next begins
-    before = np.searchsorted(starts, nul)  # tokens before each separator
-    lengths = np.diff(np.concatenate(([0], before, [len(starts)])))
     return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
 
 

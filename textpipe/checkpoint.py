@@ -143,6 +143,11 @@ def check_resume(ckpt: dict[str, Any], config: dict[str, Any], keys: Sequence[st
                          "Resume with the same flags, or start a new --output-dir")
 
 
+def class_names(ckpt: dict[str, Any]) -> list[str]:
+    """The checkpoint's label names, or "0", "1", ... for a checkpoint saved without them."""
+    return ckpt.get("class_names") or [str(i) for i in range(ckpt["model_config"]["num_classes"])]
+
+
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
 

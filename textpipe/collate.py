@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
 
 __all__ = ["CorpusBatch", "pad_collate", "offsets_collate"]
@@ -99,22 +98,9 @@ def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of
 
 
 def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """int64 tensors sharing the arrays' memory; in a DataLoader worker, views of one shared buffer.
-
-    subtle: a worker sends each tensor storage to the main process through shared memory, which costs
-    far more than building the batch (about 1 ms per storage on a 2-core machine), so there the three
-    outputs are views of one storage: one transfer per batch instead of three.
-    """
-    if get_worker_info() is None:
-        return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
-    buffer = torch.empty(sum(a.size for a in arrays), dtype=torch.long)
-    out, pos = [], 0
-    for a in arrays:
-        view = buffer[pos:pos + a.size].view(a.shape)
-        view.numpy()[...] = a
-        out.append(view)
-        pos += a.size
-    return tuple(out)
+    """int64 tensors sharing the arrays' memory (no copy). In DataLoader workers, ``make_dataloader``
+    packs whole chunks of batches into one shared storage (``loader.ChunkedLoader``), so nothing here."""
+    return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
 
 
 def _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side) -> None:
@@ -191,10 +177,8 @@ def pad_collate(batch, *, pad_idx: int = 0, max_len: int | None = None,
         ids = _windows(batch.source, batch.starts, T)
         np.copyto(ids, pad_idx, where=_pad_template[lengths, :T] if T <= _pad_template.shape[1]
                   else _pad_mask(lengths, T))
-        if get_worker_info() is None:
-            return (torch.from_numpy(ids), torch.from_numpy(np.ascontiguousarray(lengths, _I64)),
-                    torch.from_numpy(np.ascontiguousarray(batch.labels, _I64)))
-        return _tensors(ids, lengths, batch.labels)
+        return (torch.from_numpy(ids), torch.from_numpy(np.ascontiguousarray(lengths, _I64)),
+                torch.from_numpy(np.ascontiguousarray(batch.labels, _I64)))
     _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side)
     flat = _as_flat(batch)
     ids, lengths = _pad_arrays(flat.source, flat.starts, flat.lengths, pad_idx=pad_idx, max_len=max_len,

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-_TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     Raises:
         RuntimeError: when RANK/LOCAL_RANK/WORLD_SIZE are not set (not started by torchrun).
     """
-    missing = [v for v in _TORCHRUN_VARS if v not in os.environ]
+    missing = [v for v in TORCHRUN_VARS if v not in os.environ]
     if missing:
         raise RuntimeError(f"--parallel ddp needs the torchrun environment, but {'/'.join(missing)} "
                            "is not set; start it with: torchrun --nproc_per_node=N -m textpipe.train "

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from textpipe.checkpoint import load_model
+from textpipe.checkpoint import class_names, load_model
 from textpipe.metrics import classification_report, format_report, save_confusion_png
 
 
@@ -81,7 +81,7 @@ def evaluate(checkpoint: str | os.PathLike, data, *, batch_size: int = 512, devi
                              pad_idx=model.config.pad_idx)
     result = evaluate_model(model, loader, device=device)
     report = classification_report(result["preds"], result["labels"], model.config.num_classes)
-    names = ckpt.get("class_names") or [str(i) for i in range(model.config.num_classes)]
+    names = class_names(ckpt)
     return {**report, "loss": result["loss"], "class_names": list(names)}
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from textpipe.checkpoint import load_model
+from textpipe.checkpoint import class_names, load_model
 
 
 @torch.no_grad()
@@ -40,7 +40,7 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
     model, vocab, ckpt = load_model(checkpoint, map_location=device) if not isinstance(checkpoint, tuple) \
         else checkpoint
     model = model.to(device).eval()
-    names = ckpt.get("class_names") or [str(i) for i in range(model.config.num_classes)]
+    names = class_names(ckpt)
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])

@@ -16,14 +16,13 @@ from operator import itemgetter
 import numpy as np
 import torch
 
-from textpipe._encode import _CLASS, _OTHER_SPACE
+from textpipe._encode import byte_tokens
 from textpipe.collate import CorpusBatch, offsets_collate, pad_collate
-from textpipe.tokenizer import basic_english
+from textpipe.tokenizer import _SEP, basic_english
 
 __all__ = ["TextCollate"]
 
 _I64 = np.dtype(np.int64)
-_SEP = "\x00"  # joins a batch's texts for one tokenizer call (texts that contain it go one by one)
 
 
 def _lookup(stoi: dict[str, int], tokens: list[str], missing: int) -> np.ndarray:
@@ -86,24 +85,11 @@ class _ByteTable:
     def encode(self, joined: str, stoi: dict[str, int], missing: int):
         """``(ids, lengths)`` of the NUL-joined texts, as ``basic_english`` + ``stoi`` give them; ``None``
         where the byte path does not apply (lone surrogates)."""
-        # The byte rule of _encode._chunk_bytes: after lower-casing, '"' and '<br />', each byte of the
-        # UTF-8 text separates tokens, belongs to a word, or is a one-byte token.
-        text = joined.lower().replace('"', "").replace("<br />", " ")
-        if not text.isascii():
-            text = _OTHER_SPACE.sub(" ", text)
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError:
+        split = byte_tokens(joined)
+        if split is None:
             return None
-        cls = np.frombuffer(data.translate(_CLASS), np.uint8)
-        word, single = cls == 1, cls == 2
-        first, last = single.copy(), single
-        first[1:] |= word[1:] & ~word[:-1]
-        first[:1] |= word[:1]
-        last[:-1] |= word[:-1] & ~word[1:]
-        last[-1:] |= word[-1:]
-        starts = np.flatnonzero(first)
-        sizes = np.flatnonzero(last) + 1 - starts
+        data, starts, ends, lengths = split
+        sizes = ends + 1 - starts
         buf = data + bytes(16)
         words = np.ndarray((len(data) + 9,), dtype=_U64, buffer=buf, strides=(1,))
         q1 = words[starts] & _KEY_MASKS[np.minimum(sizes, 8)]
@@ -122,12 +108,7 @@ class _ByteTable:
             pending, slot, q1, q2 = pending[go], slot[go], q1[go], q2[go]
         for j in np.flatnonzero(sizes > 16).tolist():  # long tokens: the dict
             ids[j] = stoi.get(data[starts[j]:starts[j] + sizes[j]].decode("utf-8"), missing)
-        nul = np.flatnonzero(cls == 0)
-        nul = nul[np.frombuffer(data, np.uint8)[nul] == 0]  # where one text ends and the next begins
-        counts = np.empty(nul.size + 2, _I64)
-        counts[0], counts[-1] = 0, starts.size
-        counts[1:-1] = np.searchsorted(starts, nul)
-        return ids, np.diff(counts)
+        return ids, lengths
 
 
 class TextCollate:

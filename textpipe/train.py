@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from textpipe.checkpoint import (capture_rng_state, check_resume, copy_checkpoint, load_checkpoint,
                                  restore_rng_state, save_checkpoint)
-from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
+from textpipe.distributed import TORCHRUN_VARS, DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
@@ -166,7 +166,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
 
 def main(argv: list[str] | None = None) -> int:
     cfg, mcfg = parse_args(argv)
-    if cfg.parallel == "ddp" and not all(v in os.environ for v in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
+    if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         print("error: --parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
               "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...", file=sys.stderr)
         return 2

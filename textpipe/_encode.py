@@ -83,8 +83,7 @@ def byte_tokens(joined: str):
     last[:-1] |= word[:-1] & ~word[1:]
     last[-1:] |= word[-1:]
     starts, ends = np.flatnonzero(first), np.flatnonzero(last)
-    nul = np.flatnonzero(cls == 0)
-    nul = nul[np.frombuffer(data, np.uint8)[nul] == 0]  # where one text ends and the next begins
+    nul = np.flatnonzero(np.frombuffer(data, np.uint8) == 0)  # where one text ends and the next begins
     counts = np.empty(nul.size + 2, np.int64)
     counts[0], counts[-1] = 0, starts.size
     counts[1:-1] = np.searchsorted(starts, nul)

@@ -1,0 +1,124 @@
+"""The Ray side of `textpipe tune`: start Ray, the trial function around `textpipe.train.fit`, ASHA that
+records which trials it stopped early, the search algorithms, and the Tuner (new or restored).
+
+The only textpipe module that imports Ray (`textpipe.tune` imports it only after checking Ray is installed).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table (Ray's new output ignores it)
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+
+from textpipe._tune_results import METRIC  # noqa: E402
+from textpipe._tune_space import to_ray  # noqa: E402
+from textpipe.fileio import atomic_write_text  # noqa: E402
+
+EXPERIMENT = "ray"  # <output-dir>/ray holds Ray's experiment state and one directory per trial
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that writes the ids of the trials it stops *early* to a JSON file (the summary counts them).
+
+    ASHA also "stops" a trial at its last epoch (max_t); that is not an early stop and is not recorded.
+    The file lives in the output directory, so a resumed search keeps counting.
+    """
+
+    def __init__(self, *, record_path: str | os.PathLike, **kwargs):
+        super().__init__(**kwargs)
+        self._record_path = str(record_path)
+
+    def stopped(self) -> set[str]:
+        try:
+            return set(json.loads(Path(self._record_path).read_text()))
+        except FileNotFoundError:
+            return set()
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and result.get("epoch", 0) < result.get("epochs", float("inf")):
+            atomic_write_text(self._record_path, json.dumps(sorted(self.stopped() | {trial.trial_id})) + "\n")
+        return action
+
+
+def start(address: str | None, *, num_cpus: int | None, num_gpus: int | None) -> bool:
+    """Connect to the cluster at `address` or start a local Ray; False when Ray was already running here."""
+    if ray.is_initialized():
+        return False
+    common = {"log_to_driver": False, "logging_level": "WARNING", "configure_logging": True}
+    if address:
+        ray.init(address=address, **common)
+    else:  # a local Ray with this machine's cores (or what the caller gave)
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **common)
+    return True
+
+
+def stop() -> None:
+    ray.shutdown()
+
+
+def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
+    """One trial: `textpipe.train.fit` with the trial's parameters; every epoch's record goes to Tune (ASHA)."""
+    from textpipe.tune import trial_train_config
+    from textpipe.train import fit
+
+    cfg = trial_train_config(shared, params, output_dir=tune.get_context().get_trial_dir())
+    epochs = int(params.get("epochs", shared["base"].get("epochs", 10)))
+
+    def report(record: dict) -> None:
+        tune.report({"epoch": record["epoch"], "epochs": epochs, METRIC: record["val_accuracy"],
+                     "val_loss": record["val_loss"], "train_loss": record["train_loss"],
+                     "train_accuracy": record["train_accuracy"]})
+
+    fit(cfg, report=report, **shared.get("fit_kwargs", {}))
+
+
+def make_searcher(kind: str, *, seed: int, points: list[dict] | None):
+    """hyperopt (TPE), optuna (TPE) or random: all seeded, all starting with `points` (textpipe's defaults)."""
+    if kind == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+        # a handful of random points before TPE models the space: searches here run tens of trials, not hundreds
+        return HyperOptSearch(metric=METRIC, mode="max", points_to_evaluate=points, random_state_seed=seed,
+                              n_initial_points=8)
+    if kind == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+        return OptunaSearch(metric=METRIC, mode="max", points_to_evaluate=points, seed=seed)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    return BasicVariantGenerator(points_to_evaluate=points, random_state=seed)
+
+
+def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[str], search: str,
+               scheduler: str, max_epochs: int, grace_period: int, reduction_factor: float, num_samples: int,
+               time_budget_s: float | None, max_concurrent: int | None, cpus_per_trial: float,
+               gpus_per_trial: float, seed: int, output_dir: Path, resume: bool, progress: bool) -> tune.Tuner:
+    """A new Tuner, or the one saved in `<output_dir>/ray` when `resume` (Tuner.restore)."""
+    trainable = tune.with_resources(tune.with_parameters(run_trial, shared=shared),
+                                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    path = output_dir / EXPERIMENT
+    if resume:
+        # the trial function is passed again: its shared data now lives in this Ray's object store
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    if scheduler == "asha":
+        sched = RecordingASHA(record_path=output_dir / "asha_stopped.json", time_attr="epoch", max_t=max_epochs,
+                              grace_period=grace_period, reduction_factor=reduction_factor)
+    else:
+        sched = FIFOScheduler()
+    from textpipe._tune_space import default_point
+    point = default_point(space)
+    reporter = tune.CLIReporter(parameter_columns=searched, metric_columns=["epoch", "train_loss", "val_loss", METRIC],
+                                sort_by_metric=True, max_report_frequency=10)
+    return tune.Tuner(
+        trainable, param_space=to_ray(space),
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=make_searcher(search, seed=seed,
+                                    points=[point] if point else None), scheduler=sched,
+                                    num_samples=num_samples, time_budget_s=time_budget_s,
+                                    max_concurrent_trials=max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(output_dir), log_to_file=True,
+                                  progress_reporter=reporter, verbose=1 if progress else 0,
+                                  failure_config=tune.FailureConfig(max_failures=0)))

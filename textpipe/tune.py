@@ -1,0 +1,377 @@
+"""Hyperparameter search for the textpipe classifier on Ray Tune: HyperOpt, Optuna or random search, ASHA
+early stopping over epochs, on this machine or an existing Ray cluster.
+
+    python -m textpipe.tune --data-dir ../shared/data/ag_news --time-budget-s 120
+    python -m textpipe.tune --train train.csv --val val.csv --test test.csv --search optuna --num-samples 40
+    python -m textpipe.tune --data-dir DIR --address auto        # on a running Ray cluster (`ray start --head`)
+    python -m textpipe.tune --data-dir DIR --resume              # continue a killed search
+
+Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
+at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir: space.json,
+ray/ (Ray's experiment and one directory per trial), trials.csv, trials.json, best_config.json, final/, best.pt,
+summary.json. Needs the extra: pip install "textpipe[tune]".
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from textpipe import _tune_results as results
+from textpipe._tune_space import (DEFAULT_SPACE, SpaceError, check_space, format_space, load_space_file, max_value,
+                                  merge_spaces, parse_param_flag)
+from textpipe.fileio import atomic_write_text
+
+__all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError"]
+
+INSTALL = 'pip install "textpipe[tune]"  (Ray Tune, HyperOpt and Optuna)'
+# what each --search needs besides Ray Tune
+_NEEDS = {"hyperopt": ["hyperopt"], "optuna": ["optuna"], "random": []}
+
+
+class UsageError(ValueError):
+    """A bad option, file or space: the CLI prints it as one `error:` line and exits 2."""
+
+
+@dataclass
+class SearchConfig:
+    # -- data (the same flags as train) --
+    data_dir: str | None = None  # directory with train.csv[.gz] (+ test.csv[.gz])
+    train: str | None = None  # training table (overrides the one in data_dir)
+    val: str | None = None  # validation table; without it --val-fraction of train is held out
+    test: str | None = None  # test table, read only by the final model (default: data_dir's test.csv[.gz])
+    text_columns: list[str] | None = None  # text column(s), joined with a space; None = the table's default
+    label_column: str | None = None  # label column; None = the table's default
+    val_fraction: float | None = None  # share of train held out for scoring trials; None = 0.1 (0 with --val)
+    # -- the space --
+    space: str | dict | None = None  # JSON/TOML file (or a dict) over the default space
+    params: list[str] = field(default_factory=list)  # NAME=SPEC overrides, applied after the file
+    # -- the search --
+    search: str = "hyperopt"  # hyperopt | optuna | random
+    scheduler: str = "asha"  # asha | none
+    num_samples: int | None = None  # trials; None = 20, or unlimited with a time budget; -1 = unlimited
+    time_budget_s: float | None = None  # wall-clock seconds for the search, counted from the command's start
+    max_concurrent: int | None = None  # trials at once; None = as many as the resources allow
+    cpus_per_trial: float = 1.0  # CPU cores per trial (also its torch threads)
+    gpus_per_trial: float = 0.0  # GPUs per trial (0 = train on CPU)
+    grace_period: int = 1  # ASHA: epochs before a trial can be stopped
+    reduction_factor: float = 2.0  # ASHA: keep the best 1/reduction_factor at each rung
+    seed: int = 0  # search algorithm, validation carve-out and every trial's training seed
+    output_dir: str = "runs/tune"
+    address: str | None = None  # auto | HOST:PORT of a running Ray cluster; None = start Ray here
+    resume: bool = False  # continue the search saved in output_dir
+    overwrite: bool = False  # replace a search already in output_dir
+    final: str = "retrain"  # retrain (on train + val) | checkpoint (the best trial's own best.pt)
+    progress: bool = True  # Ray's progress table
+
+
+def parse_args(argv: list[str] | None = None) -> SearchConfig:
+    """Command line -> SearchConfig (defaults from the dataclass)."""
+    d = SearchConfig()
+    p = argparse.ArgumentParser(prog="textpipe tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", default=d.data_dir, help="directory with train.csv[.gz] and test.csv[.gz]")
+    g.add_argument("--train", default=d.train, help="training table (csv/tsv/jsonl/parquet); overrides --data-dir's")
+    g.add_argument("--val", default=d.val, help="validation table the trials are scored on "
+                   "(default: --val-fraction of train)")
+    g.add_argument("--test", default=d.test, help="test table, read only by the final model (default: --data-dir's)")
+    g.add_argument("--text-column", dest="text_columns", action="append", default=d.text_columns,
+                   help="text column, repeatable (joined with a space in order); default: the table's")
+    g.add_argument("--label-column", default=d.label_column, help="label column (default: the table's)")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of train held out to score trials, in (0, 1) (default 0.1; not with --val)")
+    g = p.add_argument_group("search space (printed at the start)")
+    g.add_argument("--space", default=d.space, metavar="FILE",
+                   help="JSON or TOML file: parameter -> constant or {choice|uniform|loguniform|randint: [...]}")
+    g.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=SPEC",
+                   help="override one parameter: lr=loguniform:2:32, embed_dim=16,32,64 (choice), epochs=10")
+    g = p.add_argument_group("search")
+    g.add_argument("--search", choices=list(_NEEDS), default=d.search, help="search algorithm (default %(default)s)")
+    g.add_argument("--scheduler", choices=["asha", "none"], default=d.scheduler,
+                   help="asha = stop bad trials early, by epoch (default %(default)s)")
+    g.add_argument("--num-samples", type=int, default=d.num_samples,
+                   help="trials (default 20, unlimited with --time-budget-s; -1 = unlimited)")
+    g.add_argument("--time-budget-s", type=float, default=d.time_budget_s,
+                   help="wall-clock seconds for the search, from the command's start (final retrain after)")
+    g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
+                   help="trials at once (default: as many as the CPUs/GPUs allow)")
+    g.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA grace period, epochs (default 1)")
+    g.add_argument("--reduction-factor", type=float, default=d.reduction_factor, help="ASHA reduction factor (2)")
+    g.add_argument("--seed", type=int, default=d.seed, help="default %(default)s")
+    g = p.add_argument_group("resources and cluster")
+    g.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="default %(default)s")
+    g.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="default %(default)s")
+    g.add_argument("--address", default=d.address, help="auto | HOST:PORT: run on that Ray cluster "
+                   "(default: start Ray here with this machine's cores)")
+    g = p.add_argument_group("output")
+    g.add_argument("--output-dir", default=d.output_dir, help="everything the search writes (default %(default)s)")
+    g.add_argument("--resume", action="store_true", help="continue the search saved in --output-dir")
+    g.add_argument("--overwrite", action="store_true", help="replace a search already in --output-dir")
+    g.add_argument("--final", choices=["retrain", "checkpoint"], default=d.final,
+                   help="retrain the best configuration on train + val (default), or keep the best trial's model")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
+                   help="Ray's progress table (default on)")
+    return SearchConfig(**vars(p.parse_args(argv)))
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _resolve_data(cfg: SearchConfig) -> dict[str, Any]:
+    """Absolute data paths (trials run in their own directories) and the validation split; UsageError if bad."""
+    train, test = cfg.train, cfg.test
+    if cfg.data_dir is not None:
+        d = Path(cfg.data_dir)
+        if not d.is_dir():
+            raise UsageError(f"--data-dir {d}: no such directory")
+        train = train or _find(d, "train")
+        test = test or _find(d, "test")
+        if train is None:
+            raise UsageError(f"--data-dir {d} holds no train.csv or train.csv.gz; pass --train FILE")
+    if train is None:
+        raise UsageError("no training data: pass --data-dir DIR or --train FILE")
+    paths = {}
+    for flag, value in (("--train", train), ("--val", cfg.val), ("--test", test)):
+        if value is not None:
+            path = Path(value).expanduser().resolve()
+            if not path.exists():
+                raise UsageError(f"{flag} {value}: no such file")
+            paths[flag[2:]] = str(path)
+    if cfg.val is not None and cfg.val_fraction not in (None, 0):
+        raise UsageError("--val and --val-fraction both given: trials are scored on one validation split; drop one")
+    frac = 0.0 if cfg.val is not None else (0.1 if cfg.val_fraction is None else cfg.val_fraction)
+    if cfg.val is None and not 0.0 < frac < 1.0:
+        raise UsageError(f"--val-fraction must be in (0, 1): trials need a validation split, got {frac}")
+    return {"train": paths["train"], "val": paths.get("val"), "test": paths.get("test"), "val_fraction": frac,
+            "text_columns": cfg.text_columns, "label_column": cfg.label_column}
+
+
+def _check_options(cfg: SearchConfig) -> None:
+    for name in ("cpus_per_trial", "gpus_per_trial"):
+        if getattr(cfg, name) < (0 if name == "gpus_per_trial" else 0) or (
+                name == "cpus_per_trial" and cfg.cpus_per_trial <= 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be {'> 0' if name == 'cpus_per_trial' else '>= 0'}, "
+                             f"got {getattr(cfg, name)}")
+    if cfg.num_samples is not None and (cfg.num_samples == 0 or cfg.num_samples < -1):
+        raise UsageError(f"--num-samples must be >= 1 (or -1 = unlimited), got {cfg.num_samples}")
+    if cfg.num_samples == -1 and cfg.time_budget_s is None:
+        raise UsageError("--num-samples -1 (unlimited) needs --time-budget-s, or the search never ends")
+    if cfg.time_budget_s is not None and cfg.time_budget_s <= 0:
+        raise UsageError(f"--time-budget-s must be > 0, got {cfg.time_budget_s}")
+    if cfg.max_concurrent is not None and cfg.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {cfg.max_concurrent}")
+    if cfg.grace_period < 1:
+        raise UsageError(f"--grace-period must be >= 1 epoch, got {cfg.grace_period}")
+    if cfg.reduction_factor <= 1:
+        raise UsageError(f"--reduction-factor must be > 1, got {cfg.reduction_factor}")
+    if cfg.resume and cfg.overwrite:
+        raise UsageError("--resume and --overwrite both given: continue the saved search, or replace it; pick one")
+    if cfg.search not in _NEEDS:
+        raise UsageError(f"--search must be one of {', '.join(_NEEDS)}, got {cfg.search!r}")
+    if cfg.final not in ("retrain", "checkpoint"):
+        raise UsageError(f"--final must be retrain or checkpoint, got {cfg.final!r}")
+    missing = [m for m in ["ray", *_NEEDS[cfg.search]] if importlib.util.find_spec(m) is None]
+    if not missing and importlib.util.find_spec("ray.tune") is None:
+        missing = ["ray[tune]"]
+    if missing:
+        raise UsageError(f"textpipe tune needs {' and '.join(missing)}, not installed here: {INSTALL}")
+
+
+def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """The default space, then the --space file, then --param flags; and where each parameter came from."""
+    layers, sources = [(DEFAULT_SPACE, "default")], {}
+    if isinstance(cfg.space, dict):
+        layers.append((check_space(cfg.space, where="space="), "space="))
+    elif cfg.space is not None:
+        layers.append((load_space_file(cfg.space), Path(cfg.space).name))
+    for text in cfg.params:
+        layers.append((parse_param_flag(text), "--param"))
+    for layer, source in layers:
+        sources.update({name: source for name in layer})
+    return merge_spaces(*(layer for layer, _ in layers)), sources
+
+
+def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output_dir: str):
+    """The TrainConfig of one run: the data and fixed settings in `shared`, the trial's parameters over them."""
+    from textpipe.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    values = {**shared["base"], **params, "output_dir": str(output_dir)}
+    unknown = sorted(set(values) - names)
+    if unknown:  # a parameter this textpipe's TrainConfig does not have: say so instead of dropping it
+        raise ValueError(f"TrainConfig has no field(s) {unknown}; this textpipe cannot search them")
+    return TrainConfig(**values)
+
+
+def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool:
+    """Check the output directory against --resume/--overwrite; True when a saved search is to be continued."""
+    exp, saved_space = out / "ray", out / "space.json"
+    holds = exp.exists() or saved_space.exists()
+    if holds and not (cfg.resume or cfg.overwrite):
+        raise UsageError(f"--output-dir {out} already holds a search: pass --resume to continue it or --overwrite "
+                         f"to start over (or choose another --output-dir)")
+    if cfg.overwrite:
+        for name in ("ray", "final"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("space.json", "asha_stopped.json", "trials.csv", "trials.json", "best_config.json", "best.pt",
+                     "summary.json"):
+            (out / name).unlink(missing_ok=True)
+        return False
+    if not cfg.resume:
+        return False
+    if not holds:
+        print(f"note: --resume: no search in {out} yet, starting a new one")
+        return False
+    if saved_space.exists() and json.loads(saved_space.read_text()) != json.loads(json.dumps(space)):
+        raise UsageError(f"--resume: the search space differs from the one saved in {saved_space}; Ray resumes a "
+                         f"search only unchanged: use the same --space/--param flags, or --overwrite")
+    return (exp / "tuner.pkl").exists()
+
+
+def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
+    """Run a search, then build the final model; returns the summary (also `<output_dir>/summary.json`).
+
+    Args:
+        config: a SearchConfig; or give its fields as keyword options, e.g.
+            `search(data_dir="data/ag_news", time_budget_s=120)`.
+
+    Raises:
+        UsageError: for bad options, data paths or search spaces, before anything slow starts.
+    """
+    t0 = time.perf_counter()
+    cfg = config if config is not None else SearchConfig()
+    if options:
+        cfg = SearchConfig(**{**asdict(cfg), **options})
+    _check_options(cfg)
+    data = _resolve_data(cfg)
+    try:
+        space, sources = build_space(cfg)
+    except SpaceError as e:
+        raise UsageError(str(e)) from None
+    searched = [name for name, spec in space.items() if isinstance(spec, dict)]
+    if not searched:
+        raise UsageError("the search space fixes every parameter: nothing to search (give a choice or a range)")
+    out = Path(cfg.output_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock, Timeout
+    lock = FileLock(str(out / ".tune.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"--output-dir {out} is in use by another running search; wait for it or choose "
+                         f"another --output-dir") from None
+    try:
+        return _search_locked(cfg, t0=t0, data=data, space=space, sources=sources, searched=searched, out=out)
+    finally:
+        lock.release()
+
+
+def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str, Any]:
+    restore = _prepare_output(cfg, out, space)
+    max_epochs = int(max_value(space.get("epochs", 10)))
+    num_samples = cfg.num_samples if cfg.num_samples is not None else (-1 if cfg.time_budget_s else 20)
+    scored_on = f"--val {data['val']}" if data["val"] else f"{data['val_fraction']:g} of train"
+    print(f"search space ({len(searched)} searched; --space FILE / --param NAME=SPEC change it):")
+    print(format_space(space, sources=sources))
+    print(f"{cfg.search} search, scheduler {cfg.scheduler}"
+          f"{f' (max_t {max_epochs} epochs, grace {cfg.grace_period}, reduction {cfg.reduction_factor:g})' if cfg.scheduler == 'asha' else ''}"
+          f", {'unlimited' if num_samples == -1 else num_samples} trials"
+          f"{f', time budget {cfg.time_budget_s:g} s' if cfg.time_budget_s else ''}; scored on "
+          f"{scored_on} (the test file is not read)")
+    atomic_write_text(out / "space.json", json.dumps(space, indent=1) + "\n")
+    shared = prepare_shared(cfg, data, out)
+
+    from textpipe import _tune_ray as tray  # Ray is imported from here on
+    started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
+    try:
+        elapsed = time.perf_counter() - t0
+        budget = None if cfg.time_budget_s is None else max(cfg.time_budget_s - elapsed, 1.0)
+        tuner = tray.make_tuner(shared=shared, space=space, searched=searched, search=cfg.search,
+                                scheduler=cfg.scheduler, max_epochs=max_epochs, grace_period=cfg.grace_period,
+                                reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
+                                max_concurrent=cfg.max_concurrent, cpus_per_trial=cfg.cpus_per_trial,
+                                gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
+                                progress=cfg.progress)
+        t_search = time.perf_counter()
+        grid = tuner.fit()
+        search_s = time.perf_counter() - t_search
+    finally:
+        if started:
+            tray.stop()
+    asha = _read_ids(out / "asha_stopped.json")
+    rows = results.trial_rows(grid, searched=searched, asha_stopped=asha)
+    results.save_table(rows, out)
+    from textpipe._tune_final import finish
+    return finish(cfg, rows=rows, searched=searched, space=space, data=data, shared=shared, out=out, t0=t0,
+                  search_s=search_s, resumed=restore)
+
+
+def _read_ids(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return set()
+
+
+def _data_fields(data: dict[str, Any], *, out: Path, trials: bool) -> dict[str, Any]:
+    """The TrainConfig data fields for the trials (train + validation only) or the final model (+ test)."""
+    from textpipe.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    if "train" in names:  # the table reader's fields: any file, columns by name
+        return {"train": data["train"], "val": data["val"], "test": None if trials else data["test"],
+                "text_columns": data["text_columns"], "label_column": data["label_column"],
+                "val_fraction": data["val_fraction"] if trials else 0.0}
+    # a TrainConfig with only data_dir: trials get a directory holding just the training file, so the test
+    # file is not even seen by them; the final model reads the original directory (train + test)
+    if data["val"] or data["text_columns"] or data["label_column"] or Path(data["train"]).name not in (
+            "train.csv", "train.csv.gz"):
+        raise UsageError("this textpipe's train takes only --data-dir (AG_NEWS layout): --train FILE, --val, "
+                         "--text-column and --label-column need the table reader")
+    src = Path(data["train"])
+    if not trials:
+        return {"data_dir": str(src.parent), "val_fraction": 0.0}
+    trial_dir = out / "data"
+    trial_dir.mkdir(exist_ok=True)
+    link = trial_dir / src.name
+    if not link.exists():
+        link.symlink_to(src)
+    return {"data_dir": str(trial_dir), "val_fraction": data["val_fraction"]}
+
+
+def prepare_shared(cfg: SearchConfig, data: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What every trial gets (once, through Ray's object store): the data settings and fixed training options;
+    and the same for the final model under "final"."""
+    device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"
+    fixed = {"seed": cfg.seed, "device": device, "threads": max(1, int(cfg.cpus_per_trial)), "progress": False}
+    return {"base": {**_data_fields(data, out=out, trials=True), **fixed},
+            "final": {**_data_fields(data, out=out, trials=False), **fixed, "device": "auto"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        summary = search(cfg)
+    except (UsageError, SpaceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the search so far is saved in {cfg.output_dir}; run the same command with --resume "
+              f"to continue it", file=sys.stderr)
+        return 130
+    return 0 if summary.get("best") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table (R
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+from ray.tune.stopper import Stopper  # noqa: E402
 
 from textpipe._tune_results import METRIC  # noqa: E402
 from textpipe._tune_space import to_ray  # noqa: E402
@@ -45,6 +47,38 @@ class RecordingASHA(ASHAScheduler):
         if action == self.STOP and result.get("epoch", 0) < result.get("epochs", float("inf")):
             atomic_write_text(self._record_path, json.dumps(sorted(self.stopped() | {trial.trial_id})) + "\n")
         return action
+
+
+class BudgetStopper(Stopper):
+    """Ray's TimeoutStopper, but it also keeps back the time the final model will need.
+
+    The budget counts down in wall-clock time from construction (and, after a resume, from the restart: the
+    time between a kill and `--resume` is not counted). The reserve is the time of the best trial so far that
+    ran all its epochs, scaled by `final_scale` (the retrain sees train + validation) plus `final_extra_s`:
+    the search stops once the budget left would no longer cover the final model.
+    """
+
+    def __init__(self, budget_s: float, *, final_scale: float, final_extra_s: float = 5.0):
+        self._budget, self._scale, self._extra = float(budget_s), final_scale, final_extra_s
+        self._best, self.reserve_s = -1.0, 0.0
+        self._last_check = time.time()
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        acc = result.get(METRIC)
+        if acc is not None and result.get("epoch", 0) >= result.get("epochs", float("inf")) and acc > self._best:
+            self._best, self.reserve_s = acc, result["time_total_s"] * self._scale + self._extra
+        return False
+
+    def stop_all(self) -> bool:
+        now = time.time()
+        if self._last_check is not None:
+            self._budget -= now - self._last_check
+        self._last_check = now
+        return self._budget <= self.reserve_s
+
+    def __setstate__(self, state: dict) -> None:
+        state["_last_check"] = None  # restored: count from the first check of the resumed search
+        self.__dict__.update(state)
 
 
 def start(address: str | None, *, num_cpus: int | None, num_gpus: int | None) -> bool:
@@ -96,7 +130,8 @@ def make_searcher(kind: str, *, seed: int, points: list[dict] | None):
 def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[str], search: str,
                scheduler: str, max_epochs: int, grace_period: int, reduction_factor: float, num_samples: int,
                time_budget_s: float | None, max_concurrent: int | None, cpus_per_trial: float,
-               gpus_per_trial: float, seed: int, output_dir: Path, resume: bool, progress: bool) -> tune.Tuner:
+               gpus_per_trial: float, seed: int, output_dir: Path, resume: bool, progress: bool,
+               final_scale: float = 1.0) -> tune.Tuner:
     """A new Tuner, or the one saved in `<output_dir>/ray` when `resume` (Tuner.restore)."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, shared=shared),
                                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -111,14 +146,15 @@ def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[
         sched = FIFOScheduler()
     from textpipe._tune_space import default_point
     point = default_point(space)
+    stopper = None if time_budget_s is None else BudgetStopper(time_budget_s, final_scale=final_scale)
     reporter = tune.CLIReporter(parameter_columns=searched, metric_columns=["epoch", "train_loss", "val_loss", METRIC],
                                 sort_by_metric=True, max_report_frequency=10)
     return tune.Tuner(
         trainable, param_space=to_ray(space),
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=make_searcher(search, seed=seed,
                                     points=[point] if point else None), scheduler=sched,
-                                    num_samples=num_samples, time_budget_s=time_budget_s,
+                                    num_samples=num_samples,
                                     max_concurrent_trials=max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(output_dir), log_to_file=True,
+        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(output_dir), log_to_file=True, stop=stopper,
                                   progress_reporter=reporter, verbose=1 if progress else 0,
                                   failure_config=tune.FailureConfig(max_failures=0)))

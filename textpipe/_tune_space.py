@@ -75,7 +75,7 @@ DEFAULT_SPACE: dict[str, Any] = {
     "batch_size": {"choice": [8, 16, 32, 64]},
     "embed_dim": {"choice": [16, 32, 64]},
     "ngrams": {"choice": [1, 2]},
-    "buckets": {"choice": [2**16, 2**18, 2**20]},
+    "buckets": {"choice": [2**16, 2**17, 2**18, 2**19]},
     "min_freq": {"choice": [1, 2, 3]},
     "optimizer": "sgd",
     "schedule": {"choice": ["linear", "cosine"]},

@@ -56,7 +56,7 @@ class SearchConfig:
     search: str = "hyperopt"  # hyperopt | optuna | random
     scheduler: str = "asha"  # asha | none
     num_samples: int | None = None  # trials; None = 20, or unlimited with a time budget; -1 = unlimited
-    time_budget_s: float | None = None  # wall-clock seconds for the search, counted from the command's start
+    time_budget_s: float | None = None  # wall-clock seconds for the whole command, final model included
     max_concurrent: int | None = None  # trials at once; None = as many as the resources allow
     cpus_per_trial: float = 1.0  # CPU cores per trial (also its torch threads)
     gpus_per_trial: float = 0.0  # GPUs per trial (0 = train on CPU)
@@ -99,7 +99,8 @@ def parse_args(argv: list[str] | None = None) -> SearchConfig:
     g.add_argument("--num-samples", type=int, default=d.num_samples,
                    help="trials (default 20, unlimited with --time-budget-s; -1 = unlimited)")
     g.add_argument("--time-budget-s", type=float, default=d.time_budget_s,
-                   help="wall-clock seconds for the search, from the command's start (final retrain after)")
+                   help="wall-clock seconds for the whole command: the search stops in time to leave the final "
+                   "model the time its best trial took")
     g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
                    help="trials at once (default: as many as the CPUs/GPUs allow)")
     g.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA grace period, epochs (default 1)")
@@ -302,7 +303,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
                                 max_concurrent=cfg.max_concurrent, cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
-                                progress=cfg.progress)
+                                progress=cfg.progress, final_scale=1.0 / (1.0 - data["val_fraction"]))
         t_search = time.perf_counter()
         grid = tuner.fit()
         search_s = time.perf_counter() - t_search

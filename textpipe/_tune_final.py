@@ -19,7 +19,7 @@ def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str])
 def retrain(cfg, *, config: dict[str, Any], data: dict[str, Any], shared: dict[str, Any], out: Path) -> dict:
     """`fit` with the best configuration on train + validation, tested on the test file; returns fit's result."""
     from textpipe.train import fit
-    from textpipe.tune import trial_train_config
+    from textpipe._tune_data import trial_train_config
 
     base = dict(shared["final"])
     if data["val"] is not None:  # both tables train the final model

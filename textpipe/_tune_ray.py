@@ -99,7 +99,7 @@ def stop() -> None:
 
 def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
     """One trial: `textpipe.train.fit` with the trial's parameters; every epoch's record goes to Tune (ASHA)."""
-    from textpipe.tune import trial_train_config
+    from textpipe._tune_data import trial_train_config
     from textpipe.train import fit
 
     cfg = trial_train_config(shared, params, output_dir=tune.get_context().get_trial_dir())

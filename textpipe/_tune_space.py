@@ -17,13 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PARAMS", "DEFAULT_SPACE", "DEFAULT_POINT", "SpaceError", "Param", "check_space", "load_space_file",
+__all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "DEFAULT_POINT", "SpaceError", "Param", "check_space", "load_space_file",
            "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
 
 
-class SpaceError(ValueError):
+class UsageError(ValueError):
+    """A bad option, file or space of `textpipe tune`: printed as one `error:` line, exit status 2."""
+
+
+class SpaceError(UsageError):
     """A search space (file, flag or dict) that cannot be used; the message says where and how to fix it."""
 
 

@@ -19,24 +19,21 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from textpipe import _tune_results as results
-from textpipe._tune_space import (DEFAULT_SPACE, SpaceError, check_space, format_space, load_space_file, max_value,
-                                  merge_spaces, parse_param_flag)
+from textpipe._tune_data import prepare_shared, resolve_data, trial_train_config
+from textpipe._tune_space import (DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
+                                  max_value, merge_spaces, parse_param_flag)
 from textpipe.fileio import atomic_write_text
 
-__all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError"]
+__all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "trial_train_config"]
 
 INSTALL = 'pip install "textpipe[tune]"  (Ray Tune, HyperOpt and Optuna)'
 # what each --search needs besides Ray Tune
 _NEEDS = {"hyperopt": ["hyperopt"], "optuna": ["optuna"], "random": []}
-
-
-class UsageError(ValueError):
-    """A bad option, file or space: the CLI prints it as one `error:` line and exits 2."""
 
 
 @dataclass
@@ -71,99 +68,66 @@ class SearchConfig:
     progress: bool = True  # Ray's progress table
 
 
-def parse_args(argv: list[str] | None = None) -> SearchConfig:
-    """Command line -> SearchConfig (defaults from the dataclass)."""
+def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
+    """Command line -> (SearchConfig, debug flag); defaults from the dataclass, bad flags exit 2."""
+    from textpipe.cli import _Formatter, _Parser  # the train CLI's one-line errors and shown defaults
+
     d = SearchConfig()
-    p = argparse.ArgumentParser(prog="textpipe tune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="textpipe tune", description=__doc__, formatter_class=_Formatter)
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", default=d.data_dir, help="directory with train.csv[.gz] and test.csv[.gz]")
     g.add_argument("--train", default=d.train, help="training table (csv/tsv/jsonl/parquet); overrides --data-dir's")
     g.add_argument("--val", default=d.val, help="validation table the trials are scored on "
-                   "(default: --val-fraction of train)")
-    g.add_argument("--test", default=d.test, help="test table, read only by the final model (default: --data-dir's)")
+                   "(None: --val-fraction of train)")
+    g.add_argument("--test", default=d.test, help="test table, read only by the final model (None: --data-dir's)")
     g.add_argument("--text-column", dest="text_columns", action="append", default=d.text_columns,
-                   help="text column, repeatable (joined with a space in order); default: the table's")
-    g.add_argument("--label-column", default=d.label_column, help="label column (default: the table's)")
+                   help="text column, repeatable (joined with a space in order); None: the table's")
+    g.add_argument("--label-column", default=d.label_column, help="label column (None: the table's)")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="share of train held out to score trials, in (0, 1) (default 0.1; not with --val)")
+                   help="share of train held out to score trials, in (0, 1) (None: 0.1; not with --val)")
     g = p.add_argument_group("search space (printed at the start)")
     g.add_argument("--space", default=d.space, metavar="FILE",
                    help="JSON or TOML file: parameter -> constant or {choice|uniform|loguniform|randint: [...]}")
     g.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=SPEC",
                    help="override one parameter: lr=loguniform:2:32, embed_dim=16,32,64 (choice), epochs=10")
     g = p.add_argument_group("search")
-    g.add_argument("--search", choices=list(_NEEDS), default=d.search, help="search algorithm (default %(default)s)")
+    g.add_argument("--search", choices=list(_NEEDS), default=d.search, help="search algorithm")
     g.add_argument("--scheduler", choices=["asha", "none"], default=d.scheduler,
-                   help="asha = stop bad trials early, by epoch (default %(default)s)")
+                   help="asha = stop bad trials early, by epoch")
     g.add_argument("--num-samples", type=int, default=d.num_samples,
-                   help="trials (default 20, unlimited with --time-budget-s; -1 = unlimited)")
+                   help="trials (None: 20, or unlimited with --time-budget-s; -1 = unlimited)")
     g.add_argument("--time-budget-s", type=float, default=d.time_budget_s,
                    help="wall-clock seconds for the whole command: the search stops in time to leave the final "
                    "model the time its best trial took")
     g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
-                   help="trials at once (default: as many as the CPUs/GPUs allow)")
-    g.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA grace period, epochs (default 1)")
-    g.add_argument("--reduction-factor", type=float, default=d.reduction_factor, help="ASHA reduction factor (2)")
-    g.add_argument("--seed", type=int, default=d.seed, help="default %(default)s")
+                   help="trials at once (None: as many as the CPUs/GPUs allow)")
+    g.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA: epochs before a trial can be stopped")
+    g.add_argument("--reduction-factor", type=float, default=d.reduction_factor, help="ASHA: keep the best 1/N at each rung")
+    g.add_argument("--seed", type=int, default=d.seed, help="search algorithm, validation carve-out, trial seeds")
     g = p.add_argument_group("resources and cluster")
-    g.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="default %(default)s")
-    g.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="default %(default)s")
+    g.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPU cores per trial (its torch threads)")
+    g.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="GPUs per trial (0: CPU)")
     g.add_argument("--address", default=d.address, help="auto | HOST:PORT: run on that Ray cluster "
-                   "(default: start Ray here with this machine's cores)")
+                   "(None: start Ray here with this machine's cores)")
     g = p.add_argument_group("output")
-    g.add_argument("--output-dir", default=d.output_dir, help="everything the search writes (default %(default)s)")
+    g.add_argument("--output-dir", default=d.output_dir, help="everything the search writes")
     g.add_argument("--resume", action="store_true", help="continue the search saved in --output-dir")
     g.add_argument("--overwrite", action="store_true", help="replace a search already in --output-dir")
     g.add_argument("--final", choices=["retrain", "checkpoint"], default=d.final,
-                   help="retrain the best configuration on train + val (default), or keep the best trial's model")
+                   help="retrain the best configuration on train + val, or keep the best trial's model")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
-                   help="Ray's progress table (default on)")
-    return SearchConfig(**vars(p.parse_args(argv)))
-
-
-def _find(directory: Path, stem: str) -> Path | None:
-    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def _resolve_data(cfg: SearchConfig) -> dict[str, Any]:
-    """Absolute data paths (trials run in their own directories) and the validation split; UsageError if bad."""
-    train, test = cfg.train, cfg.test
-    if cfg.data_dir is not None:
-        d = Path(cfg.data_dir)
-        if not d.is_dir():
-            raise UsageError(f"--data-dir {d}: no such directory")
-        train = train or _find(d, "train")
-        test = test or _find(d, "test")
-        if train is None:
-            raise UsageError(f"--data-dir {d} holds no train.csv or train.csv.gz; pass --train FILE")
-    if train is None:
-        raise UsageError("no training data: pass --data-dir DIR or --train FILE")
-    paths = {}
-    for flag, value in (("--train", train), ("--val", cfg.val), ("--test", test)):
-        if value is not None:
-            path = Path(value).expanduser().resolve()
-            if not path.exists():
-                raise UsageError(f"{flag} {value}: no such file")
-            paths[flag[2:]] = str(path)
-    if cfg.val is not None and cfg.val_fraction not in (None, 0):
-        raise UsageError("--val and --val-fraction both given: trials are scored on one validation split; drop one")
-    frac = 0.0 if cfg.val is not None else (0.1 if cfg.val_fraction is None else cfg.val_fraction)
-    if cfg.val is None and not 0.0 < frac < 1.0:
-        raise UsageError(f"--val-fraction must be in (0, 1): trials need a validation split, got {frac}")
-    return {"train": paths["train"], "val": paths.get("val"), "test": paths.get("test"), "val_fraction": frac,
-            "text_columns": cfg.text_columns, "label_column": cfg.label_column}
+                   help="Ray's progress table")
+    g.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = vars(p.parse_args(argv))
+    return SearchConfig(**{k: v for k, v in args.items() if k != "debug"}), args["debug"]
 
 
 def _check_options(cfg: SearchConfig) -> None:
-    for name in ("cpus_per_trial", "gpus_per_trial"):
-        if getattr(cfg, name) < (0 if name == "gpus_per_trial" else 0) or (
-                name == "cpus_per_trial" and cfg.cpus_per_trial <= 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be {'> 0' if name == 'cpus_per_trial' else '>= 0'}, "
-                             f"got {getattr(cfg, name)}")
+    """UsageError for the first option that cannot work (no file or Ray is touched)."""
+    if cfg.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial must be > 0, got {cfg.cpus_per_trial}")
+    if cfg.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {cfg.gpus_per_trial}")
     if cfg.num_samples is not None and (cfg.num_samples == 0 or cfg.num_samples < -1):
         raise UsageError(f"--num-samples must be >= 1 (or -1 = unlimited), got {cfg.num_samples}")
     if cfg.num_samples == -1 and cfg.time_budget_s is None:
@@ -182,7 +146,11 @@ def _check_options(cfg: SearchConfig) -> None:
         raise UsageError(f"--search must be one of {', '.join(_NEEDS)}, got {cfg.search!r}")
     if cfg.final not in ("retrain", "checkpoint"):
         raise UsageError(f"--final must be retrain or checkpoint, got {cfg.final!r}")
-    missing = [m for m in ["ray", *_NEEDS[cfg.search]] if importlib.util.find_spec(m) is None]
+
+
+def _check_installed(search_alg: str) -> None:
+    """UsageError naming what to install when Ray Tune or the chosen search library is missing."""
+    missing = [m for m in ["ray", *_NEEDS[search_alg]] if importlib.util.find_spec(m) is None]
     if not missing and importlib.util.find_spec("ray.tune") is None:
         missing = ["ray[tune]"]
     if missing:
@@ -201,18 +169,6 @@ def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
     for layer, source in layers:
         sources.update({name: source for name in layer})
     return merge_spaces(*(layer for layer, _ in layers)), sources
-
-
-def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output_dir: str):
-    """The TrainConfig of one run: the data and fixed settings in `shared`, the trial's parameters over them."""
-    from textpipe.train import TrainConfig
-
-    names = {f.name for f in fields(TrainConfig)}
-    values = {**shared["base"], **params, "output_dir": str(output_dir)}
-    unknown = sorted(set(values) - names)
-    if unknown:  # a parameter this textpipe's TrainConfig does not have: say so instead of dropping it
-        raise ValueError(f"TrainConfig has no field(s) {unknown}; this textpipe cannot search them")
-    return TrainConfig(**values)
 
 
 def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool:
@@ -255,7 +211,7 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
     if options:
         cfg = SearchConfig(**{**asdict(cfg), **options})
     _check_options(cfg)
-    data = _resolve_data(cfg)
+    data = resolve_data(cfg)
     try:
         space, sources = build_space(cfg)
     except SpaceError as e:
@@ -263,6 +219,7 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
     searched = [name for name, spec in space.items() if isinstance(spec, dict)]
     if not searched:
         raise UsageError("the search space fixes every parameter: nothing to search (give a choice or a range)")
+    _check_installed(cfg.search)
     out = Path(cfg.output_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock, Timeout
@@ -313,6 +270,11 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     asha = _read_ids(out / "asha_stopped.json")
     rows = results.trial_rows(grid, searched=searched, asha_stopped=asha)
     results.save_table(rows, out)
+    # Ray returns normally after Ctrl+C: an interrupted search leaves trials unfinished (or, without a time
+    # budget, fewer than asked for); then stop here and let --resume continue it
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished or (cfg.time_budget_s is None and num_samples != -1 and len(grid) < num_samples):
+        raise KeyboardInterrupt
     from textpipe._tune_final import finish
     return finish(cfg, rows=rows, searched=searched, space=space, data=data, shared=shared, out=out, t0=t0,
                   search_s=search_s, resumed=restore)
@@ -325,53 +287,22 @@ def _read_ids(path: Path) -> set[str]:
         return set()
 
 
-def _data_fields(data: dict[str, Any], *, out: Path, trials: bool) -> dict[str, Any]:
-    """The TrainConfig data fields for the trials (train + validation only) or the final model (+ test)."""
-    from textpipe.train import TrainConfig
-
-    names = {f.name for f in fields(TrainConfig)}
-    if "train" in names:  # the table reader's fields: any file, columns by name
-        return {"train": data["train"], "val": data["val"], "test": None if trials else data["test"],
-                "text_columns": data["text_columns"], "label_column": data["label_column"],
-                "val_fraction": data["val_fraction"] if trials else 0.0}
-    # a TrainConfig with only data_dir: trials get a directory holding just the training file, so the test
-    # file is not even seen by them; the final model reads the original directory (train + test)
-    if data["val"] or data["text_columns"] or data["label_column"] or Path(data["train"]).name not in (
-            "train.csv", "train.csv.gz"):
-        raise UsageError("this textpipe's train takes only --data-dir (AG_NEWS layout): --train FILE, --val, "
-                         "--text-column and --label-column need the table reader")
-    src = Path(data["train"])
-    if not trials:
-        return {"data_dir": str(src.parent), "val_fraction": 0.0}
-    trial_dir = out / "data"
-    trial_dir.mkdir(exist_ok=True)
-    link = trial_dir / src.name
-    if not link.exists():
-        link.symlink_to(src)
-    return {"data_dir": str(trial_dir), "val_fraction": data["val_fraction"]}
-
-
-def prepare_shared(cfg: SearchConfig, data: dict[str, Any], out: Path) -> dict[str, Any]:
-    """What every trial gets (once, through Ray's object store): the data settings and fixed training options;
-    and the same for the final model under "final"."""
-    device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"
-    fixed = {"seed": cfg.seed, "device": device, "threads": max(1, int(cfg.cpus_per_trial)), "progress": False}
-    return {"base": {**_data_fields(data, out=out, trials=True), **fixed},
-            "final": {**_data_fields(data, out=out, trials=False), **fixed, "device": "auto"}}
-
-
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    try:
-        summary = search(cfg)
-    except (UsageError, SpaceError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: the search so far is saved in {cfg.output_dir}; run the same command with --resume "
-              f"to continue it", file=sys.stderr)
-        return 130
-    return 0 if summary.get("best") else 1
+    """`textpipe tune ...` / `python -m textpipe.tune ...`: errors are one `error:` line, exit status 2."""
+    from textpipe.cli import run_cli
+
+    cfg, debug = parse_args(argv)
+
+    def run() -> int:
+        try:
+            summary = search(cfg)
+        except KeyboardInterrupt:
+            print(f"interrupted: the search so far is saved in {cfg.output_dir}; run the same command with "
+                  f"--resume to continue it", file=sys.stderr)
+            return 130
+        return 0 if summary.get("best") else 1
+
+    return run_cli(run, debug=debug)
 
 
 if __name__ == "__main__":

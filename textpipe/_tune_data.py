@@ -77,7 +77,8 @@ def prepare_shared(cfg, data: dict[str, Any], out: Path) -> dict[str, Any]:
     device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"
     fixed = {"seed": cfg.seed, "device": device, "threads": max(1, int(cfg.cpus_per_trial)), "progress": False}
     # resume="last": a trial restarted by --resume continues from the last.pt in its own directory
-    return {"base": {**_data_fields(data, out=out, trials=True), **fixed, "resume": "last"},
+    return {"trials_dir": str(out / "trials"),
+            "base": {**_data_fields(data, out=out, trials=True), **fixed, "resume": "last"},
             "final": {**_data_fields(data, out=out, trials=False), **fixed, "device": "auto"}}
 
 

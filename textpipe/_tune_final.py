@@ -62,7 +62,7 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
             from textpipe.checkpoint import copy_checkpoint
             copy_checkpoint(result["checkpoint"], out / "best.pt")
         else:
-            result = from_checkpoint(trial_dir=Path(best["path"]), data=data, out=out)
+            result = from_checkpoint(trial_dir=Path(best["dir"]), data=data, out=out)
         test = result.get("test")
         summary.update(best={"trial_id": best["trial_id"], "val_accuracy": best[results.METRIC], "config": config},
                        final=cfg.final, final_s=round(time.perf_counter() - t_final, 1),

@@ -102,7 +102,9 @@ def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
     from textpipe._tune_data import trial_train_config
     from textpipe.train import fit
 
-    cfg = trial_train_config(shared, params, output_dir=tune.get_context().get_trial_dir())
+    # subtle: not tune.get_context().get_trial_dir(): that is a staging directory under /tmp/ray that a reused
+    # actor does not sync back; each trial's fit() writes to <output-dir>/trials/<trial id> instead
+    cfg = trial_train_config(shared, params, output_dir=str(Path(shared["trials_dir"]) / tune.get_context().get_trial_id()))
     epochs = int(params.get("epochs", shared["base"].get("epochs", 10)))
 
     def report(record: dict) -> None:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,14 +29,19 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]) -> list[dict[str, Any]]:
-    """One dict per trial: id, how it ended, epochs run, last and best validation accuracy, time, parameters."""
+def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str],
+               trials_dir: str | Path = "trials") -> list[dict[str, Any]]:
+    """One dict per trial: id, how it ended, epochs run, last and best validation accuracy, time, parameters,
+    and `dir`, where the trial's fit() wrote (`trials_dir/<trial id>`)."""
     rows = []
     for r in results:
         metrics, config = dict(r.metrics or {}), dict(r.config or {})
         history = getattr(r, "metrics_dataframe", None)
         accs = [] if history is None or METRIC not in history else [a for a in map(_num, history[METRIC]) if a is not None]
-        trial_id = metrics.get("trial_id") or getattr(r, "path", "?").rstrip("/").rsplit("/", 1)[-1]
+        # a trial that never reported has no metrics: its id is in Ray's directory name, run_trial_<id>_<n>_...
+        name = str(getattr(r, "path", "") or "").rstrip("/").rsplit("/", 1)[-1]
+        found = re.match(r".*?_([0-9a-f]{5,})_\d+_", name)
+        trial_id = metrics.get("trial_id") or (found.group(1) if found else name or "?")
         epochs_run = int(metrics.get("epoch") or 0)
         if r.error is not None:
             end = ERROR
@@ -50,7 +56,7 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
         row = {"trial_id": trial_id, "end": end, "epochs_run": epochs_run, METRIC: _num(metrics.get(METRIC)),
                "best_val_accuracy": max(accs) if accs else None, "val_loss": _num(metrics.get("val_loss")),
                "train_loss": _num(metrics.get("train_loss")), "time_s": _num(metrics.get("time_total_s")),
-               "path": getattr(r, "path", None),
+               "dir": str(Path(trials_dir) / trial_id),
                "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:200]}
         row.update({name: config.get(name) for name in searched})
         rows.append(row)

@@ -8,7 +8,7 @@ early stopping over epochs, on this machine or an existing Ray cluster.
 
 Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
 at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir: space.json,
-ray/ (Ray's experiment and one directory per trial), trials.csv, trials.json, best_config.json, final/, best.pt,
+ray/ (Ray's experiment state and results), trials/ (each trial's fit() output), trials.csv, trials.json, best_config.json, final/, best.pt,
 summary.json. Needs the extra: pip install "textpipe[tune]".
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from textpipe.fileio import atomic_write_text
 
 __all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "trial_train_config"]
 
-INSTALL = 'pip install "textpipe[tune]"  (Ray Tune, HyperOpt and Optuna)'
+INSTALL = 'pip install "textpipe[tune]" (Ray Tune, HyperOpt and Optuna)'
 # what each --search needs besides Ray Tune
 _NEEDS = {"hyperopt": ["hyperopt"], "optuna": ["optuna"], "random": []}
 
@@ -179,7 +179,7 @@ def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool
         raise UsageError(f"--output-dir {out} already holds a search: pass --resume to continue it or --overwrite "
                          f"to start over (or choose another --output-dir)")
     if cfg.overwrite:
-        for name in ("ray", "final"):
+        for name in ("ray", "trials", "final"):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("space.json", "asha_stopped.json", "trials.csv", "trials.json", "best_config.json", "best.pt",
                      "summary.json"):
@@ -268,7 +268,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
         if started:
             tray.stop()
     asha = _read_ids(out / "asha_stopped.json")
-    rows = results.trial_rows(grid, searched=searched, asha_stopped=asha)
+    rows = results.trial_rows(grid, searched=searched, asha_stopped=asha, trials_dir=out / "trials")
     results.save_table(rows, out)
     # Ray returns normally after Ctrl+C: an interrupted search leaves trials unfinished (or, without a time
     # budget, fewer than asked for); then stop here and let --resume continue it

@@ -65,8 +65,14 @@ def _groups_of(text_chunks: Iterable[Sequence[str]]) -> Iterator[list[str]]:
         yield from _groups(texts, np.fromiter(map(len, texts), np.int64, count=len(texts)))
 
 
+def _int64s(array) -> np.ndarray:
+    """An Arrow int64/int32 array as numpy, from its buffer (``to_numpy`` would import pandas)."""
+    dtype = np.int64 if array.type.bit_width == 64 else np.int32
+    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
+
+
 class _ArrowCounts:
-    """Distinct tokens and their counts as two Arrow arrays; per-chunk counts are merged in batches."""
+    """Distinct tokens (an Arrow array) and their counts (numpy); per-chunk counts are merged in batches."""
 
     def __init__(self) -> None:
         self.pa, self.pc = arrow()
@@ -83,23 +89,28 @@ class _ArrowCounts:
             return
         pa = self.pa
         values = [a.field("values").cast(pa.large_string()) for a in self.pending]
-        counts = [a.field("counts").cast(pa.int64()) for a in self.pending]
+        counts = [_int64s(a.field("counts")) for a in self.pending]
         if self.values is not None:
             values.insert(0, self.values)
             counts.insert(0, self.counts)
-        table = pa.table({"t": pa.concat_arrays(values), "c": pa.concat_arrays(counts)})
-        table = table.group_by("t").aggregate([("c", "sum")])
-        self.values, self.counts = table["t"].combine_chunks(), table["c_sum"].combine_chunks()
+        encoded = pa.concat_arrays(values).dictionary_encode()  # distinct tokens + where each row's went
+        sums = np.bincount(_int64s(encoded.indices), weights=np.concatenate(counts),
+                           minlength=len(encoded.dictionary))  # float64: exact below 2**53
+        self.values, self.counts = encoded.dictionary, sums.astype(np.int64)
         self.pending, self.pending_rows = [], 0
 
     def ordered(self) -> list[tuple[str, int]]:
+        """Count descending, then token ascending (Arrow orders strings by their UTF-8 bytes)."""
         self.merge()
         if self.values is None:
             return []
-        table = self.pa.table({"t": self.values, "c": self.counts})
-        order = self.pc.sort_indices(table, sort_keys=[("c", "descending"), ("t", "ascending")])
-        table = table.take(order)
-        return list(zip(table["t"].to_pylist(), table["c"].to_pylist()))
+        by_token = _int64s(self.pc.sort_indices(self.values))
+        rank = np.empty(by_token.size, np.int64)
+        rank[by_token] = np.arange(by_token.size)
+        order = np.lexsort((rank, -self.counts))
+        order_array = self.pa.Int64Array.from_buffers(self.pa.int64(), order.size, [None, self.pa.py_buffer(order)])
+        tokens = self.values.take(order_array).to_pylist()  # (pa.array(numpy) would import pandas)
+        return list(zip(tokens, self.counts[order].tolist()))
 
 
 def count_tokens(text_chunks: Iterable[Sequence[str]], *, rule: ByteRule | None, tokenize: Callable,

@@ -110,7 +110,8 @@ def _lookup_spans(table: ByteTable, data: bytes, starts, sizes, rule: ByteRule) 
     offsets = np.frombuffer(distinct.buffers()[1], width)[distinct.offset:distinct.offset + len(distinct) + 1]
     ddata = distinct.buffers()[2].to_pybytes()
     ids = table.lookup(ddata, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64))
-    return ids[encoded.indices.to_numpy(zero_copy_only=False)]
+    indices = encoded.indices  # int32; read from its buffer (to_numpy would import pandas)
+    return ids[np.frombuffer(indices.buffers()[1], np.int32)[indices.offset:indices.offset + len(indices)]]
 
 
 def _cut_ok(text: str, p: int) -> bool:

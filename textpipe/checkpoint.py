@@ -64,7 +64,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
                     vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
                     train_config: dict | None = None, vocab_default_index: int | None = 1,
                     class_names: list[str] | None = None, sampler: dict | None = None,
-                    rng: dict | None = None, metrics: dict | None = None) -> Path:
+                    rng: dict | None = None, metrics: dict | None = None, data: dict | None = None) -> Path:
     """Write a checkpoint atomically (temp file in the same directory, then rename).
 
     Args:
@@ -74,6 +74,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
+        data: how the training data was read: `text_columns`, `label_column`, `label_values` (the raw label
+            of each class), `tokenizer`, `rows` (see `data_info`).
 
     Returns:
         The path written.
@@ -95,6 +97,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "sampler": sampler or {},
         "rng": rng or {},
         "metrics": metrics or {},
+        "data": data or {},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +150,20 @@ def check_resume(ckpt: dict[str, Any], config: dict[str, Any], keys: Sequence[st
 def class_names(ckpt: dict[str, Any]) -> list[str]:
     """The checkpoint's label names, or "0", "1", ... for a checkpoint saved without them."""
     return ckpt.get("class_names") or [str(i) for i in range(ckpt["model_config"]["num_classes"])]
+
+
+def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How the checkpoint's training data was read, with the defaults of checkpoints saved without it.
+
+    Returns:
+        `{"text_columns", "label_column"}` (None: the reader's defaults), `"label_values"` (the raw label of
+        each class; old checkpoints: AG_NEWS's file labels 1..C), `"class_names"`, `"tokenizer"`, `"rows"`.
+    """
+    d = ckpt.get("data") or {}
+    n = ckpt["model_config"]["num_classes"]
+    return {"text_columns": d.get("text_columns"), "label_column": d.get("label_column"),
+            "label_values": list(d.get("label_values") or range(1, n + 1)), "class_names": class_names(ckpt),
+            "tokenizer": d.get("tokenizer") or "basic_english", "rows": d.get("rows") or {}}
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:

@@ -18,12 +18,11 @@ def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str])
 
 def retrain(cfg, *, config: dict[str, Any], data: dict[str, Any], shared: dict[str, Any], out: Path) -> dict:
     """`fit` with the best configuration on train + validation, tested on the test file; returns fit's result."""
+    from textpipe._tune_data import final_fields, trial_train_config
     from textpipe.train import fit
-    from textpipe._tune_data import trial_train_config
 
-    base = dict(shared["final"])
-    if data["val"] is not None:  # both tables train the final model
-        base["train"] = [data["train"], data["val"]]
+    base = {**shared["base"], **final_fields(data, shared["data"]), "device": "auto", "checkpoints": "end",
+            "progress": False}
     return fit(trial_train_config({"base": base}, config, output_dir=str(out / "final")))
 
 
@@ -36,7 +35,8 @@ def from_checkpoint(*, trial_dir: Path, data: dict[str, Any], out: Path) -> dict
     if not src.exists():
         raise FileNotFoundError(f"the best trial's checkpoint {src} is missing; use --final retrain")
     copy_checkpoint(src, out / "best.pt")
-    report = evaluate(out / "best.pt", data["test"]) if data["test"] else None
+    test = data["user"]["test"] or data["user"]["data_dir"]  # a directory: its test file
+    report = evaluate(out / "best.pt", test) if data["test"] else None
     return {"test": report, "checkpoint": str(out / "best.pt")}
 
 
@@ -49,7 +49,8 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
     print(results.format_table(rows, searched=searched))
     summary: dict[str, Any] = {"trials": len(rows), "ended": n, "asha_stopped": n[results.ASHA],
                                "search": cfg.search, "scheduler": cfg.scheduler, "seed": cfg.seed,
-                               "search_s": round(search_s, 1), "resumed": resumed, "data": data, "best": None}
+                               "search_s": round(search_s, 1), "resumed": resumed, "best": None,
+                               "data": {k: data[k] for k in ("train", "val", "val_fraction", "test")}}
     if best is None:
         print("error: no trial reported a validation accuracy; see the errors in trials.csv and the trial logs "
               f"in {out / 'ray'}")

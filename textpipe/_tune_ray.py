@@ -99,7 +99,7 @@ def stop() -> None:
 
 def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
     """One trial: `textpipe.train.fit` with the trial's parameters; every epoch's record goes to Tune (ASHA)."""
-    from textpipe._tune_data import trial_train_config
+    from textpipe._tune_data import derive, trial_train_config
     from textpipe.train import fit
 
     # subtle: not tune.get_context().get_trial_dir(): that is a staging directory under /tmp/ray that a reused
@@ -112,7 +112,8 @@ def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
                      "val_loss": record["val_loss"], "train_loss": record["train_loss"],
                      "train_accuracy": record["train_accuracy"]})
 
-    fit(cfg, report=report, **shared.get("fit_kwargs", {}))
+    # the data was read and encoded once, in the driver; this trial gets it from the object store
+    fit(cfg, report=report, data=derive(shared["data"], cfg))
 
 
 def make_searcher(kind: str, *, seed: int, points: list[dict] | None):
@@ -143,7 +144,8 @@ def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
     if scheduler == "asha":
         sched = RecordingASHA(record_path=output_dir / "asha_stopped.json", time_attr="epoch", max_t=max_epochs,
-                              grace_period=grace_period, reduction_factor=reduction_factor)
+                              grace_period=grace_period, reduction_factor=reduction_factor,
+                              stop_last_trials=False)  # a trial at max_t ends by itself, fit() finishing
     else:
         sched = FIFOScheduler()
     from textpipe._tune_space import default_point

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "DEFAULT_POINT", "SpaceError", "Param", "check_space", "load_space_file",
-           "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "default_point"]
+           "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value", "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
 
@@ -252,6 +252,14 @@ def max_value(spec: Any) -> Any:
         return spec
     kind, args = next(iter(spec.items()))
     return max(args) if kind == "choice" else (args[1] - 1 if kind == "randint" else args[1])
+
+
+def min_value(spec: Any) -> Any:
+    """The smallest value a spec can produce (the prepared data's min_freq)."""
+    if not isinstance(spec, dict):
+        return spec
+    kind, args = next(iter(spec.items()))
+    return min(args) if kind == "choice" else args[0]
 
 
 def _contains(spec: Any, value: Any) -> bool:

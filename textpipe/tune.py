@@ -26,7 +26,7 @@ from typing import Any
 from textpipe import _tune_results as results
 from textpipe._tune_data import prepare_shared, resolve_data, trial_train_config
 from textpipe._tune_space import (DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
-                                  max_value, merge_spaces, parse_param_flag)
+                                  max_value, merge_spaces, min_value, parse_param_flag)
 from textpipe.fileio import atomic_write_text
 
 __all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "trial_train_config"]
@@ -179,7 +179,7 @@ def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool
         raise UsageError(f"--output-dir {out} already holds a search: pass --resume to continue it or --overwrite "
                          f"to start over (or choose another --output-dir)")
     if cfg.overwrite:
-        for name in ("ray", "trials", "final"):
+        for name in ("ray", "trials", "final", "data"):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("space.json", "asha_stopped.json", "trials.csv", "trials.json", "best_config.json", "best.pt",
                      "summary.json"):
@@ -211,7 +211,6 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
     if options:
         cfg = SearchConfig(**{**asdict(cfg), **options})
     _check_options(cfg)
-    data = resolve_data(cfg)
     try:
         space, sources = build_space(cfg)
     except SpaceError as e:
@@ -220,6 +219,7 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
     if not searched:
         raise UsageError("the search space fixes every parameter: nothing to search (give a choice or a range)")
     _check_installed(cfg.search)
+    data = resolve_data(cfg)
     out = Path(cfg.output_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock, Timeout
@@ -239,7 +239,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     restore = _prepare_output(cfg, out, space)
     max_epochs = int(max_value(space.get("epochs", 10)))
     num_samples = cfg.num_samples if cfg.num_samples is not None else (-1 if cfg.time_budget_s else 20)
-    scored_on = f"--val {data['val']}" if data["val"] else f"{data['val_fraction']:g} of train"
+    scored_on = data["val"] if data["val"] else f"{data['val_fraction']:g} of {data['train']}"
     print(f"search space ({len(searched)} searched; --space FILE / --param NAME=SPEC change it):")
     print(format_space(space, sources=sources))
     print(f"{cfg.search} search, scheduler {cfg.scheduler}"
@@ -248,7 +248,11 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
           f"{f', time budget {cfg.time_budget_s:g} s' if cfg.time_budget_s else ''}; scored on "
           f"{scored_on} (the test file is not read)")
     atomic_write_text(out / "space.json", json.dumps(space, indent=1) + "\n")
-    shared = prepare_shared(cfg, data, out)
+    t_data = time.perf_counter()
+    shared = prepare_shared(cfg, data, out, min_freq=int(min_value(space.get("min_freq", 1))))
+    sizes = shared["data"].sizes
+    print(f"data read and encoded once for all trials in {time.perf_counter() - t_data:.1f} s: train "
+          f"{sizes['train']}, val {sizes['val']} rows, vocabulary {len(shared['data'].vocab)}")
 
     from textpipe import _tune_ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
@@ -260,7 +264,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
                                 max_concurrent=cfg.max_concurrent, cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
-                                progress=cfg.progress, final_scale=1.0 / (1.0 - data["val_fraction"]))
+                                progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"])
         t_search = time.perf_counter()
         grid = tuner.fit()
         search_s = time.perf_counter() - t_search

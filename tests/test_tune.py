@@ -135,6 +135,34 @@ def test_nothing_else_in_textpipe_imports_ray():
     assert out.stdout.strip() == "[]"
 
 
+# -- the shared data ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("min_freq", [2, 3, 7])
+def test_derived_min_freq_data_equals_preparing_it_again(tmp_path, min_freq):
+    import random
+
+    import numpy as np
+
+    from textpipe._tune_data import derive
+    from textpipe.prepare import prepare_data
+    from textpipe.train import TrainConfig
+
+    rng = random.Random(0)  # words with Zipf-like counts: many seen once or twice, ties at every count
+    lines = ["label,text"] + [f"{'ab'[i % 2]},{' '.join(f'w{int(rng.paretovariate(1.2))}' for _ in range(8))}"
+                              for i in range(300)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+
+    def cfg(k):
+        return TrainConfig(train=str(tmp_path / "t.csv"), val_fraction=0.1, seed=3, min_freq=k)
+
+    shared = prepare_data(cfg(1))
+    got, want = derive(shared, cfg(min_freq)), prepare_data(cfg(min_freq))
+    assert len(want.vocab) < len(shared.vocab)  # the fixture has rare words: the cut is real
+    assert got.vocab.get_itos() == want.vocab.get_itos() and got.key == want.key
+    for a, b in ((got.train, want.train), (got.val, want.val)):
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.offsets, b.offsets)
+        assert np.array_equal(a.labels, b.labels)
+
+
 # -- the trial table -----------------------------------------------------------------------------------------
 def _result(trial_id, epochs, accs, *, error=None):
     history = {"val_accuracy": accs}

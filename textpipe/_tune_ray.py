@@ -152,7 +152,7 @@ def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[
     point = default_point(space)
     stopper = None if time_budget_s is None else BudgetStopper(time_budget_s, final_scale=final_scale)
     reporter = tune.CLIReporter(parameter_columns=searched, metric_columns=["epoch", "train_loss", "val_loss", METRIC],
-                                sort_by_metric=True, max_report_frequency=10)
+                                max_report_frequency=10)  # no sort_by_metric: it fails on unscored trials
     return tune.Tuner(
         trainable, param_space=to_ray(space),
         tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=make_searcher(search, seed=seed,

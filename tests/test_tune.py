@@ -97,6 +97,13 @@ def test_cli_bad_space_is_one_error_line(tmp_path, data_dir, capsys):
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
+def test_textpipe_tune_subcommand(tmp_path, capsys):
+    from textpipe.cli import main as textpipe_main
+
+    assert textpipe_main(["tune", "--data-dir", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --data-dir {tmp_path / 'missing'}: no such directory"
+
+
 def test_bad_options_are_refused_before_work(tmp_path, data_dir):
     def run(**kw):
         return search(SearchConfig(data_dir=str(data_dir), output_dir=str(tmp_path / "o"), **kw))

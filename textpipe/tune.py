@@ -1,10 +1,10 @@
 """Hyperparameter search for the textpipe classifier on Ray Tune: HyperOpt, Optuna or random search, ASHA
 early stopping over epochs, on this machine or an existing Ray cluster.
 
-    python -m textpipe.tune --data-dir ../shared/data/ag_news --time-budget-s 120
-    python -m textpipe.tune --train train.csv --val val.csv --test test.csv --search optuna --num-samples 40
-    python -m textpipe.tune --data-dir DIR --address auto        # on a running Ray cluster (`ray start --head`)
-    python -m textpipe.tune --data-dir DIR --resume              # continue a killed search
+    textpipe tune --data-dir ../shared/data/ag_news --time-budget-s 120     # or python -m textpipe.tune ...
+    textpipe tune --train train.csv --val val.csv --test test.csv --search optuna --num-samples 40
+    textpipe tune --data-dir DIR --address auto        # on a running Ray cluster (`ray start --head`)
+    textpipe tune --data-dir DIR --resume              # continue a killed search
 
 Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
 at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir: space.json,

@@ -295,3 +295,29 @@ def test_interrupted_search_resumes(local_ray, data_dir, tmp_path):
         assert after[t]["val_accuracy"] == r["val_accuracy"] and after[t]["end"] == r["end"]
         assert Path(r["dir"], "metrics.jsonl").stat().st_mtime_ns == mtimes[t]
     assert (out / "best.pt").exists()
+
+
+@needs_ray
+def test_optuna_no_scheduler_val_file_retrains_on_train_and_val(local_ray, data_dir, tmp_path):
+    summary = search(train=str(data_dir / "train.csv"), val=str(data_dir / "test.csv"), test=str(data_dir / "test.csv"),
+                     space={**TINY_SPACE, "lr": {"loguniform": [4.0, 8.0]}}, search="optuna", scheduler="none",
+                     num_samples=2, max_concurrent=1, output_dir=str(tmp_path / "o"), progress=False)
+    assert summary["trials"] == 2 and summary["asha_stopped"] == 0 and summary["ended"]["completed"] == 2
+    assert summary["data"]["val"].endswith("test.csv") and summary["data"]["val_fraction"] == 0
+    final = json.loads((tmp_path / "o" / "final" / "summary.json").read_text())
+    assert final["steps"] == 2 * (400 + 80) // 8  # the final model trained on train + the validation file
+    assert summary["test_accuracy"] == final["test"]["accuracy"]
+
+
+@needs_ray
+def test_final_checkpoint_keeps_the_best_trials_model(local_ray, data_dir, tmp_path):
+    from textpipe.checkpoint import load_checkpoint
+
+    summary = search(data_dir=str(data_dir), space={**TINY_SPACE, "lr": {"choice": [4.0, 8.0]}, "epochs": 1},
+                     search="random", num_samples=2, max_concurrent=1, final="checkpoint",
+                     output_dir=str(tmp_path / "c"), progress=False)
+    best = summary["best"]["trial_id"]
+    assert not (tmp_path / "c" / "final").exists() and summary["final"] == "checkpoint"
+    ckpt = load_checkpoint(tmp_path / "c" / "best.pt")
+    assert ckpt["train_config"]["lr"] == summary["best"]["config"]["lr"]
+    assert ckpt["train_config"]["output_dir"].endswith(f"trials/{best}") and summary["test_accuracy"] > 0.5

@@ -300,3 +300,12 @@ def test_copy_checkpoint_without_hard_links_copies_and_leaves_no_temp(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
     with pytest.raises(FileNotFoundError, match="cannot copy checkpoint .* it does not exist"):
         copy_checkpoint(tmp_path / "nope.pt", tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("cfg", [dict(vocab_size=20, embed_dim=4, buckets=16), dict(vocab_size=7, ngrams=1),
+                                 dict(vocab_size=50, num_classes=9, embed_dim=3, buckets=5, pad_idx=4)])
+def test_the_shapes_checked_on_load_are_those_of_a_real_model(cfg):
+    from textpipe._checkpoint_integrity import expected_shapes
+
+    config = ModelConfig(**cfg)
+    assert expected_shapes(config) == {k: tuple(v.shape) for k, v in TextClassifier(config).state_dict().items()}

@@ -33,7 +33,6 @@ from textpipe.vocab import Vocab
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault injection forks writer processes")
 
 KILLS, MAX_KILLS = 10, 30  # SIGKILLs per writer: 10, or more (at most 30) until one has landed mid-write
-FIXED_BY_VOCAB = pytest.mark.xfail(strict=True, reason="fixed by the vocab branch (Vocab.save writes in place)")
 FIXED_BY_SCALE = pytest.mark.xfail(strict=True, reason="fixed by the scale branch (EncodedCorpus.save's "
                                                        "mkstemp temps are never swept)")
 
@@ -151,7 +150,6 @@ def test_killed_checkpoint_saves_keep_the_previous_checkpoint_and_leave_no_temp(
     assert kill_loop(*checkpoint_writer(path), path, seed=1) >= 1  # some kills landed mid-write
 
 
-@FIXED_BY_VOCAB
 def test_killed_vocab_saves_keep_the_previous_vocab_and_leave_no_temp(tmp_path):
     path = tmp_path / "vocab.txt"
     assert kill_loop(*vocab_writer(path), path, seed=2) >= 1
@@ -258,7 +256,6 @@ def test_disk_full_download_names_the_file_and_leaves_nothing(full_disk, slow_se
     assert not dest.exists() and debris(full_disk, dest) == ["filler"]
 
 
-@FIXED_BY_VOCAB
 def test_disk_full_vocab_save_names_the_file_and_keeps_the_old_one(full_disk):
     path = full_disk / "vocab.txt"
     Vocab(["<unk>", "a"], default_index=0).save(path)

@@ -149,10 +149,10 @@ def test_flipped_tensor_bytes_are_detected(tmp_path):
 
 
 @pytest.mark.parametrize("key,value,what", [
-    ("vocab_itos", ITOS[:10], "vocab_itos"), ("epoch", 2, "epoch"), ("class_names", ["a", "b", "c", "d"], "class_names"),
+    ("vocab_itos", ITOS[:19] + ["renamed"], "vocab_itos"), ("epoch", 2, "epoch"), ("class_names", ["a", "b", "c", "d"], "class_names"),
     ("train_config", {"lr": 9.0}, "train_config"), ("rng", {"torch": torch.zeros(3)}, "rng"),
 ])
-def test_any_edited_entry_fails_the_checksum(tmp_path, key, value, what):
+def test_any_edited_entry_fails_the_checksum(tmp_path, key, value, what):  # edits the cross-checks cannot see
     path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "e.pt", reseal=False, **{key: value})
     with pytest.raises(CheckpointError, match=f"e\\.pt' failed its integrity check: the SHA-256 of '{what}'"):
         load_checkpoint(path)
@@ -188,11 +188,23 @@ def test_an_added_or_removed_entry_fails_the_checksum(tmp_path):
     ({"model_config": {"ngrams": 3}}, "model_config is invalid: ngrams must be 1 or 2"),
     ({"model": {}}, r"missing weights \['embedding.weight', 'fc.weight', 'fc.bias'\]"),
     ({"step": -1}, "step must be an int >= 0, found -1"),
+    ({"model_config": {"embed_dim": "4"}}, "model_config.embed_dim must be int, found '4'"),
+    ({"model_config": {"ngrams": True}}, "model_config.ngrams must be int, found True"),
 ])
-def test_parts_that_do_not_belong_together_are_refused(tmp_path, changes, match):
-    # resealed: the checksum matches, so only the cross-checks can catch these (also in version 1 files)
-    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=True, **changes)
+@pytest.mark.parametrize("reseal", [True, False])
+def test_parts_that_do_not_belong_together_are_refused(tmp_path, changes, match, reseal):
+    # resealed, the checksum matches: only the cross-checks can catch these (as in version 1 files);
+    # not resealed, they still speak first: their message names the part that does not fit
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=reseal, **changes)
     with pytest.raises(CheckpointError, match=r"checkpoint '.*x\.pt': .*" + match):
+        load_checkpoint(path)
+
+
+def test_an_edited_file_is_reported_by_the_cross_check_that_names_the_part_when_one_fails(tmp_path):
+    # not resealed: the checksum would fail too, but the cross-check's message says more
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=False,
+                 model={**_model().state_dict(), "fc.weight": torch.zeros(3, 5)})
+    with pytest.raises(CheckpointError, match=r"weight shapes fc\.weight \(3, 5\) \(expected \(4, 4\)\)"):
         load_checkpoint(path)
 
 

@@ -132,14 +132,20 @@ def check_consistency(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
     cfg = ckpt["model_config"]
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{where}: model_config must be a dict of ModelConfig fields, found {_short(cfg)}")
+    fields = ModelConfig.__dataclass_fields__
+    unknown = sorted(set(cfg) - set(fields))
+    if unknown:
+        raise CheckpointError(f"{where}: model_config has fields {unknown} that ModelConfig does not know (it "
+                              f"has {sorted(fields)}); was it written by another textpipe version?")
+    for name, value in cfg.items():
+        kind = type(fields[name].default)
+        if kind not in (int, bool):  # only the int and bool fields are checked here
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CheckpointError(f"{where}: model_config.{name} must be {kind.__name__}, found {_short(value)}")
     try:
         config = ModelConfig(**cfg)
-    except TypeError as e:
-        known = set(ModelConfig.__dataclass_fields__)
-        raise CheckpointError(f"{where}: model_config has fields {sorted(set(cfg) - known)} that ModelConfig "
-                              f"does not know (it has {sorted(known)}); was it written by another "
-                              "textpipe version?") from e
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: model_config is invalid: {e}") from e
 
     itos = ckpt["vocab_itos"]

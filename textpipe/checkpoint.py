@@ -8,7 +8,6 @@ a list or a dict, so loading never runs pickled code. Version 2 files carry a SH
 """
 from __future__ import annotations
 
-import errno
 import os
 import random
 import shutil
@@ -163,7 +162,7 @@ def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """
     src, dst = Path(src), Path(dst)
     if not src.is_file():
-        raise FileNotFoundError(errno.ENOENT, f"cannot copy checkpoint {str(src)!r}: it does not exist")
+        raise FileNotFoundError(f"cannot copy checkpoint {str(src)!r}: it does not exist")
     tmp = temp_path_for(dst)  # a name sweep_stale_temps knows, should this process be killed here
     try:
         os.link(src, tmp)
@@ -246,25 +245,28 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{where} is missing keys {missing}; it is not a complete textpipe checkpoint")
+    stripped = strip_module_prefix(ckpt["model"]) if isinstance(ckpt["model"], dict) else ckpt["model"]
+    # The cross-checks first: for a file assembled from two runs they name the part that does not fit
+    # (a bit flip passes them and fails the checksum, which covers the file as saved, prefix and all).
+    check_consistency({**ckpt, "model": stripped}, path)
     if version >= 2:
         verify_digests(ckpt, path)
-    if isinstance(ckpt["model"], dict):
-        ckpt["model"] = strip_module_prefix(ckpt["model"])
-    check_consistency(ckpt, path)
+    ckpt["model"] = stripped
     return ckpt
 
 
 def _open_error(e: OSError, path: Path) -> OSError:
-    """The OSError of opening a checkpoint, with a message that names the file and the fix."""
+    """The OSError of opening a checkpoint, with a message that names the file and the fix (no errno
+    prefix: the CLI prints it as one `error:` line)."""
     if isinstance(e, FileNotFoundError) or not path.exists():
-        return FileNotFoundError(errno.ENOENT, f"checkpoint {str(path)!r} does not exist")
+        return FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if isinstance(e, IsADirectoryError) or path.is_dir():
-        return IsADirectoryError(errno.EISDIR, f"checkpoint {str(path)!r} is a directory; give the path of a "
+        return IsADirectoryError(f"checkpoint {str(path)!r} is a directory; give the path of a "
                                  "checkpoint file (e.g. best.pt or last.pt inside it)")
     if isinstance(e, PermissionError):
-        return PermissionError(e.errno, f"permission denied: cannot read checkpoint {str(path)!r}; check its "
+        return PermissionError(f"permission denied: cannot read checkpoint {str(path)!r}; check its "
                                "permissions (and those of its directory)")
-    return type(e)(e.errno, f"cannot read checkpoint {str(path)!r}: {e.strerror or e}")
+    return type(e)(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}")
 
 
 def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):

@@ -100,14 +100,14 @@ def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> 
 def _open_error(e: OSError, path: Path) -> OSError:
     """The OSError of reading `path`, with a message that says which problem it is and the fix."""
     if isinstance(e, FileNotFoundError):
-        return FileNotFoundError(e.errno, f"{path} does not exist")
+        return FileNotFoundError(f"{path} does not exist")
     if isinstance(e, IsADirectoryError) or path.is_dir():
-        return IsADirectoryError(e.errno, f"{path} is a directory, expected an AG_NEWS CSV file "
+        return IsADirectoryError(f"{path} is a directory, expected an AG_NEWS CSV file "
                                           f"(.csv or .csv.gz)")
     if isinstance(e, PermissionError):
-        return PermissionError(e.errno, f"permission denied: cannot read {path}; check its permissions "
+        return PermissionError(f"permission denied: cannot read {path}; check its permissions "
                                         f"(and those of {path.parent})")
-    return type(e)(e.errno, f"cannot read {path}: {e.strerror or e}")
+    return type(e)(f"cannot read {path}: {e.strerror or e}")
 
 
 def _records(path: Path):
@@ -307,6 +307,6 @@ def _find(directory: Path, split: str) -> Path | None:
                 raise IsADirectoryError(f"{path} is a directory, expected the AG_NEWS {split} split as a CSV "
                                         f"file (.csv or .csv.gz)")
         except PermissionError as e:
-            raise PermissionError(e.errno, f"permission denied: cannot look into {directory}; check its "
+            raise PermissionError(f"permission denied: cannot look into {directory}; check its "
                                            f"permissions") from None
     return None

@@ -2,7 +2,7 @@
 the budget stopper, and end to end on a tiny AG_NEWS-format fixture with a local 2-CPU Ray: the search runs,
 ASHA stops a trial, the best configuration is retrained and tested, an interrupted search resumes.
 
-Run: python -m pytest -q tests/test_tune.py     (the Ray tests skip without `pip install "textpipe[tune]"`)
+Run: python -m pytest -q tests/test_tune.py     (the Ray tests skip without `pip install -e ".[tune]"`)
 """
 import importlib.util
 import json
@@ -23,7 +23,7 @@ from textpipe.tune import SearchConfig, UsageError, main, search
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_RAY = all(importlib.util.find_spec(m) is not None for m in ("ray", "hyperopt"))
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='needs the tune extra: pip install "textpipe[tune]"')
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='needs the tune extra: pip install -e ".[tune]"')
 # lr 0.05/0.1 learn nothing in an epoch, lr 8 learns the fixture: ASHA has clear losers to stop
 TINY_SPACE = {"lr": {"choice": [0.05, 0.1, 8.0]}, "epochs": 2, "embed_dim": 8, "buckets": 512, "batch_size": 8,
               "ngrams": 2, "min_freq": 1, "schedule": "linear", "optimizer": "sgd"}
@@ -123,11 +123,15 @@ def test_bad_options_are_refused_before_work(tmp_path, data_dir):
 
 
 def test_without_ray_tune_says_what_to_install(tmp_path, data_dir, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "ray", None)  # find_spec("ray") is None: as if not installed
-    assert main(["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "o")]) == 2
+    monkeypatch.setitem(sys.modules, "optuna", None)  # find_spec("optuna") is None: as if not installed
+    args = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "o")]
+    assert main([*args, "--search", "optuna"]) == 2
+    assert "needs optuna, not installed here: pip install optuna (or" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['error: textpipe tune needs ray, not installed here: pip install "textpipe[tune]" '
-                   '(Ray Tune, HyperOpt and Optuna)']
+    assert err == ['error: textpipe tune needs ray, not installed here: pip install "ray[tune]>=2.41" (or, in the '
+                   'textpipe checkout, pip install -e ".[tune]" for Ray Tune, HyperOpt and Optuna)']
 
 
 def test_nothing_else_in_textpipe_imports_ray():
@@ -210,7 +214,7 @@ def test_budget_stopper_keeps_time_for_the_final_model():
 @pytest.fixture(scope="module")
 def local_ray():
     if not HAVE_RAY:
-        pytest.skip('needs the tune extra: pip install "textpipe[tune]"')
+        pytest.skip('needs the tune extra: pip install -e ".[tune]"')
     from textpipe import _tune_ray  # noqa: F401  (sets RAY_AIR_NEW_OUTPUT before Ray's import)
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")

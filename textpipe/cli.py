@@ -3,7 +3,7 @@
     textpipe train --data-dir ../shared/data/ag_news
     textpipe evaluate --checkpoint runs/ag_news/best.pt --data-dir ../shared/data/ag_news --json
     echo "Stocks fell as oil rose" | textpipe predict --checkpoint runs/ag_news/best.pt
-    textpipe tune --data-dir ../shared/data/ag_news --time-budget-s 120        # needs "textpipe[tune]"
+    textpipe tune --data-dir ../shared/data/ag_news --time-budget-s 120    # needs pip install -e ".[tune]"
 
 Every user error is one `error: ...` line on stderr and exit status 2, found before any slow work; `--debug`
 shows the traceback instead.

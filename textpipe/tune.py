@@ -9,7 +9,7 @@ early stopping over epochs, on this machine or an existing Ray cluster.
 Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
 at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir: space.json,
 ray/ (Ray's experiment state and results), trials/ (each trial's fit() output), trials.csv, trials.json, best_config.json, final/, best.pt,
-summary.json. Needs the extra: pip install "textpipe[tune]".
+summary.json. Needs the tune extra: pip install -e ".[tune]" (Ray Tune, HyperOpt, Optuna).
 """
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ _T_IMPORT = time.perf_counter()  # the CLI counts its time budget from here (Pyt
 
 __all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "trial_train_config"]
 
-INSTALL = 'pip install "textpipe[tune]" (Ray Tune, HyperOpt and Optuna)'
-# what each --search needs besides Ray Tune
+# what each --search needs besides Ray Tune, and the pip requirement of each (pyproject's [tune] extra)
 _NEEDS = {"hyperopt": ["hyperopt"], "optuna": ["optuna"], "random": []}
+_PIP = {"ray": '"ray[tune]>=2.41"', "ray[tune]": '"ray[tune]>=2.41"', "hyperopt": "hyperopt", "optuna": "optuna"}
 
 
 @dataclass
@@ -156,7 +156,9 @@ def _check_installed(search_alg: str) -> None:
     if not missing and importlib.util.find_spec("ray.tune") is None:
         missing = ["ray[tune]"]
     if missing:
-        raise UsageError(f"textpipe tune needs {' and '.join(missing)}, not installed here: {INSTALL}")
+        raise UsageError(f"textpipe tune needs {' and '.join(missing)}, not installed here: pip install "
+                         f"{' '.join(_PIP[m] for m in missing)} (or, in the textpipe checkout, pip install -e "
+                         f"\".[tune]\" for Ray Tune, HyperOpt and Optuna)")
 
 
 def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:

@@ -88,6 +88,18 @@ def test_good_toml_file(tmp_path):
                                      "optimizer": "sgd"}
 
 
+def test_readme_space_file_and_error_are_real(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Hyperparameter search", 1)[1]
+    (tmp_path / "space.toml").write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    assert load_space_file(tmp_path / "space.toml")["epochs"] == {"randint": [5, 13]}
+    (tmp_path / "space.toml").write_text("epochs = {uniform = [5, 13]}\n")
+    with pytest.raises(SpaceError) as e:
+        load_space_file(tmp_path / "space.toml")
+    quoted = " ".join(section.split("`error: search-space file ", 1)[1].split("`", 1)[0].split())
+    assert str(e.value).endswith(quoted)
+
+
 def test_cli_bad_space_is_one_error_line(tmp_path, data_dir, capsys):
     (tmp_path / "s.json").write_text('{"ngrams": {"choice": [1, 3]}}')
     assert main(["--data-dir", str(data_dir), "--space", str(tmp_path / "s.json"),

@@ -47,7 +47,7 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
     best = results.best_row(rows)
     print(f"\ntrials by validation accuracy (all {len(rows)} in {out / 'trials.csv'}):")
     print(results.format_table(rows, searched=searched))
-    summary: dict[str, Any] = {"trials": len(rows), "ended": n, "asha_stopped": n[results.ASHA],
+    summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n, "asha_stopped": n[results.ASHA],
                                "search": cfg.search, "scheduler": cfg.scheduler, "seed": cfg.seed,
                                "search_s": round(search_s, 1), "resumed": resumed, "best": None,
                                "data": {k: data[k] for k in ("train", "val", "val_fraction", "test")}}
@@ -77,10 +77,10 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
 def format_summary(s: dict[str, Any]) -> str:
     """The closing lines: trials and how they ended, the best configuration, the test accuracy, the wall time."""
     n = s["ended"]
-    lines = [f"{s['trials']} trials ran ({s['search']}, scheduler {s['scheduler']}{', resumed' if s['resumed'] else ''}): "
-             f"{n[results.COMPLETED]} completed, {n[results.ASHA]} stopped early by ASHA, "
-             f"{n[results.BUDGET]} stopped by the time budget, {n[results.ERROR]} errors"
-             f"{f', {n[results.NOT_STARTED]} not started' if n[results.NOT_STARTED] else ''}"]
+    not_started = f" ({n[results.NOT_STARTED]} more not started)" if n[results.NOT_STARTED] else ""
+    lines = [f"{s['trials']} trials ran{not_started} ({s['search']}, scheduler {s['scheduler']}"
+             f"{', resumed' if s['resumed'] else ''}): {n[results.COMPLETED]} completed, {n[results.ASHA]} stopped "
+             f"early by ASHA, {n[results.BUDGET]} stopped by the time budget, {n[results.ERROR]} errors"]
     if s["best"]:
         b = s["best"]
         lines.append(f"best trial {b['trial_id']}: validation accuracy {b['val_accuracy']:.4f}, "

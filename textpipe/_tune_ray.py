@@ -6,12 +6,15 @@ The only textpipe module that imports Ray (`textpipe.tune` imports it only after
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table (Ray's new output ignores it)
+# a trial the time budget stopped before it started has no results: Ray warns about each; the table says it
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "DEFAULT_POINT", "SpaceError", "Param", "check_space", "load_space_file",
+__all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space", "load_space_file",
            "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value", "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
@@ -85,10 +85,13 @@ DEFAULT_SPACE: dict[str, Any] = {
     "schedule": {"choice": ["linear", "cosine"]},
 }
 
-# textpipe's training defaults: the search's first trial, when they lie inside the space.
-DEFAULT_POINT: dict[str, Any] = {"lr": 8.0, "epochs": 10, "batch_size": 16, "embed_dim": 32, "ngrams": 2,
-                                 "buckets": 2**18, "min_freq": 1, "optimizer": "sgd", "schedule": "linear",
-                                 "weight_decay": 0.0}
+
+def training_defaults() -> dict[str, Any]:
+    """textpipe's training defaults (TrainConfig's) of the searchable parameters: the search's first trial."""
+    from textpipe.train_config import TrainConfig  # imports torch: only once a search is set up
+
+    defaults = TrainConfig()
+    return {name: getattr(defaults, name) for name in PARAMS}
 
 
 def _check_spec(name: str, spec: Any, where: str) -> Any:
@@ -273,13 +276,13 @@ def _contains(spec: Any, value: Any) -> bool:
 
 def default_point(space: dict[str, Any]) -> dict[str, Any] | None:
     """textpipe's defaults restricted to the searched parameters, or None when they fall outside the space."""
-    point = {}
+    point, defaults = {}, training_defaults()
     for name, spec in space.items():
         if not isinstance(spec, dict):
             continue
-        if name not in DEFAULT_POINT or not _contains(spec, DEFAULT_POINT[name]):
+        if not _contains(spec, defaults[name]):
             return None
-        point[name] = DEFAULT_POINT[name]
+        point[name] = defaults[name]
     return point or None
 
 

@@ -123,9 +123,9 @@ def final_fields(data: dict[str, Any], prepared) -> dict[str, Any]:
         return read_source(sources[split], split=split, progress=False)
 
     (train_y, train_x), (val_y, val_x) = rows("train"), rows("val")
-    fields = {"data_dir": None, "train": datasets.Dataset.from_dict({"text": train_x + val_x, "label": train_y + val_y}),
-              "val": None, "test": None, "text_columns": ["text"], "label_column": "label",
-              "classes": list(prepared.labels.names), "val_fraction": 0.0}
+    joined = datasets.Dataset.from_dict({"text": train_x + val_x, "label": train_y + val_y})
+    fields = {"data_dir": None, "train": joined, "val": None, "test": None, "text_columns": ["text"],
+              "label_column": "label", "classes": list(prepared.labels.names), "val_fraction": 0.0}
     if sources["test"] is not None:
         test_y, test_x = rows("test")
         fields["test"] = datasets.Dataset.from_dict({"text": test_x, "label": test_y})

@@ -47,7 +47,8 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
     best = results.best_row(rows)
     print(f"\ntrials by validation accuracy (all {len(rows)} in {out / 'trials.csv'}):")
     print(results.format_table(rows, searched=searched))
-    summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n, "asha_stopped": n[results.ASHA],
+    summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n,
+                               "asha_stopped": n[results.ASHA],
                                "search": cfg.search, "scheduler": cfg.scheduler, "seed": cfg.seed,
                                "search_s": round(search_s, 1), "resumed": resumed, "best": None,
                                "data": {k: data[k] for k in ("train", "val", "val_fraction", "test")}}

@@ -107,7 +107,8 @@ def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
 
     # subtle: not tune.get_context().get_trial_dir(): that is a staging directory under /tmp/ray that a reused
     # actor does not sync back; each trial's fit() writes to <output-dir>/trials/<trial id> instead
-    cfg = trial_train_config(shared, params, output_dir=str(Path(shared["trials_dir"]) / tune.get_context().get_trial_id()))
+    trial_dir = Path(shared["trials_dir"]) / tune.get_context().get_trial_id()
+    cfg = trial_train_config(shared, params, output_dir=str(trial_dir))
     epochs = int(params.get("epochs", shared["base"].get("epochs", 10)))
 
     def report(record: dict) -> None:

@@ -37,7 +37,8 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
     for r in results:
         metrics, config = dict(r.metrics or {}), dict(r.config or {})
         history = getattr(r, "metrics_dataframe", None)
-        accs = [] if history is None or METRIC not in history else [a for a in map(_num, history[METRIC]) if a is not None]
+        scored = [] if history is None or METRIC not in history else map(_num, history[METRIC])
+        accs = [a for a in scored if a is not None]
         # a trial that never reported has no metrics: its id is in Ray's directory name, run_trial_<id>_<n>_...
         name = str(getattr(r, "path", "") or "").rstrip("/").rsplit("/", 1)[-1]
         found = re.match(r".*?_([0-9a-f]{5,})_\d+_", name)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space", "load_space_file",
-           "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value", "default_point"]
+__all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space",
+           "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
+           "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
 

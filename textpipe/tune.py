@@ -7,9 +7,10 @@ early stopping over epochs, on this machine or an existing Ray cluster.
     textpipe tune --data-dir DIR --resume              # continue a killed search
 
 Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
-at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir: space.json,
-ray/ (Ray's experiment state and results), trials/ (each trial's fit() output), trials.csv, trials.json, best_config.json, final/, best.pt,
-summary.json. Needs the tune extra: pip install -e ".[tune]" (Ray Tune, HyperOpt, Optuna).
+at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir:
+space.json, ray/ (Ray's experiment state and results), trials/ (each trial's fit() output), trials.csv,
+trials.json, best_config.json, final/, best.pt, summary.json.
+Needs the tune extra: pip install -e ".[tune]" (Ray Tune, HyperOpt, Optuna).
 """
 from __future__ import annotations
 
@@ -103,11 +104,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
                    "model the time its best trial took")
     g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
                    help="trials at once (None: as many as the CPUs/GPUs allow)")
-    g.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA: epochs before a trial can be stopped")
-    g.add_argument("--reduction-factor", type=float, default=d.reduction_factor, help="ASHA: keep the best 1/N at each rung")
+    g.add_argument("--grace-period", type=int, default=d.grace_period,
+                   help="ASHA: epochs before a trial can be stopped")
+    g.add_argument("--reduction-factor", type=float, default=d.reduction_factor,
+                   help="ASHA: keep the best 1/N at each rung")
     g.add_argument("--seed", type=int, default=d.seed, help="search algorithm, validation carve-out, trial seeds")
     g = p.add_argument_group("resources and cluster")
-    g.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPU cores per trial (its torch threads)")
+    g.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial,
+                   help="CPU cores per trial (its torch threads)")
     g.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="GPUs per trial (0: CPU)")
     g.add_argument("--address", default=d.address, help="auto | HOST:PORT: run on that Ray cluster "
                    "(None: start Ray here with this machine's cores)")
@@ -243,14 +247,14 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     restore = _prepare_output(cfg, out, space)
     max_epochs = int(max_value(space.get("epochs", 10)))
     num_samples = cfg.num_samples if cfg.num_samples is not None else (-1 if cfg.time_budget_s else 20)
-    scored_on = data["val"] if data["val"] else f"{data['val_fraction']:g} of {data['train']}"
     print(f"search space ({len(searched)} searched; --space FILE / --param NAME=SPEC change it):")
     print(format_space(space, sources=sources))
-    print(f"{cfg.search} search, scheduler {cfg.scheduler}"
-          f"{f' (max_t {max_epochs} epochs, grace {cfg.grace_period}, reduction {cfg.reduction_factor:g})' if cfg.scheduler == 'asha' else ''}"
-          f", {'unlimited' if num_samples == -1 else num_samples} trials"
-          f"{f', time budget {cfg.time_budget_s:g} s' if cfg.time_budget_s else ''}; scored on "
-          f"{scored_on} (the test file is not read)")
+    asha = (f" (max_t {max_epochs} epochs, grace {cfg.grace_period}, reduction {cfg.reduction_factor:g})"
+            if cfg.scheduler == "asha" else "")
+    budget = f", time budget {cfg.time_budget_s:g} s" if cfg.time_budget_s else ""
+    scored_on = data["val"] if data["val"] else f"{data['val_fraction']:g} of {data['train']}"
+    print(f"{cfg.search} search, scheduler {cfg.scheduler}{asha}, {'unlimited' if num_samples == -1 else num_samples} "
+          f"trials{budget}; scored on {scored_on} (the test file is not read)")
     atomic_write_text(out / "space.json", json.dumps(space, indent=1) + "\n")
     t_data = time.perf_counter()
     shared = prepare_shared(cfg, data, out, min_freq=int(min_value(space.get("min_freq", 1))))

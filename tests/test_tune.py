@@ -235,7 +235,8 @@ def local_ray():
 
 
 def _cfg(data_dir, out, **kw):
-    kw = {"space": dict(TINY_SPACE), "num_samples": 4, "max_concurrent": 1, "seed": 0, "progress": False, **kw}
+    kw = {"space": dict(TINY_SPACE), "num_samples": 4, "max_concurrent": 1, "seed": 0, "progress": False,
+          "grace_period": 1, **kw}
     return SearchConfig(data_dir=str(data_dir), output_dir=str(out), **kw)
 
 
@@ -280,7 +281,7 @@ def test_interrupted_search_resumes(local_ray, data_dir, tmp_path):
     # the command joins the test's Ray (--address, as on a cluster) instead of starting its own
     address = ray.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "textpipe.tune", "--data-dir", str(data_dir), "--space", str(space),
-           "--num-samples", "4", "--max-concurrent", "1", "--output-dir", str(out), "--no-progress",
+           "--num-samples", "4", "--max-concurrent", "1", "--output-dir", str(out), "--no-progress", "--grace-period", "1",
            "--address", address]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

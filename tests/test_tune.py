@@ -281,7 +281,8 @@ def test_interrupted_search_resumes(local_ray, data_dir, tmp_path):
     # the command joins the test's Ray (--address, as on a cluster) instead of starting its own
     address = ray.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "textpipe.tune", "--data-dir", str(data_dir), "--space", str(space),
-           "--num-samples", "4", "--max-concurrent", "1", "--output-dir", str(out), "--no-progress", "--grace-period", "1",
+           "--num-samples", "4", "--max-concurrent", "1", "--output-dir", str(out), "--no-progress",
+           "--grace-period", "1",
            "--address", address]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

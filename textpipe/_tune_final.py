@@ -78,7 +78,7 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
 def format_summary(s: dict[str, Any]) -> str:
     """The closing lines: trials and how they ended, the best configuration, the test accuracy, the wall time."""
     n = s["ended"]
-    not_started = f" ({n[results.NOT_STARTED]} more not started)" if n[results.NOT_STARTED] else ""
+    not_started = f" (and {n[results.NOT_STARTED]} queued, not started)" if n[results.NOT_STARTED] else ""
     lines = [f"{s['trials']} trials ran{not_started} ({s['search']}, scheduler {s['scheduler']}"
              f"{', resumed' if s['resumed'] else ''}): {n[results.COMPLETED]} completed, {n[results.ASHA]} stopped "
              f"early by ASHA, {n[results.BUDGET]} stopped by the time budget, {n[results.ERROR]} errors"]

@@ -186,6 +186,19 @@ def test_derived_min_freq_data_equals_preparing_it_again(tmp_path, min_freq):
         assert np.array_equal(a.labels, b.labels)
 
 
+def test_trial_config_holds_python_numbers_not_numpy(data_dir):
+    import numpy as np
+    import torch
+
+    from textpipe._tune_data import trial_train_config
+
+    cfg = trial_train_config({"base": {"train": str(data_dir / "train.csv")}},
+                             {"lr": np.float64(4.5), "epochs": np.int64(3)}, output_dir="x")
+    assert type(cfg.lr) is float and type(cfg.epochs) is int  # HyperOpt draws numpy scalars
+    torch.save({"train_config": vars(cfg)}, data_dir / "cfg.pt")
+    assert torch.load(data_dir / "cfg.pt", weights_only=True)["train_config"]["epochs"] == 3
+
+
 # -- the trial table -----------------------------------------------------------------------------------------
 def _result(trial_id, epochs, accs, *, error=None):
     history = {"val_accuracy": accs}

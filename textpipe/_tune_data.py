@@ -132,12 +132,18 @@ def final_fields(data: dict[str, Any], prepared) -> dict[str, Any]:
     return fields
 
 
+def native(params: dict[str, Any]) -> dict[str, Any]:
+    """Python ints/floats for the numpy scalars that HyperOpt draws: a checkpoint's train_config must load
+    with `torch.load(weights_only=True)`, which refuses numpy objects."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
 def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output_dir: str):
     """The TrainConfig of one run: the fixed fields in `shared`, the trial's parameters over them."""
     from textpipe.train import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {**shared["base"], **params, "output_dir": str(output_dir)}
+    values = {**shared["base"], **native(params), "output_dir": str(output_dir)}
     unknown = sorted(set(values) - names)
     if unknown:  # a parameter this textpipe's TrainConfig does not have: say so instead of dropping it
         raise ValueError(f"TrainConfig has no field(s) {unknown}; this textpipe cannot search them")

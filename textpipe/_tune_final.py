@@ -13,7 +13,9 @@ from textpipe.fileio import atomic_write_text
 
 def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str]) -> dict[str, Any]:
     """The full configuration of a trial: the space's constants plus the trial's drawn values."""
-    return {name: (row[name] if name in searched else spec) for name, spec in space.items()}
+    from textpipe._tune_data import native
+
+    return native({name: (row[name] if name in searched else spec) for name, spec in space.items()})
 
 
 def retrain(cfg, *, config: dict[str, Any], data: dict[str, Any], shared: dict[str, Any], out: Path) -> dict:

@@ -199,6 +199,18 @@ def test_trial_config_holds_python_numbers_not_numpy(data_dir):
     assert torch.load(data_dir / "cfg.pt", weights_only=True)["train_config"]["epochs"] == 3
 
 
+def test_cosine_schedule_checkpoint_loads_weights_only(data_dir, tmp_path):
+    # a search picks schedule=cosine: its lr was a numpy float in the checkpoint's history (train.py, fixed)
+    import torch
+
+    from textpipe.train import TrainConfig, fit
+
+    fit(TrainConfig(data_dir=str(data_dir), output_dir=str(tmp_path), schedule="cosine", epochs=1, embed_dim=8,
+                    buckets=64, progress=False))
+    ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert type(ckpt["metrics"]["history"][0]["lr"]) is float
+
+
 # -- the trial table -----------------------------------------------------------------------------------------
 def _result(trial_id, epochs, accs, *, error=None):
     history = {"val_accuracy": accs}

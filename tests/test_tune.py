@@ -231,6 +231,12 @@ def test_trial_rows_say_how_each_trial_ended_and_pick_a_completed_best(tmp_path)
     # c has the higher accuracy but was cut short by the budget: a retrain runs all epochs, so a wins
     assert results.best_row(rows)["trial_id"] == "a"
     assert results.counts(rows)[results.ASHA] == 1
+    # the one-standard-error rule: with 100 validation rows, a's 0.7 is within sqrt(.7 * .3 / 100) = 0.046 of
+    # a better completed trial's 0.74, so a (the defaults, lr 1.0) is kept; with 10,000 rows it is not
+    rows.append({**rows[0], "trial_id": "f", "val_accuracy": 0.74, "lr": 2.0})
+    assert results.best_row(rows)["trial_id"] == "f"
+    assert results.best_row(rows, prefer={"lr": 1.0}, n_val=100)["trial_id"] == "a"
+    assert results.best_row(rows, prefer={"lr": 1.0}, n_val=10_000)["trial_id"] == "f"
     csv_path, json_path = results.save_table(rows, tmp_path)
     assert csv_path.read_text().splitlines()[0].startswith("trial_id,end,epochs_run,val_accuracy")
     assert json.loads(json_path.read_text()) == rows

@@ -46,7 +46,11 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
            resumed: bool) -> dict[str, Any]:
     """Pick the best trial, build the final model, print and save the summary."""
     n = results.counts(rows)
-    best = results.best_row(rows)
+    top = results.best_row(rows)
+    best = top
+    if cfg.prefer_defaults:
+        from textpipe._tune_space import default_point
+        best = results.best_row(rows, prefer=default_point(space), n_val=shared["data"].sizes["val"])
     print(f"\ntrials by validation accuracy (all {len(rows)} in {out / 'trials.csv'}):")
     print(results.format_table(rows, searched=searched))
     summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n,
@@ -68,6 +72,12 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
         else:
             result = from_checkpoint(trial_dir=Path(best["dir"]), data=data, out=out)
         test = result.get("test")
+        if best is not top:
+            print(f"kept textpipe's defaults (trial {best['trial_id']}, validation accuracy "
+                  f"{best[results.METRIC]:.4f}): within one standard error of the best, trial {top['trial_id']} "
+                  f"({top[results.METRIC]:.4f}); --no-prefer-defaults retrains that one")
+            summary["top_trial"] = {"trial_id": top["trial_id"], "val_accuracy": top[results.METRIC],
+                                    "config": best_config(space, top, searched)}
         summary.update(best={"trial_id": best["trial_id"], "val_accuracy": best[results.METRIC], "config": config},
                        final=cfg.final, final_s=round(time.perf_counter() - t_final, 1),
                        test_accuracy=test["accuracy"] if test else None, checkpoint=str(out / "best.pt"))

@@ -71,6 +71,7 @@ class SearchConfig:
     resume: bool = False  # continue the search saved in output_dir
     overwrite: bool = False  # replace a search already in output_dir
     final: str = "retrain"  # retrain (on train + val) | checkpoint (the best trial's own best.pt)
+    prefer_defaults: bool = True  # keep textpipe's defaults when within one standard error of the best trial
     progress: bool = True  # Ray's progress table
 
 
@@ -124,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
     g.add_argument("--overwrite", action="store_true", help="replace a search already in --output-dir")
     g.add_argument("--final", choices=["retrain", "checkpoint"], default=d.final,
                    help="retrain the best configuration on train + val, or keep the best trial's model")
+    g.add_argument("--prefer-defaults", action=argparse.BooleanOptionalAction, default=d.prefer_defaults,
+                   help="one-standard-error rule: keep textpipe's defaults (the first trial) when their validation "
+                   "accuracy is within one standard error of the best trial's")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
                    help="Ray's progress table")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")

@@ -6,6 +6,7 @@ Run: python -m pytest -q tests/test_own_data.py        (tiny hermetic files; abo
 import csv
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,21 @@ def test_fit_reuses_prepared_data_and_can_skip_checkpoints(tmp_path):
     assert again["test"]["n"] == 80
     with pytest.raises(ValueError, match=r"prepared with other settings \(min_freq\)"):
         fit(TrainConfig(**{**vars(cfg), "min_freq": 2, "output_dir": str(tmp_path / "c")}), data=data)
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news").is_dir(),
+                    reason="AG_NEWS stand-in not found at ../shared/data/ag_news")
+def test_the_own_data_example_trains_a_2_and_a_5_class_task(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "examples" / "own_data.py"), "--data",
+                           str(root.parent / "shared" / "data" / "ag_news"), "--out", str(tmp_path), "--epochs", "2"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two, five = json.loads(proc.stdout.splitlines()[-1])
+    assert two["classes"] == ["business", "sports"] and two["n"] == 1000 and two["test_accuracy"] > 0.8
+    assert five["classes"] == ["business", "science", "sports", "tech", "world"] and five["n"] == 2000
+    assert five["test_accuracy"] > 0.6

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from textpipe.fileio import atomic_write_text, sweep_stale_temps
+from textpipe.fileio import WriteError, atomic_write_text, describe_os_error, sweep_stale_temps
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json", "confusion_matrix.png")
 LOCK_NAME, OWNER_NAME = ".textpipe-run.lock", ".textpipe-run.owner.json"
@@ -79,14 +79,16 @@ class RunLock:
         """Take the lock, or raise RunDirError naming the process that holds it."""
         from filelock import Timeout
 
-        self.out.mkdir(parents=True, exist_ok=True)
         try:
+            self.out.mkdir(parents=True, exist_ok=True)
             self._lock.acquire(timeout=0)
         except Timeout:
             who = self._owner() or {}
             raise RunDirError(f"--output-dir {self.out} is in use by another run (pid {who.get('pid', '?')} on "
                               f"{who.get('host', '?')}, started {who.get('started', '?')}): wait for it to finish, "
                               "stop it, or choose another --output-dir") from None
+        except OSError as e:  # permission denied, read-only filesystem, disk full, a file in the way, ...
+            raise WriteError(e.errno, describe_os_error(e, self.out / LOCK_NAME)) from e
         self.previous = self._owner()  # left by a holder that died (a clean release removes it)
         atomic_write_text(self.out / OWNER_NAME, json.dumps(
             {"pid": os.getpid(), "host": socket.gethostname(), "started": now(), "argv": sys.argv}) + "\n",

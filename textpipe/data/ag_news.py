@@ -306,7 +306,7 @@ def _find(directory: Path, split: str) -> Path | None:
             if path.is_dir():
                 raise IsADirectoryError(f"{path} is a directory, expected the AG_NEWS {split} split as a CSV "
                                         f"file (.csv or .csv.gz)")
-        except PermissionError as e:
+        except PermissionError:
             raise PermissionError(f"permission denied: cannot look into {directory}; check its "
-                                           f"permissions") from None
+                                  f"permissions") from None
     return None

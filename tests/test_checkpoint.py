@@ -345,3 +345,13 @@ def test_temps_of_killed_saves_are_swept_also_those_of_textpipe_0_1_0(tmp_path):
     (tmp_path / f".last.pt.tmp{os.getpid()}").write_bytes(b"a live writer's")  # kept: its writer runs
     _save(tmp_path / "last.pt", _model())
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".last.pt.tmp{os.getpid()}", "last.pt"]
+
+
+def test_digests_tell_apart_what_a_naive_encoding_would_not():
+    from textpipe._checkpoint_integrity import entry_digests
+
+    pairs = [(["ab", "c"], ["a", "bc"]), ([1], [1.0]), ([1], [True]), (["1"], [1]), ([None], [[]]),
+             ({"a": 1}, [["a", 1]]), ([torch.zeros(2)], [torch.zeros(2, 1)]), ([torch.zeros(2)], [torch.zeros(2).half()])]
+    for a, b in pairs:
+        assert entry_digests({"x": a}) != entry_digests({"x": b}), (a, b)
+    assert entry_digests({"x": ("a", "b")}) == entry_digests({"x": ["a", "b"]})  # pickle may turn one into the other

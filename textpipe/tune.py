@@ -253,10 +253,11 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
 def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str, Any]:
     restore = _prepare_output(cfg, out, space)
     max_epochs = int(max_value(space.get("epochs", 10)))
+    grace = min(cfg.grace_period, max_epochs)  # ASHA refuses a grace period beyond max_t
     num_samples = cfg.num_samples if cfg.num_samples is not None else (-1 if cfg.time_budget_s else 20)
     print(f"search space ({len(searched)} searched; --space FILE / --param NAME=SPEC change it):")
     print(format_space(space, sources=sources))
-    asha = (f" (max_t {max_epochs} epochs, grace {cfg.grace_period}, reduction {cfg.reduction_factor:g})"
+    asha = (f" (max_t {max_epochs} epochs, grace {grace}, reduction {cfg.reduction_factor:g})"
             if cfg.scheduler == "asha" else "")
     budget = f", time budget {cfg.time_budget_s:g} s" if cfg.time_budget_s else ""
     scored_on = data["val"] if data["val"] else f"{data['val_fraction']:g} of {data['train']}"
@@ -275,7 +276,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
         elapsed = time.perf_counter() - t0
         budget = None if cfg.time_budget_s is None else max(cfg.time_budget_s - elapsed, 1.0)
         tuner = tray.make_tuner(shared=shared, space=space, searched=searched, search=cfg.search,
-                                scheduler=cfg.scheduler, max_epochs=max_epochs, grace_period=cfg.grace_period,
+                                scheduler=cfg.scheduler, max_epochs=max_epochs, grace_period=grace,
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
                                 max_concurrent=cfg.max_concurrent, cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,

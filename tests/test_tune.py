@@ -249,7 +249,7 @@ def test_budget_stopper_keeps_time_for_the_final_model():
     stopper = BudgetStopper(30.0, final_scale=1.1, final_extra_s=5.0)
     assert not stopper("t1", {"epoch": 1, "epochs": 3, "val_accuracy": 0.9, "time_total_s": 2.0})
     assert stopper.reserve_s == 0.0 and not stopper.stop_all()  # an unfinished trial sets no reserve
-    stopper("t2", {"epoch": 3, "epochs": 3, "val_accuracy": 0.8, "time_total_s": 30.0})
+    stopper("t2", {"epoch": 3, "epochs": 3, "val_accuracy": 0.8, "time_total_s": 40.0, "loop_s": 30.0})
     assert stopper.reserve_s == pytest.approx(38.0) and stopper.stop_all()  # 30 s left < 38 s needed
 
 

@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
                    help="trials (None: 20, or unlimited with --time-budget-s; -1 = unlimited)")
     g.add_argument("--time-budget-s", type=float, default=d.time_budget_s,
                    help="wall-clock seconds for the whole command: the search stops in time to leave the final "
-                   "model the time its best trial took")
+                   "model the time its best trial's training loop took")
     g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
                    help="trials at once (None: as many as the CPUs/GPUs allow)")
     g.add_argument("--grace-period", type=int, default=d.grace_period,

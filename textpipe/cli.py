@@ -103,6 +103,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="batch texts of similar length")
     g.add_argument("--sparse", action=argparse.BooleanOptionalAction, default=t.sparse,
                    help="sparse embedding gradients (None: on for CPU with SGD)")
+    g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=t.fused,
+                   help="the fused SGD step, see docs/training-speed.md (None: on for sgd without weight decay or dp)")
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")

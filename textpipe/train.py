@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -35,7 +36,7 @@ from textpipe.model import ModelConfig, TextClassifier
 PAD_IDX, UNK_IDX = 0, 1
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
-               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets")
+               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "fused")
 MODEL_KEYS = ("embed_dim", "ngrams", "buckets")  # the TrainConfig fields that go to ModelConfig
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 
@@ -57,6 +58,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant
     weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)
+    fused: bool | None = None  # the fused SGD step (textpipe._fast_sgd); None = on for sgd without weight decay or dp
     val_fraction: float = 0.0  # share of train held out for validation (0 = train on all; see docs)
     seed: int = 0  # model init, split and sampler order
     max_steps: int = -1  # stop after this many optimizer steps (-1 = run all epochs)
@@ -104,6 +106,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
                          "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")
+    if cfg.fused and (cfg.optimizer != "sgd" or cfg.weight_decay or cfg.parallel == "dp"):
+        raise ValueError("--fused needs --optimizer sgd, --weight-decay 0 and no --parallel dp; use --no-fused")
     if cfg.sparse and cfg.optimizer == "adamw":
         raise ValueError("--sparse needs --optimizer sgd (AdamW cannot take sparse gradients); use --no-sparse")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
@@ -238,6 +242,7 @@ class Trainer:
     sched: torch.optim.lr_scheduler.LRScheduler
     state: ResumeState
     total_steps: int
+    flat: object = None  # the fused step's batches (textpipe._fast_sgd.FlatBatches), or None for autograd
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
@@ -293,9 +298,16 @@ def build_model(run: Run, data: Data) -> Trainer:
             model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
         elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
             model = nn.DataParallel(model)
+    flat, fused = None, cfg.fused
+    if fused is None:
+        fused = cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
+    if fused:
+        from textpipe._fast_sgd import FlatBatches, corpus_bags  # no DDP wrapper: the step syncs the replicas
+        flat = FlatBatches(corpus_bags(model, data.train_loader.dataset), data.train_loader.batch_sampler,
+                           num_rows=model.embedding.num_embeddings, device=device)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    return Trainer(model, mcfg, opt, sched, state, total_steps)
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat)
 
 
 def save(run: Run, data: Data, tr: Trainer, name: str) -> Path:
@@ -311,6 +323,8 @@ def train_one_epoch(run: Run, data: Data, tr: Trainer) -> None:
     """Train on this rank's batches of `tr.state.epoch`, from `batches_done` on; stops at `total_steps`."""
     cfg, st, device = run.cfg, tr.state, run.device
     loader, model = data.train_loader, tr.model
+    if tr.flat is not None:
+        return train_one_epoch_fused(run, data, tr)
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
@@ -337,6 +351,36 @@ def train_one_epoch(run: Run, data: Data, tr: Trainer) -> None:
         if st.step >= tr.total_steps:
             break
     bar.close()
+
+
+def train_one_epoch_fused(run: Run, data: Data, tr: Trainer) -> None:
+    """`train_one_epoch` with the fused step: large batches, no autograd, no host sync until the epoch ends."""
+    from textpipe._fast_sgd import sgd_step
+
+    cfg, st = run.cfg, tr.state
+    stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
+
+    def flush():  # into the Python floats the checkpoint holds (at the same steps in a resumed run)
+        for k, v in zip(("loss_sum", "correct", "seen"), stats.tolist()):
+            st.running[k] += v if k == "loss_sum" else int(v)
+        stats.zero_()
+
+    bar = tqdm(tr.flat.epoch(st.epoch, start=st.batches_done), total=len(tr.flat), initial=st.batches_done,
+               leave=False, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
+    for batch in bar:
+        sgd_step(tr.model, *batch, lr=tr.opt.param_groups[0]["lr"], stats=stats)
+        with warnings.catch_warnings():  # the step above is the optimizer's: not "sched.step() before opt.step()"
+            warnings.simplefilter("ignore", UserWarning)
+            tr.sched.step()
+        st.step, st.batches_done = st.step + 1, st.batches_done + 1
+        if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
+            flush()  # every rank: the same running sums on all of them
+            if run.is_main:
+                save(run, data, tr, "last.pt")
+        if st.step >= tr.total_steps:
+            break
+    bar.close()
+    flush()
 
 
 # -- end of epoch ----------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -46,15 +45,15 @@ class TrainConfig:
     # -- data
     data_dir: str | None = None  # directory with train.csv[.gz] (+ test.csv[.gz]); None = cache/download
     # -- model
-    embed_dim: int = _MODEL_DEFAULTS["embed_dim"].default  # embedding size
+    embed_dim: int = 10  # embedding size (fastText's; tuned with --val-fraction 0.1, docs/training-speed.md)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
-    epochs: int = 10  # passes over the training portion
-    batch_size: int = 16  # samples per step per process (DataParallel: split over the GPUs)
-    lr: float = 8.0  # peak learning rate (SGD on a mean loss wants a large one, as fastText's)
+    epochs: int = 4  # passes over the training portion
+    batch_size: int = 256  # samples per step per process (DataParallel: split over the GPUs)
+    lr: float = 16.0  # peak learning rate (the fused step's rule: docs/training-speed.md)
     optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant
     weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)
@@ -238,22 +237,25 @@ class Trainer:
 
     model: nn.Module
     config: ModelConfig
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LRScheduler
+    opt: torch.optim.Optimizer | None  # None with the fused step
+    sched: torch.optim.lr_scheduler.LRScheduler  # or textpipe._fast_sgd.LRSchedule
     state: ResumeState
     total_steps: int
     flat: object = None  # the fused step's batches (textpipe._fast_sgd.FlatBatches), or None for autograd
 
 
-def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
-    """The optimizer and a per-step learning-rate schedule over `total_steps`."""
+def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
+    """The optimizer and a per-step learning-rate schedule over `total_steps` (fused: no optimizer object)."""
+    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
+             "cosine": lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total_steps) / total_steps)),
+             "constant": lambda s: 1.0}[cfg.schedule]
+    if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
+        from textpipe._fast_sgd import LRSchedule
+        return None, LRSchedule(cfg.lr, shape)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
-             "cosine": lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total_steps) / total_steps)),
-             "constant": lambda s: 1.0}[cfg.schedule]
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 
@@ -270,7 +272,10 @@ def build_model(run: Run, data: Data) -> Trainer:
     steps_per_epoch = len(data.train_loader)
     total_steps = cfg.epochs * steps_per_epoch
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
-    opt, sched = make_optimizer(cfg, model, max(total_steps, 1))
+    fused = cfg.fused
+    if fused is None:
+        fused = cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
+    opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:
         ckpt = run.ckpt
@@ -279,7 +284,8 @@ def build_model(run: Run, data: Data) -> Trainer:
         except RuntimeError as e:  # shapes that do not match the checkpoint's own model_config
             raise ValueError(f"--resume: the weights in the checkpoint do not fit its model_config "
                              f"({str(e).splitlines()[-1].strip()}); the file is damaged") from e
-        opt.load_state_dict(ckpt["optimizer"])
+        if opt is not None:
+            opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         state = ResumeState.from_checkpoint(ckpt)
         if state.batches_done and state.num_replicas != ws:  # the epoch's shards would not line up
@@ -298,9 +304,7 @@ def build_model(run: Run, data: Data) -> Trainer:
             model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
         elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
             model = nn.DataParallel(model)
-    flat, fused = None, cfg.fused
-    if fused is None:
-        fused = cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
+    flat = None
     if fused:
         from textpipe._fast_sgd import FlatBatches, corpus_bags  # no DDP wrapper: the step syncs the replicas
         flat = FlatBatches(corpus_bags(model, data.train_loader.dataset), data.train_loader.batch_sampler,
@@ -368,10 +372,8 @@ def train_one_epoch_fused(run: Run, data: Data, tr: Trainer) -> None:
     bar = tqdm(tr.flat.epoch(st.epoch, start=st.batches_done), total=len(tr.flat), initial=st.batches_done,
                leave=False, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
-        sgd_step(tr.model, *batch, lr=tr.opt.param_groups[0]["lr"], stats=stats)
-        with warnings.catch_warnings():  # the step above is the optimizer's: not "sched.step() before opt.step()"
-            warnings.simplefilter("ignore", UserWarning)
-            tr.sched.step()
+        sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
+        tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
         if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
             flush()  # every rank: the same running sums on all of them

@@ -64,11 +64,41 @@ def timed(contenders: dict, repeats: int) -> dict[str, tuple[float, float]]:
     return {name: (statistics.median(walls[name]), statistics.median(cpus[name])) for name in contenders}
 
 
+def real_torchtext(python: str, args, texts, vocab) -> dict:
+    """(d) the same workloads through torchtext 0.18 itself (its own venv), next to textpipe timed here again.
+
+    Ratios are torchtext wall / textpipe wall; `vocab` is the min_freq=2 vocabulary of section (c), whose ids
+    the peer's must equal.
+    """
+    from _torchtext_peer import ids_digest, run_peer
+
+    peer = run_peer(python, "tokenize_encode", data=args.data, rows=len(texts), repeats=args.repeats)
+    ids, offsets = vocab.encode_flat(texts)
+    bounds = offsets.tolist()
+    assert ids_digest(ids[a:b].tolist() for a, b in zip(bounds, bounds[1:])) == peer["encode_digest"], \
+        "textpipe's ids differ from torchtext's"
+    tokens = basic_english_batch(texts)
+    ours = timed({"tokenize_streamed": lambda: sum(len(basic_english(t)) for t in texts),
+                  "build_vocab": lambda: build_vocab_from_iterator(tokens, specials=["<pad>", "<unk>"]),
+                  "tokenize_encode": lambda: vocab.encode_flat(texts)}, args.repeats)
+    print(f"(d) real torchtext {peer['torchtext']} (torch {peer['torch']}, {python}) vs textpipe, same texts:")
+    out = {}
+    for key, what in (("tokenize_streamed", "get_tokenizer('basic_english') per text vs basic_english"),
+                      ("build_vocab", "build_vocab_from_iterator vs textpipe's"),
+                      ("tokenize_encode", "vocab(tokenizer(text)) per text vs Vocab.encode_flat, 1 core")):
+        (tw, tc), (ow, oc) = peer[key], ours[key]
+        out[f"torchtext_{key}_x"], out[f"torchtext_{key}_cpu_x"] = round(tw / ow, 2), round(tc / oc, 2)
+        print(f"  d {what:<58s} {tw:7.3f} s vs {ow:7.3f} s: {tw / ow:5.2f}x (CPU {tc / oc:5.2f}x)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="AG_NEWS-format CSV (.csv or .csv.gz)")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="texts, cycling the file's rows")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument("--torchtext-python", metavar="PYTHON", help="also run the workloads through the real "
+                        "torchtext 0.18 in this interpreter, e.g. /work/venvs/torchtext/bin/python")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
@@ -141,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     }, args.repeats), n_tokens)
     results.update(tokenize_encode_1core_x=one_x, tokenize_encode_2core_x=two_x)
 
+    if args.torchtext_python:
+        results.update(real_torchtext(args.torchtext_python, args, texts, v))
     headline = {"rows": len(texts), "tokens": n_tokens, "repeats": args.repeats,
                 "loadavg_start": round(load_start, 2)}
     headline.update({k: round(x, 2) for k, x in results.items()})

@@ -97,11 +97,12 @@ def worker_fasttext(args, t_started: float) -> dict:
     return {"imports_s": imports, "train_s": wall, "train_cpu_s": cpu, "acc": acc}
 
 
-def fit_textpipe(data_dir: str, output_dir: str, seed: int) -> dict:
-    """textpipe's training call: the library's `fit()` with its defaults."""
+def fit_textpipe(data_dir: str, output_dir: str, seed: int, checkpoints: str | None = None) -> dict:
+    """textpipe's training call: the library's `fit()` with its defaults (and `--checkpoints` if given)."""
     from textpipe.train import TrainConfig, fit
 
-    return fit(TrainConfig(data_dir=data_dir, output_dir=output_dir, seed=seed, progress=False))
+    extra = {"checkpoints": checkpoints} if checkpoints else {}
+    return fit(TrainConfig(data_dir=data_dir, output_dir=output_dir, seed=seed, progress=False, **extra))
 
 
 def worker_textpipe(args, t_started: float) -> dict:
@@ -113,7 +114,7 @@ def worker_textpipe(args, t_started: float) -> dict:
     with tempfile.TemporaryDirectory() as out:
         w0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
-            summary = fit_textpipe(args.dir, out, args.seed)
+            summary = fit_textpipe(args.dir, out, args.seed, args.checkpoints)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         from textpipe.data.ag_news import read_ag_news_csv
         report = evaluate(summary["checkpoint"], read_ag_news_csv(Path(args.work) / "test.csv"))
@@ -121,13 +122,15 @@ def worker_textpipe(args, t_started: float) -> dict:
             "train_loop_s": summary["train_loop_s"], "steps": summary["steps"]}
 
 
-def run_trial(name: str, d: Path, work: Path, seed: int) -> dict:
+def run_trial(name: str, d: Path, work: Path, seed: int, checkpoints: str | None) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                           os.environ.get("PYTHONPATH", "")])}
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "n/a"
     t = time.time()
     proc = subprocess.run([sys.executable, __file__, "--worker", name, "--dir", str(d), "--work", str(work),
-                           "--seed", str(seed), "--spawned", repr(t)], capture_output=True, text=True, env=env)
+                           "--seed", str(seed), "--spawned", repr(t)] + (["--checkpoints", checkpoints] if checkpoints
+                                                                          else []),
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"error: the {name} trial failed:\n{proc.stderr.strip()[-2000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=str(DEFAULT_DIR), help="directory with train.csv[.gz] and test.csv[.gz]")
     p.add_argument("--cycles", type=int, nargs="+", default=[1, 4, 16], help="training rows repeated N times")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--checkpoints", choices=["epoch", "end", "none"], default=None,
+                   help="textpipe's TrainConfig.checkpoints (default: its default, a checkpoint every epoch)")
     p.add_argument("--worker", choices=["fasttext", "textpipe"], help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -162,14 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = prepare(Path(args.data_dir), work, args.cycles)
-        print(f"fastText 0.9.2 {FASTTEXT} vs textpipe fit() defaults; cores {os.cpu_count()}, "
+        print(f"fastText 0.9.2 {FASTTEXT} vs textpipe fit() defaults (checkpoints: {args.checkpoints or 'default'}); "
+              f"cores {os.cpu_count()}, "
               f"loadavg {open('/proc/loadavg').read().split()[:3]}")
         for c in args.cycles:
             trials = {"fasttext": [], "textpipe": []}
             for seed in args.seeds:
                 order = ("fasttext", "textpipe") if seed % 2 == 0 else ("textpipe", "fasttext")
                 for name in order:
-                    trials[name].append(run_trial(name, sets[c]["dir"], work, seed))
+                    trials[name].append(run_trial(name, sets[c]["dir"], work, seed, args.checkpoints))
             med = {n: {k: statistics.median(t[k] for t in ts) for k in ("startup_s", "imports_s", "train_s",
                                                                           "train_cpu_s", "acc")}
                    for n, ts in trials.items()}
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"imports {row['imports_s']} | loadavg {[t['loadavg'] for ts in trials.values() for t in ts]}",
                   flush=True)
     first = {k: v for k, v in results[0].items() if k != "per_seed"}
-    print(json.dumps({**first, "seeds": args.seeds, "by_cycles": results}))
+    print(json.dumps({**first, "seeds": args.seeds, "checkpoints": args.checkpoints or "default", "by_cycles": results}))
     return 0
 
 

@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"imports {row['imports_s']} | loadavg {[t['loadavg'] for ts in trials.values() for t in ts]}",
                   flush=True)
     first = {k: v for k, v in results[0].items() if k != "per_seed"}
-    print(json.dumps({**first, "seeds": args.seeds, "checkpoints": args.checkpoints or "default", "by_cycles": results}))
+    print(json.dumps({**first, "seeds": args.seeds, "checkpoints": args.checkpoints or "default",
+                      "by_cycles": results}))
     return 0
 
 

@@ -133,14 +133,15 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
         stats[2] += B
     g = logp.exp_()
     g[rows, labels] -= 1  # (B, C) d(loss of text i)/d(logits of text i)
-    gh = (g @ W) / lengths.clamp(min=1).unsqueeze(1).to(g.dtype)  # (B, D) gradient of each of a text's rows
-    per_row = gh.repeat_interleave(lengths, 0, output_size=n).mul_(scale.unsqueeze(1))  # (M, D) per occurrence
+    # (B, D) -lr x the gradient of each of a text's rows; then one copy per occurrence, times its scale
+    step_h = (g @ W).mul_((-lr / lengths.clamp(min=1).to(g.dtype)).unsqueeze(1))
+    per_row = step_h.repeat_interleave(lengths, 0, output_size=n).mul_(scale.unsqueeze(1))  # (M, D)
     dW, db, total = g.t() @ h, g.sum(0), B
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         ids, per_row, dW, db, total = _gather_all(ids, per_row, dW, db, B, pad_idx=model.config.pad_idx)
     W.sub_(dW, alpha=lr / total)
     b.sub_(db, alpha=lr / total)
-    E.index_put_((ids,), per_row.mul_(-lr), accumulate=True)  # the rows in the batch, nothing else
+    E.index_put_((ids,), per_row, accumulate=True)  # the rows in the batch, nothing else
 
 
 def _gather_all(ids, per_row, dW, db, B: int, *, pad_idx: int):

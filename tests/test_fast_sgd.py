@@ -146,3 +146,13 @@ def test_training_is_deterministic_and_learns():
         assert last < first  # the training loss went down
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_the_fused_step_is_the_default_for_sgd_and_batches_are_random_there():
+    from textpipe.train_config import TrainConfig, uses_bucketing, uses_fused_step
+
+    assert uses_fused_step(TrainConfig()) and not uses_bucketing(TrainConfig())
+    for autograd in (TrainConfig(optimizer="adamw"), TrainConfig(weight_decay=0.1), TrainConfig(parallel="dp"),
+                     TrainConfig(fused=False)):
+        assert not uses_fused_step(autograd) and uses_bucketing(autograd)  # padded batches: bucket them
+    assert uses_bucketing(TrainConfig(bucket=True)) and not uses_bucketing(TrainConfig(fused=False, bucket=False))

@@ -117,7 +117,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=t.pin_memory,
                    help="pin batches in page-locked memory (None: on with CUDA)")
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=t.bucket,
-                   help="batch texts of similar length")
+                   help="batch texts of similar length (None: on, off with the fused step)")
     g.add_argument("--sparse", action=argparse.BooleanOptionalAction, default=t.sparse,
                    help="sparse embedding gradients (None: on for CPU with SGD)")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=t.fused,

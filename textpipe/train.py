@@ -33,7 +33,7 @@ from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
-                                   config_dict)
+                                   config_dict, uses_bucketing, uses_fused_step)
 
 __all__ = ["TrainConfig", "fit", "main", "prepare_data"]
 
@@ -123,9 +123,9 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
         if run.ckpt["vocab_itos"] != data.vocab.get_itos():
             raise ValueError("--resume: the prepared vocabulary differs from the checkpoint's")
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
-    train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=cfg.bucket,
-                            num_workers=cfg.num_workers, pin_memory=pin, num_replicas=ws, rank=run.info.rank,
-                            pad_idx=PAD_IDX)
+    train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                            bucket=uses_bucketing(cfg), num_workers=cfg.num_workers, pin_memory=pin,
+                            num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX)
     # every rank validates on all of val: same weights, same numbers, same early-stopping decision
     val = make_dataloader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin, num_replicas=1,
                           rank=0, pad_idx=PAD_IDX) if data.val is not None else None
@@ -174,9 +174,7 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     model = TextClassifier(mcfg).to(device)
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
-    fused = cfg.fused
-    if fused is None:
-        fused = cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
+    fused = uses_fused_step(cfg)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def make_fused():  # the default path of textpipe.train (bags computed once per run, like the corpus)
         model = textpipe_model()
-        sampler = BucketBatchSampler(corpus.lengths, args.textpipe_batch_size, seed=0)
+        sampler = BucketBatchSampler(corpus.lengths, args.textpipe_batch_size, seed=0,
+                                     bucket_size_multiplier=1)  # random batches, as the fused default
         flat = FlatBatches(corpus_bags(model, corpus), sampler, num_rows=model.embedding.num_embeddings)
 
         def step(batch):

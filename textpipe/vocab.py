@@ -298,7 +298,7 @@ class Vocab:
         ``basic_english`` and ``split`` run as byte rules in numpy and each chunk's distinct tokens are
         looked up in this vocabulary's byte table, so the cost per token does not grow with the
         vocabulary; other tokenizers run text by text. Memory stays bounded: texts go in chunks of at
-        most ~1M characters (a longer text is cut at a space that cannot change its tokens).
+        most ~2M characters (a longer text is cut at a space that cannot change its tokens).
 
         Args:
             texts: The texts (``str``), tokenized with this vocabulary's tokenizer.

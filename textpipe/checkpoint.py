@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
                     vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
                     train_config: dict | None = None, vocab_default_index: int | None = 1,
                     class_names: list[str] | None = None, sampler: dict | None = None,
-                    rng: dict | None = None, metrics: dict | None = None) -> Path:
+                    rng: dict | None = None, metrics: dict | None = None, data: dict | None = None) -> Path:
     """Write a checkpoint atomically (temp file in the same directory, then rename).
 
     Args:
@@ -73,6 +74,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
+        data: how the training data was read: `text_columns`, `label_column`, `label_values` (the raw label
+            of each class), `tokenizer`, `rows` (see `data_info`).
 
     Returns:
         The path written.
@@ -94,6 +97,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "sampler": sampler or {},
         "rng": rng or {},
         "metrics": metrics or {},
+        "data": data or {},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +152,20 @@ def class_names(ckpt: dict[str, Any]) -> list[str]:
     return ckpt.get("class_names") or [str(i) for i in range(ckpt["model_config"]["num_classes"])]
 
 
+def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How the checkpoint's training data was read, with the defaults of checkpoints saved without it.
+
+    Returns:
+        `{"text_columns", "label_column"}` (None: the reader's defaults), `"label_values"` (the raw label of
+        each class; old checkpoints: AG_NEWS's file labels 1..C), `"class_names"`, `"tokenizer"`, `"rows"`.
+    """
+    d = ckpt.get("data") or {}
+    n = ckpt["model_config"]["num_classes"]
+    return {"text_columns": d.get("text_columns"), "label_column": d.get("label_column"),
+            "label_values": list(d.get("label_values") or range(1, n + 1)), "class_names": class_names(ckpt),
+            "tokenizer": d.get("tokenizer") or "basic_english", "rows": d.get("rows") or {}}
+
+
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
 
@@ -197,3 +215,47 @@ def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"))
     return model, vocab, ckpt
+
+
+def _zero_running() -> dict[str, float]:
+    return {"loss_sum": 0.0, "correct": 0, "seen": 0}
+
+
+@dataclass
+class ResumeState:
+    """Where a training run stands: everything besides weights and optimizer that `--resume` needs.
+
+    `checkpoint_fields()` gives the `save_checkpoint` keywords that store it (plus the RNG states), and
+    `from_checkpoint(ckpt)` reads it back, so that a resumed run continues bit for bit. Example:
+
+        >>> s = ResumeState(epoch=2, batches_done=5, step=95)
+        >>> ResumeState.from_checkpoint({**s.checkpoint_fields(rng=False), "rng": {}}) == s
+        True
+    """
+
+    epoch: int = 0  # the epoch in progress (0-based); at an epoch's end, the next one
+    batches_done: int = 0  # batches of `epoch` already trained (resume skips them)
+    step: int = 0  # optimizer steps so far
+    num_replicas: int = 1  # processes that trained those batches (their shards must line up on resume)
+    best: float = -1.0  # best validation accuracy so far (-1 = none yet)
+    bad_epochs: int = 0  # epochs since `best` last improved (early stopping)
+    running: dict = field(default_factory=_zero_running)  # this epoch's train loss_sum/correct/seen so far
+    history: list = field(default_factory=list)  # the metrics.jsonl records of the finished epochs
+
+    def checkpoint_fields(self, *, rng: bool = True) -> dict[str, Any]:
+        """Keywords for `save_checkpoint` (epoch, step, sampler, metrics and, with `rng`, the RNG states)."""
+        return {"epoch": self.epoch, "step": self.step,
+                "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "num_replicas": self.num_replicas},
+                "metrics": {"best": self.best, "bad_epochs": self.bad_epochs, "running": dict(self.running),
+                            "history": [dict(r) for r in self.history]},
+                **({"rng": capture_rng_state()} if rng else {})}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> ResumeState:
+        """The state saved by `checkpoint_fields` (a checkpoint without one starts at its step, epoch 0)."""
+        sampler, metrics = ckpt.get("sampler") or {}, ckpt.get("metrics") or {}
+        return cls(epoch=int(sampler.get("epoch", ckpt["epoch"])), batches_done=int(sampler.get("batches_done", 0)),
+                   step=int(ckpt["step"]), num_replicas=int(sampler.get("num_replicas", 1)),
+                   best=float(metrics.get("best", -1.0)), bad_epochs=int(metrics.get("bad_epochs", 0)),
+                   running=dict(metrics.get("running") or _zero_running()),
+                   history=[dict(r) for r in metrics.get("history", [])])

@@ -82,16 +82,18 @@ class ByteTable:
         # k1 == 0 marks an empty slot (keys are non-empty and hold no NUL, so their first byte is not 0)
         t1, t2, tid = np.zeros(size, _U64), np.zeros(size, _U64), np.full(size, OOV, np.int64)
         home = self._slots(k1, k2)
+        claim = np.full(size, -1, np.int64)
         pending, d = np.arange(n), 0
-        while pending.size:  # every round places, per free slot, the first key that probes it
+        while pending.size:  # every round places, per free slot, one of the keys that probe it
             slot = (home[pending] + d) & self.mask
             free = t1[slot] == 0
             cand, cslot = pending[free], slot[free]
-            cslot, first = np.unique(cslot, return_index=True)
-            won = cand[first]
-            t1[cslot], t2[cslot], tid[cslot] = k1[won], k2[won], ids[won]
+            claim[cslot] = cand  # several keys on one slot: one of them is stored, and read back below
+            won = claim[cslot] == cand
+            cand, cslot = cand[won], cslot[won]
+            t1[cslot], t2[cslot], tid[cslot] = k1[cand], k2[cand], ids[cand]
             placed = np.zeros(n, bool)
-            placed[won] = True
+            placed[cand] = True
             pending = pending[~placed[pending]]  # the rest found their slot taken: next distance
             d += 1
         self.t1, self.t2, self.tid, self.probe = t1, t2, tid, max(d - 1, 0)

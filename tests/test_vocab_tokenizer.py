@@ -353,3 +353,17 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(WriteError, match="no space left"):
         Vocab(["x", "y"]).save(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
+
+def test_corpus_from_texts_uses_the_vocabularys_tokenizer():
+    from textpipe.corpus import EncodedCorpus
+
+    v = Vocab(["<pad>", "<unk>", "Hello,", "World!"], default_index=1, tokenizer="split")
+    corpus = EncodedCorpus.from_texts(["Hello, World!", "hello world"], [0, 1], v)
+    assert corpus.ids.tolist() == [2, 3, 1, 1]  # basic_english would give <unk> for all four
+
+
+def test_pickles_from_before_the_tokenizer_was_recorded_load_as_basic_english():
+    v = Vocab.__new__(Vocab)
+    v.__setstate__({"itos": ["<unk>", "hello"], "default_index": 0})
+    assert v.tokenizer_name == "basic_english" and v.encode("Hello!") == [1, 0]

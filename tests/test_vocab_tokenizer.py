@@ -367,3 +367,34 @@ def test_pickles_from_before_the_tokenizer_was_recorded_load_as_basic_english():
     v = Vocab.__new__(Vocab)
     v.__setstate__({"itos": ["<unk>", "hello"], "default_index": 0})
     assert v.tokenizer_name == "basic_english" and v.encode("Hello!") == [1, 0]
+
+
+def test_build_vocab_from_texts_memory_does_not_grow_with_the_stream(monkeypatch):
+    pa = pytest.importorskip("pyarrow")
+    words = [f"w{i}" for i in range(2000)]
+    arrow_bytes = []
+    add = _count._ArrowCounts.add
+
+    def tracked_add(self, arrays):  # Arrow's own memory pool is invisible to tracemalloc
+        add(self, arrays)
+        arrow_bytes.append(pa.total_allocated_bytes())
+    monkeypatch.setattr(_count._ArrowCounts, "add", tracked_add)
+    monkeypatch.setattr(_count, "_MERGE_ROWS", 4096)  # merges happen early in the stream
+
+    def stream(n_chunks):  # fresh strings in every chunk, as a file reader yields them
+        for c in range(n_chunks):
+            yield [" ".join(words[(10 * j + k + c) % 2000] for k in range(20)) for j in range(200)]
+
+    def peak(n_chunks: int) -> int:
+        arrow_bytes.clear()
+        tracemalloc.start()
+        got = build_vocab_from_texts(stream(n_chunks), num_workers=2)
+        result = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(got) == 2002
+        return result
+
+    small, large = peak(12), peak(120)  # the same distinct tokens, 10x the texts
+    assert large < 1.5 * small, f"Python heap peak {large / 1e6:.1f} MB for 120 chunks vs {small / 1e6:.1f} MB"
+    first, second = max(arrow_bytes[:60]), max(arrow_bytes[60:])
+    assert second < 1.5 * first, f"Arrow memory {second / 1e6:.1f} MB late in the stream vs {first / 1e6:.1f} MB early"

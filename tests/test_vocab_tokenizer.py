@@ -398,3 +398,11 @@ def test_build_vocab_from_texts_memory_does_not_grow_with_the_stream(monkeypatch
     assert large < 1.5 * small, f"Python heap peak {large / 1e6:.1f} MB for 120 chunks vs {small / 1e6:.1f} MB"
     first, second = max(arrow_bytes[:60]), max(arrow_bytes[60:])
     assert second < 1.5 * first, f"Arrow memory {second / 1e6:.1f} MB late in the stream vs {first / 1e6:.1f} MB early"
+
+
+def test_build_vocab_from_texts_without_pyarrow(monkeypatch):
+    chunks = [["The cat.", "the dog x\ud800"], ["A cat"]]
+    want = build_vocab_from_texts(chunks).get_itos()
+    monkeypatch.setattr(_count, "arrow", lambda: None)
+    assert build_vocab_from_texts(chunks).get_itos() == want == \
+        build_vocab_from_iterator((basic_english(t) for c in chunks for t in c), specials=["<pad>", "<unk>"]).get_itos()

@@ -134,7 +134,7 @@ def test_tokenizer_returning_non_str_is_a_type_error_naming_it():
     for call in (lambda: v.encode("a bb"), lambda: v.encode_flat(["a bb"]), lambda: v.tokenize("a"),
                  lambda: TextCollate(v)([(0, "a bb")]),
                  lambda: TextCollate(Vocab(["a"], default_index=0), tokenizer=ints)([(0, "a")])):
-        with pytest.raises(TypeError, match=r"tokenizer ints returned a int \(1\) at position 0"):
+        with pytest.raises(TypeError, match=r"tokenizer ints returned an item of type int \(1\) at position 0"):
             call()
     with pytest.raises(TypeError, match="returned str"):
         Vocab(["a"], tokenizer=str.lower).encode("A")

@@ -3,9 +3,9 @@
 A token of 1..16 UTF-8 bytes without NUL is its own key: its bytes as two little-endian 64-bit words,
 zero-filled (no NUL inside, so two tokens never share a key and there are no hash collisions to
 verify). Keys sit in an open-addressing table (linear probing, 24 bytes a slot in three arrays). Both
-building and lookups are vectorized: one numpy step per probe distance, never a Python step per token. Longer tokens (rare) are looked up in the
-``{token: id}`` dict. ``tests/test_vocab.py`` checks it against ``dict`` lookups, including
-vocabularies built so that many tokens share a home slot.
+building and lookups are vectorized: one numpy step per probe distance, never a Python step per token.
+Longer tokens (rare) are looked up in the ``{token: id}`` dict. ``tests/test_vocab_tokenizer.py`` checks
+it against ``dict`` lookups, including a vocabulary built so that many tokens share one home slot.
 """
 from __future__ import annotations
 

@@ -308,7 +308,8 @@ class Vocab:
     __hash__ = None  # mutable
 
     def __repr__(self) -> str:
-        extra = "" if self._tokenize_fn is basic_english else f", tokenizer={self.tokenizer_name or self._tokenize_fn!r}"
+        name = self.tokenizer_name or self._tokenize_fn
+        extra = "" if self._tokenize_fn is basic_english else f", tokenizer={name!r}"
         return f"Vocab(size={len(self)}, default_index={self._default}{extra})"
 
     def __getstate__(self) -> dict:

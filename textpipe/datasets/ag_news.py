@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterDataPipe
 
 from textpipe.data.ag_news import AG_NEWS_URLS, read_ag_news_classes, read_ag_news_csv
 from textpipe.data.download import DownloadError, default_cache_dir, download_file
@@ -28,13 +28,13 @@ class SplitError(ValueError, TypeError):
     """An unknown split. Also a ``TypeError``, which is what torchtext raised."""
 
 
-class AGNewsSplit(IterableDataset):
-    """One AG_NEWS split: iterating yields ``(label, text)`` with label 1..4, in file order.
+class AGNewsSplit(IterDataPipe):
+    """The rows of one AG_NEWS file: iterating yields ``(label, text)`` with label 1..4, in file order.
 
-    Re-iterable; the file is parsed on the first pass and the rows are kept. Under a ``DataLoader`` with
-    ``num_workers=N`` each worker yields every N-th row (torchtext's ``sharding_filter``), so no row
-    comes twice. ``len()`` is the number of rows in the file. For shuffling, random access or
-    ``random_split``, wrap it: ``to_map_style_dataset(AG_NEWS(split="train"))``.
+    Re-iterable; the file is parsed on the first pass and the rows are kept. ``AG_NEWS`` returns it inside
+    torchtext's own datapipe graph (``.shuffle().set_shuffle(False).sharding_filter()``), so a ``DataLoader``
+    treats it exactly as it treated torchtext's: ``shuffle=True`` shuffles, workers each get every N-th row,
+    and the random numbers drawn (hence a seeded run's results) are the same.
 
     Attributes:
         split: ``"train"`` or ``"test"``.
@@ -52,11 +52,7 @@ class AGNewsSplit(IterableDataset):
         return self._rows
 
     def __iter__(self):
-        rows = self._load()
-        info = get_worker_info()
-        if info is not None and info.num_workers > 1:
-            rows = rows[info.id::info.num_workers]
-        return iter(rows)
+        yield from self._load()
 
     def __len__(self) -> int:
         return len(self._load())
@@ -131,7 +127,8 @@ def AG_NEWS(root: str | os.PathLike | None = None, split: str | tuple[str, ...] 
         on_bad_rows: ``"raise"`` (default) or ``"skip"`` malformed CSV rows with a warning.
 
     Returns:
-        An :class:`AGNewsSplit` for a str ``split``, a tuple of them for a tuple.
+        For a str ``split`` an iterable datapipe of ``(label 1..4, text)`` (with ``len()``; wrap it in
+        ``to_map_style_dataset`` for random access), for a tuple a tuple of them.
 
     Raises:
         SplitError: An unknown split (a ``ValueError``; also a ``TypeError`` as in torchtext).
@@ -153,6 +150,8 @@ def AG_NEWS(root: str | os.PathLike | None = None, split: str | tuple[str, ...] 
                          f"holds datasets/AG_NEWS/ (or train.csv and test.csv)")
     cache = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "ag_news"
     urls = AG_NEWS_URLS if urls is None else urls
+    # torchtext's graph on top of the rows, so DataLoader shuffling, worker sharding and RNG use match it
     datasets = tuple(AGNewsSplit(_locate(root_path, s, download=download, cache_dir=cache, urls=urls), s,
-                                 on_bad_rows=on_bad_rows) for s in splits)
+                                 on_bad_rows=on_bad_rows).shuffle().set_shuffle(False).sharding_filter()
+                     for s in splits)
     return datasets[0] if isinstance(split, str) else datasets

@@ -76,7 +76,8 @@ class _Rows:
                 self.blocks.append(np.empty((self.block_rows, self.dim), dtype=np.float32))
                 block, self.used = self.blocks[-1], 0
             k = min(len(values), len(block) - self.used)
-            block[self.used:self.used + k] = values[:k]  # float64 -> float32, round to nearest
+            with np.errstate(over="ignore"):  # beyond float32's range -> inf, as torch's cast gave torchtext
+                block[self.used:self.used + k] = values[:k]  # float64 -> float32, round to nearest
             self.used += k
             self.n += k
             values = values[k:]

@@ -308,3 +308,32 @@ def test_init_embedding_dim_mismatch(small):
 def test_torchtext_vocab_names_are_importable():
     from textpipe.vocab import FastText as F, GloVe as G, Vectors as V, pretrained_aliases
     assert (V, G, F) == (Vectors, GloVe, FastText) and "glove.6B.100d" in pretrained_aliases
+
+
+def test_train_cli_vectors_flag(tmp_path, monkeypatch, capsys):
+    """`textpipe.train --vectors FILE`: the token rows start from the vectors (lr 0 keeps them) and the coverage is printed."""
+    from textpipe.checkpoint import load_checkpoint
+    from textpipe.train import main
+    monkeypatch.setenv("TEXTPIPE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f'"{i % 4 + 1}","word{i % 4} title","common text {i}"' for i in range(40)]
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    vec = write(tmp_path / "small.vec", b"3 4\nword0 1 2 3 4\ncommon 0.5 0.5 0.5 0.5\nnotinvocab 9 9 9 9\n")
+    n = torch.get_num_threads()
+    try:
+        assert main(["--data-dir", str(data), "--output-dir", str(tmp_path / "run"), "--vectors", str(vec),
+                     "--embed-dim", "4", "--buckets", "16", "--epochs", "1", "--lr", "0", "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    out = capsys.readouterr().out
+    assert "have a pretrained vector" in out and "--vectors" in out
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    itos, weight = ckpt["vocab_itos"], ckpt["model"]["embedding.weight"]
+    assert weight[itos.index("word0")].tolist() == [1, 2, 3, 4]
+    assert weight[itos.index("common")].tolist() == [0.5] * 4
+    assert (tmp_path / "cache" / "vectors" / "small.vec.pt").is_file()
+    with pytest.raises(ValueError, match="--embed-dim 4"):
+        main(["--data-dir", str(data), "--output-dir", str(tmp_path / "run2"), "--vectors", str(vec),
+              "--embed-dim", "8", "--epochs", "1", "--no-progress", "--debug"])

@@ -29,7 +29,7 @@ from textpipe.data.download import DownloadError, download_file
 from textpipe.fileio import atomic_write
 
 __all__ = ["Vectors", "GloVe", "FastText", "pretrained_aliases", "VectorsFormatError", "VectorsNotFoundError",
-           "Coverage", "vectors_for_vocab", "init_embedding_from_vectors"]
+           "Coverage", "vectors_for_vocab", "init_embedding_from_vectors", "init_embedding_from_file"]
 
 
 class VectorsNotFoundError(FileNotFoundError, RuntimeError):
@@ -294,3 +294,15 @@ def init_embedding_from_vectors(model: torch.nn.Module, vocab, vectors: Vectors,
         rows = weight[:len(vocab)]
         rows[found] = values[found].to(device=weight.device, dtype=weight.dtype)
     return coverage
+
+
+def init_embedding_from_file(model: torch.nn.Module, vocab, path: str | os.PathLike, *,
+                             cache: str | os.PathLike | None = None) -> Coverage:
+    """``init_embedding_from_vectors`` from a vectors file, cached in textpipe's cache (what ``--vectors`` does).
+
+    Args:
+        cache: Where the ``.pt`` cache goes; default ``<textpipe cache>/vectors`` (see ``default_cache_dir``).
+    """
+    from textpipe.data.download import default_cache_dir
+    vectors = Vectors(path, cache=default_cache_dir() / "vectors" if cache is None else cache)
+    return init_embedding_from_vectors(model, vocab, vectors)

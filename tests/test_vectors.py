@@ -261,8 +261,9 @@ def test_download_failure_is_a_download_error(server, tmp_path):
 
 
 def test_glove_unknown_name():
-    with pytest.raises(ValueError, match="GloVe name must be one of"):
+    with pytest.raises(ValueError, match="GloVe name must be one of") as e:
         GloVe(name="7B")
+    assert isinstance(e.value, KeyError)  # torchtext's url[name] raised KeyError
 
 
 # --- the embedding of a TextClassifier from vectors, with the coverage

@@ -29,11 +29,19 @@ from textpipe.data.download import DownloadError, download_file
 from textpipe.fileio import atomic_write
 
 __all__ = ["Vectors", "GloVe", "FastText", "pretrained_aliases", "VectorsFormatError", "VectorsNotFoundError",
+           "UnknownVectorsError",
            "Coverage", "vectors_for_vocab", "init_embedding_from_vectors", "init_embedding_from_file"]
 
 
 class VectorsNotFoundError(FileNotFoundError, RuntimeError):
     """No vectors file at the path or in the cache, and no URL to fetch. Also a ``RuntimeError`` (torchtext's)."""
+
+
+class UnknownVectorsError(ValueError, KeyError):
+    """An unknown ``GloVe`` name. Also a ``KeyError``, which torchtext's table lookup raised."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
 
 
 class Vectors:
@@ -152,7 +160,7 @@ class GloVe(Vectors):
 
     def __init__(self, name: str = "840B", dim: int | str = 300, **kwargs) -> None:
         if name not in self.url:
-            raise ValueError(f"GloVe name must be one of {sorted(self.url)}, got {name!r}")
+            raise UnknownVectorsError(f"GloVe name must be one of {sorted(self.url)}, got {name!r}")
         kwargs.setdefault("url", self.url[name])
         super().__init__(f"glove.{name}.{dim}d.txt", **kwargs)
 

@@ -102,6 +102,13 @@ class _Rows:
         return out
 
 
+def _max_rows(path: Path, dim: int) -> int:
+    """An upper bound on the rows a file can hold (a value takes >= 2 bytes), so a wrong header cannot make
+    the first block huge; compressed files are allowed a generous ratio. More rows still fit: blocks grow."""
+    plain = not path.name.lower().endswith((".gz", ".zip"))
+    return path.stat().st_size * (1 if plain else 50) // (2 * dim) + 1
+
+
 def _header(first: bytes) -> tuple[int, int] | None:
     parts = first.split()
     if len(parts) == 2 and all(p.isdigit() for p in parts):
@@ -177,7 +184,7 @@ def read_vectors_text(path: str | os.PathLike, *, max_vectors: int | None = None
                 take = int(min(len(words), limit - len(itos)))
                 values = _parse(rests[:take], linenos[:take], dim, where, on_bad_lines, skipped, words)
                 if rows is None:
-                    cap = None if capacity is None else min(capacity, max_vectors or capacity)
+                    cap = None if capacity is None else min(capacity, max_vectors or capacity, _max_rows(path, dim))
                     rows = _Rows(dim, cap)
                 rows.add(values)
                 itos.extend(words[:len(values)])

@@ -63,3 +63,21 @@ def test_sweeps_temps_of_dead_writers_only(tmp_path):
     assert mine.exists() and other.exists()
     atomic_write_text(target, "ok")  # a write sweeps too, and leaves only what it did not own
     assert target.read_text() == "ok"
+
+
+def test_library_oserror_subclasses_pass_through(tmp_path):
+    class DownloadFailed(OSError):
+        pass
+
+    with pytest.raises(DownloadFailed):
+        with atomic_write(tmp_path / "x.bin") as f:
+            f.write(b"x")
+            raise DownloadFailed("server went away")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_oserror_in_body_becomes_write_error(tmp_path):
+    import errno as _errno
+    with pytest.raises(WriteError, match="no space left"):
+        with atomic_write(tmp_path / "x.bin") as f:
+            raise OSError(_errno.ENOSPC, "No space left on device")

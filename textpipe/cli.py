@@ -128,6 +128,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--output-dir", default=t.output_dir, help="where checkpoints and metrics go")
     g.add_argument("--resume", nargs="?", const="last", default=t.resume,
                    help="resume from <output-dir>/last.pt (no value), or from the given checkpoint")
+    g.add_argument("--overwrite", action="store_true", default=t.overwrite,
+                   help="replace the run already in --output-dir (without it, or --resume, it is refused)")
     g.add_argument("--save-every", type=int, default=t.save_every, help="also write last.pt every N steps "
                    "(0 = at each epoch's end only)")
     g.add_argument("--checkpoints", choices=["epoch", "end", "none"], default=t.checkpoints,

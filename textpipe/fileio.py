@@ -128,9 +128,9 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "wb", fsync: bool = Tru
         os.replace(tmp, path)
         if fsync:
             _fsync_dir(path.parent)
-    except WriteError:
-        raise
     except OSError as e:
+        if type(e).__module__ != "builtins":  # WriteError, DownloadError, ...: already says what is wrong
+            raise
         raise WriteError(e.errno, describe_os_error(e, path)) from e
     finally:
         with contextlib.suppress(FileNotFoundError):

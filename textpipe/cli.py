@@ -90,6 +90,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
     g.add_argument("--buckets", type=int, default=t.buckets, help="bigram hash buckets")
+    g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
+                   "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
     g = p.add_argument_group("optimisation")

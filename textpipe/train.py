@@ -186,6 +186,9 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = ModelConfig(**{**run.ckpt["model_config"], "sparse": sparse})
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = TextClassifier(mcfg).to(device)
+    if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
+        from textpipe.vectors import init_embedding_from_file
+        print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1))

@@ -39,6 +39,7 @@ class TrainConfig:
     embed_dim: int = _MODEL_DEFAULTS["embed_dim"].default  # embedding size
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
+    vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation

@@ -453,3 +453,12 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
     if max_tokens is not None:
         counts = counts[:max_tokens - len(specials)]
     return vocab(dict(counts), min_freq=min_freq, specials=specials, tokenizer=tokenizer)
+
+
+def __getattr__(name: str):
+    # torchtext.vocab also held the pretrained vectors; they live in textpipe.vectors (which imports torch,
+    # so only on first use: the vocabulary itself stays torch-free).
+    if name in ("Vectors", "GloVe", "FastText", "pretrained_aliases"):
+        from textpipe import vectors
+        return getattr(vectors, name)
+    raise AttributeError(f"module 'textpipe.vocab' has no attribute {name!r}")

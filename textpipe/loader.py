@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from textpipe.collate import offsets_collate, pad_collate
+from textpipe._workers import default_start_method
 from textpipe.corpus import EncodedCorpus
 from textpipe.sampler import BucketBatchSampler
 
@@ -31,10 +31,8 @@ CHUNK_SIZE = 16  # batches per worker transfer; see ChunkedLoader
 
 
 def _default_context() -> str:
-    # Not "fork": forking a process that holds CUDA state or runs threads can deadlock. "forkserver"
-    # starts workers from a clean process and, like "spawn" on macOS/Windows, requires a picklable dataset
-    # and collate, so a recipe that works here works on every platform.
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    # fork where it is safe (no CUDA, no other threads), else forkserver/spawn; see textpipe/_workers.py
+    return default_start_method()
 
 
 def _worker_init(worker_id: int) -> None:
@@ -185,8 +183,8 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
         form: ``"pad"`` for ``(ids (B, T), lengths, labels)``, ``"offsets"`` for ``nn.EmbeddingBag``'s
             ``(flat ids, offsets, labels)``.
         bucket_size_multiplier: Bucket size in batches (when ``bucket``).
-        multiprocessing_context: Worker start method; default ``"forkserver"`` where available, else
-            ``"spawn"``.
+        multiprocessing_context: Worker start method; default ``"fork"`` where safe (no CUDA, no other
+            threads), else ``"forkserver"``/``"spawn"`` (see ``textpipe/_workers.py``).
         chunk_size: Batches per worker task when ``num_workers > 0`` (amortizes the per-transfer cost).
         **collate_options: Passed to the collate: ``pad_idx``, ``max_len``, ``pad_to_multiple_of``,
             ``padding_side``, ``dtype`` (pad form) or ``max_len`` (offsets form).

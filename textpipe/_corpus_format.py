@@ -37,6 +37,7 @@ ID_DTYPES = ("<u2", "<u4", "<i8")  # <i8: in-memory corpora with negative or hug
 LABEL_DTYPES = ("|u1", "<u2", "<i8")
 _DTYPES = {"ids": ID_DTYPES, "offsets": ("<i8",), "labels": LABEL_DTYPES}
 _HASH_BLOCK = 1 << 22
+_FIELD_MAX = 1 << 62  # offsets/counts above this are corrupt whatever the file size (then checked against it)
 
 
 def smallest_dtype(lo: int, hi: int, choices: tuple[str, ...]) -> np.dtype:
@@ -101,7 +102,7 @@ def read_header(f, path, size: int) -> dict:
                          f"version {VERSION}); {_fix(path)}")
     try:
         arrays, digests = header["arrays"], header["sha256"]
-        n_rows = _nonneg_int(header["n_rows"], "n_rows", path, size)
+        n_rows = _nonneg_int(header["n_rows"], "n_rows", path, size)  # rows and ids take >= 1 byte each
         n_ids = _nonneg_int(header["n_ids"], "n_ids", path, size)
         max_length = _nonneg_int(header["max_length"], "max_length", path, size)
         out = {"n_rows": n_rows, "n_ids": n_ids, "max_length": max_length, "arrays": {}, "sha256": {}}
@@ -110,8 +111,8 @@ def read_header(f, path, size: int) -> dict:
             if dtype not in _DTYPES[name]:
                 raise _bad(path, f"{name} dtype must be one of {_DTYPES[name]}, got {dtype!r}")
             item = np.dtype(dtype).itemsize
-            offset = _nonneg_int(offset, f"{name} offset", path, size)
-            count = _nonneg_int(count, f"{name} count", path, size // item)
+            offset = _nonneg_int(offset, f"{name} offset", path, _FIELD_MAX)
+            count = _nonneg_int(count, f"{name} count", path, _FIELD_MAX)
             if offset + count * item > size:
                 raise ValueError(f"{path}: corpus file is truncated: {name} needs bytes up to "
                                  f"{offset + count * item}, the file has {size}; {_fix(path)}")

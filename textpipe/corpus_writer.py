@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from textpipe import _corpus_format as fmt
-from textpipe.fileio import _HOST, _pid_alive, atomic_write, atomic_write_text
+from textpipe.fileio import _HOST, _pid_alive, atomic_write, atomic_write_text, sweep_stale_temps
 
 __all__ = ["CorpusWriter", "write_shard"]
 
@@ -211,8 +211,11 @@ class CorpusWriter:
 
 
 def sweep_shards(path: Path, *, keep: set[str]) -> None:
-    """Remove shard files of ``path`` that its manifest no longer names, unless a live writer made them."""
+    """Remove shard files of ``path`` that its manifest no longer names, unless a live writer made them,
+    and the temp files of dead writers' unfinished shards."""
     prefix = f"{path.name}."
+    for tmp in path.parent.glob(f".{path.name}.*.shard.tmp-*"):
+        sweep_stale_temps(path.with_name(tmp.name[1:].split(".shard.tmp-", 1)[0] + ".shard"))
     for p in path.parent.glob(f"{path.name}.*.shard"):
         if p.name in keep:
             continue

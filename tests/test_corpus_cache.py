@@ -1,0 +1,85 @@
+"""Tests for textpipe/corpus_cache.py: build once from a streamed CSV, reuse, key, split, one builder.
+
+Run: python3 -m pytest -q tests/test_corpus_cache.py
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from textpipe.corpus import EncodedCorpus
+from textpipe.corpus_cache import cached_corpus, iter_chunks, val_mask
+from textpipe.tokenizer import basic_english_batch
+from textpipe.vocab import build_vocab_from_iterator
+
+
+def write_csv(path, n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = [f"tok{i}" for i in range(60)]
+    lines = [f'"{i % 4 + 1}","{" ".join(rng.choice(words, 3))}","{" ".join(rng.choice(words, rng.integers(1, 15)))}."'
+             for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def all_rows(path):
+    labels, texts = [], []
+    for y, t in iter_chunks(path, batch_rows=64):
+        labels += y.tolist()
+        texts += t
+    return labels, texts
+
+
+def test_build_then_reuse_and_the_corpora_match_from_texts(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 700)
+    first = cached_corpus(csv, cache_dir=tmp_path / "cache", val_fraction=0.2, seed=3, batch_rows=100)
+    assert first.built
+    again = cached_corpus(csv, cache_dir=tmp_path / "cache", val_fraction=0.2, seed=3, batch_rows=100)
+    assert not again.built and again.directory == first.directory
+    labels, texts = all_rows(csv)
+    assert labels[:4] == [0, 1, 2, 3] and len(texts) == 700
+    mask = val_mask(0, 700, fraction=0.2, seed=3)
+    assert 90 < mask.sum() < 190 and len(first.val) == mask.sum() and len(first.fit) == 700 - mask.sum()
+    fit_texts = [t for t, m in zip(texts, mask) if not m]
+    vocab = build_vocab_from_iterator(basic_english_batch(fit_texts), specials=["<pad>", "<unk>"])
+    assert first.vocab.get_itos() == vocab.get_itos() and first.vocab.get_default_index() == 1
+    vocab.set_default_index(1)
+    want = EncodedCorpus.from_texts(fit_texts, [y for y, m in zip(labels, mask) if not m], vocab)
+    assert np.array_equal(first.fit.ids, want.ids) and np.array_equal(first.fit.offsets, want.offsets)
+    assert np.array_equal(first.fit.labels, want.labels)
+
+
+def test_key_follows_file_and_settings_and_no_cache_rebuilds(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 120)
+    a = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert cached_corpus(csv, cache_dir=tmp_path / "c", min_freq=2).directory != a.directory
+    assert cached_corpus(csv, cache_dir=tmp_path / "c", use_cache=False).built
+    time.sleep(0.01)
+    write_csv(csv, 130, seed=1)
+    b = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert b.built and b.directory != a.directory and len(b.fit) == 130
+
+
+def test_a_waiting_process_does_not_build(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 50)
+    with pytest.raises(TimeoutError, match="waited 0 s for another process to build"):
+        cached_corpus(csv, cache_dir=tmp_path / "c", build=False, timeout_s=0.0)
+    code = ("import sys; from textpipe.corpus_cache import cached_corpus; "
+            "print(cached_corpus(sys.argv[1], cache_dir=sys.argv[2], build=sys.argv[3] == '1').built)")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    waiter = subprocess.Popen([sys.executable, "-c", code, str(csv), str(tmp_path / "c"), "0"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    builder = subprocess.run([sys.executable, "-c", code, str(csv), str(tmp_path / "c"), "1"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert builder.stdout.strip() == "True"
+    assert waiter.communicate(timeout=120)[0].strip() == "False"
+
+
+def test_bad_class_names_the_row(tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_text('"1","a","b"\n"7","c","d"\n')
+    with pytest.raises(ValueError, match="row 2: class must be one of 1, 2, 3, 4, found 7"):
+        cached_corpus(csv, cache_dir=tmp_path / "c")

@@ -160,7 +160,7 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
                     drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None,
                     form: str = "pad", bucket_size_multiplier: int = 100,
                     multiprocessing_context: str | None = None, chunk_size: int = CHUNK_SIZE,
-                    **collate_options) -> DataLoader | ChunkedLoader:
+                    window: int | None = None, **collate_options) -> DataLoader | ChunkedLoader:
     """Build a ``DataLoader`` over an :class:`EncodedCorpus` that yields whole, padded batches.
 
     Each batch is fetched with one ``corpus.__getitems__`` call and padded by :func:`pad_collate` (or
@@ -188,6 +188,9 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
         multiprocessing_context: Worker start method; default ``"forkserver"`` where available, else
             ``"spawn"``.
         chunk_size: Batches per worker task when ``num_workers > 0`` (amortizes the per-transfer cost).
+        window: ``None``: one global shuffle per epoch (about 16 bytes of RAM per row). An int: corpora
+            longer than ``window`` rows are shuffled and bucketed ``window`` rows at a time (memory bounded
+            by the window; see :class:`BucketBatchSampler`); shorter ones are batched exactly as with ``None``.
         **collate_options: Passed to the collate: ``pad_idx``, ``max_len``, ``pad_to_multiple_of``,
             ``padding_side``, ``dtype`` (pad form) or ``max_len`` (offsets form).
 
@@ -219,8 +222,9 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
-    sampler = BucketBatchSampler(corpus.lengths, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                                 num_replicas=num_replicas, rank=rank,
+    # the corpus itself, not corpus.lengths: the windowed mode reads one window of lengths at a time
+    sampler = BucketBatchSampler(corpus, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                 num_replicas=num_replicas, rank=rank, window=window,
                                  bucket_size_multiplier=bucket_size_multiplier if bucket else 1)
     collate = functools.partial(pad_collate if form == "pad" else offsets_collate, **collate_options)
     if num_workers == 0:

@@ -107,11 +107,48 @@ def test_ddp_outside_torchrun_is_a_clear_error(data_dir, tmp_path, monkeypatch, 
     assert "RANK/LOCAL_RANK/WORLD_SIZE" in err and "torchrun --nproc_per_node=N -m textpipe.train" in err
 
 
-def test_bad_flags_fail_when_parsing(data_dir, tmp_path):
-    with pytest.raises(SystemExit):
-        main(_args(data_dir, tmp_path, "--val-fraction", "1.5"))
-    with pytest.raises(SystemExit):
-        main(_args(data_dir, tmp_path, "--optimizer", "adamw", "--sparse"))
+def test_bad_flags_are_one_error_line_before_any_work(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path / "a", "--val-fraction", "1.5")) == 2
+    assert capsys.readouterr().err == "error: val_fraction (--val-fraction) must be in [0, 1), got 1.5\n"
+    assert main(_args(data_dir, tmp_path / "b", "--optimizer", "adamw", "--sparse")) == 2
+    assert capsys.readouterr().err.startswith("error: --sparse needs --optimizer sgd")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any work
+    with pytest.raises(SystemExit) as e:  # argparse's own errors: one line too, exit 2
+        main(_args(data_dir, tmp_path, "--epochs", "two"))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "--epochs" in err
+
+
+def test_fit_reports_every_epoch_and_returns_the_summary(data_dir, tmp_path):
+    from textpipe.train import TrainConfig, fit
+
+    seen = []
+    cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(tmp_path), epochs=3, embed_dim=8, buckets=512,
+                      batch_size=8, lr=4, val_fraction=0.1, progress=False)
+    result = fit(cfg, report=seen.append)
+    assert [r["epoch"] for r in seen] == [1, 2, 3]
+    assert all(0 <= r["val_accuracy"] <= 1 and r["train_loss"] > 0 for r in seen)
+    assert result == json.loads((tmp_path / "summary.json").read_text())
+    assert result["best_val_accuracy"] == max(r["val_accuracy"] for r in seen)
+    assert result["steps"] == seen[-1]["step"] == 3 * 45 and result["train_loop_s"] > 0
+    assert result["checkpoint"] == str(tmp_path / "best.pt") and result["test"]["n"] == 80
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records == seen
+
+
+def test_an_exception_in_report_stops_the_run(data_dir, tmp_path):
+    from textpipe.train import TrainConfig, fit
+
+    def stop(record):
+        raise RuntimeError(f"pruned at epoch {record['epoch']}")
+
+    cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(tmp_path), epochs=3, embed_dim=8, buckets=512,
+                      progress=False)
+    with pytest.raises(RuntimeError, match="pruned at epoch 1"):
+        fit(cfg, report=stop)
+    assert load_checkpoint(tmp_path / "last.pt")["sampler"]["epoch"] == 1
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 def _env():
@@ -156,8 +193,12 @@ def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):
     assert resumed["step"] == reference["step"]
     for name, tensor in reference["model"].items():
         assert torch.equal(resumed["model"][name], tensor), name
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and steps[-1] == reference["step"]
+    # the metrics too: every record equal to the uninterrupted run's, apart from the timing field
+    def records(run_dir):
+        return [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+                for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert records(out) == records(tmp_path / "ref") and len(records(out)) == 3
 
 
 @pytest.mark.gpu
@@ -183,14 +224,31 @@ def test_ddp_on_two_gpus_with_nccl(data_dir, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["replicas_in_sync"]
 
 
-def test_resume_with_different_flags_is_refused(data_dir, tmp_path):
+def test_resume_with_different_flags_is_refused(data_dir, tmp_path, capsys):
     assert main(_args(data_dir, tmp_path, "--max-steps", "3")) == 0
-    with pytest.raises(ValueError, match=r"--batch-size 8 -> 4"):
-        main(_args(data_dir, tmp_path, "--max-steps", "3", "--batch-size", "4", "--resume"))
-    with pytest.raises(ValueError, match=r"--embed-dim 8 -> 12"):
-        main(_args(data_dir, tmp_path, "--max-steps", "3", "--embed-dim", "12", "--resume"))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        main(_args(data_dir, tmp_path, "--resume", str(tmp_path / "nope.pt")))
+    capsys.readouterr()
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3", "--batch-size", "4", "--resume")) == 2
+    assert "--batch-size 8 -> 4" in capsys.readouterr().err
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3", "--embed-dim", "12", "--resume")) == 2
+    assert "--embed-dim 8 -> 12" in capsys.readouterr().err
+    assert main(_args(data_dir, tmp_path, "--resume", str(tmp_path / "nope.pt"))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and "does not exist" in err and err.count("\n") == 1
+
+
+def test_resume_of_a_corrupt_or_mismatched_checkpoint_is_one_error_line(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3")) == 0
+    capsys.readouterr()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3", "--resume", str(tmp_path / "junk.pt"))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and "corrupt" in err and err.count("\n") == 1
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    ckpt["model"]["fc.weight"] = torch.zeros(3, 5)  # weights of another shape than its model_config
+    torch.save(ckpt, tmp_path / "shape.pt")
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3", "--resume", str(tmp_path / "shape.pt"))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "fc.weight" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_early_stopping_with_patience(data_dir, tmp_path, capsys):
@@ -204,10 +262,10 @@ def test_tensorboard_flag(data_dir, tmp_path, capsys):
     args = _args(data_dir, tmp_path, "--tensorboard", str(tmp_path / "tb"), "--max-steps", "2")
     try:
         import torch.utils.tensorboard  # noqa: F401
-    except ImportError:  # not installed: refused when parsing, before any work
-        with pytest.raises(SystemExit):
-            main(args)
-        assert "--tensorboard needs the tensorboard package: pip install tensorboard" in capsys.readouterr().err
+    except ImportError:  # not installed: refused before any work
+        assert main(args) == 2
+        assert capsys.readouterr().err == "error: --tensorboard needs the tensorboard package: pip install tensorboard\n"
+        assert not any(tmp_path.iterdir())
     else:
         assert main(args) == 0
         assert any((tmp_path / "tb").iterdir())

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,47 @@ def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"))
     return model, vocab, ckpt
+
+
+def _zero_running() -> dict[str, float]:
+    return {"loss_sum": 0.0, "correct": 0, "seen": 0}
+
+
+@dataclass
+class ResumeState:
+    """Where a training run stands: everything besides weights and optimizer that `--resume` needs.
+
+    `checkpoint_fields()` gives the `save_checkpoint` keywords that store it (plus the RNG states), and
+    `from_checkpoint(ckpt)` reads it back, so that a resumed run continues bit for bit. Example:
+
+        >>> s = ResumeState(epoch=2, batches_done=5, step=95)
+        >>> ResumeState.from_checkpoint({**s.checkpoint_fields(rng=False), "rng": {}}) == s
+        True
+    """
+
+    epoch: int = 0  # the epoch in progress (0-based); at an epoch's end, the next one
+    batches_done: int = 0  # batches of `epoch` already trained (resume skips them)
+    step: int = 0  # optimizer steps so far
+    num_replicas: int = 1  # processes that trained those batches (their shards must line up on resume)
+    best: float = -1.0  # best validation accuracy so far (-1 = none yet)
+    bad_epochs: int = 0  # epochs since `best` last improved (early stopping)
+    running: dict = field(default_factory=_zero_running)  # this epoch's train loss_sum/correct/seen so far
+    history: list = field(default_factory=list)  # the metrics.jsonl records of the finished epochs
+
+    def checkpoint_fields(self, *, rng: bool = True) -> dict[str, Any]:
+        """Keywords for `save_checkpoint` (epoch, step, sampler, metrics and, with `rng`, the RNG states)."""
+        return {"epoch": self.epoch, "step": self.step,
+                "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "num_replicas": self.num_replicas},
+                "metrics": {"best": self.best, "bad_epochs": self.bad_epochs, "running": dict(self.running),
+                            "history": [dict(r) for r in self.history]},
+                **({"rng": capture_rng_state()} if rng else {})}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> ResumeState:
+        """The state saved by `checkpoint_fields` (a checkpoint without one starts at its step, epoch 0)."""
+        sampler, metrics = ckpt.get("sampler") or {}, ckpt.get("metrics") or {}
+        return cls(epoch=int(sampler.get("epoch", ckpt["epoch"])), batches_done=int(sampler.get("batches_done", 0)),
+                   step=int(ckpt["step"]), num_replicas=int(sampler.get("num_replicas", 1)),
+                   best=float(metrics.get("best", -1.0)), bad_epochs=int(metrics.get("bad_epochs", 0)),
+                   running=dict(metrics.get("running") or _zero_running()),
+                   history=[dict(r) for r in metrics.get("history", [])])

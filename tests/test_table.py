@@ -1,0 +1,210 @@
+"""`textpipe.data.table`: every format, column selection, defaults, bad rows, bounded chunks; and LabelVocab.
+
+Run: python -m pytest -q tests/test_table.py
+"""
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from textpipe.data.labels import LabelVocab, canonical_label, read_classes
+from textpipe.data.table import inspect_table, iter_table, read_table, table_format
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news"
+LABELS, TEXTS = ["pos", "neg", "pos"], ["great, film", 'a "dull" one', "fine"]
+
+
+def _csv(path, sep=","):
+    lines = [f"label{sep}text"] + [f'{y}{sep}"{t.replace(chr(34), 2 * chr(34))}"' for y, t in zip(LABELS, TEXTS)]
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+def _jsonl(path):
+    data = "".join(json.dumps({"text": t, "label": y, "extra": 1}) + "\n" for y, t in zip(LABELS, TEXTS)).encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.tsv", "t.tsv.gz", "t.jsonl", "t.json", "t.jsonl.gz",
+                                  "t.parquet"])
+def test_every_file_format_reads_the_same_rows(tmp_path, name):
+    path = tmp_path / name
+    if ".csv" in name or ".tsv" in name:
+        _csv(path, "\t" if ".tsv" in name else ",")
+    elif ".json" in name:
+        _jsonl(path)
+    else:
+        pq.write_table(pa.table({"text": TEXTS, "label": LABELS}), path)
+    assert read_table(path) == (LABELS, TEXTS)
+
+
+def test_datasets_objects_and_save_to_disk_dirs(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    ds = datasets.Dataset.from_dict({"text": TEXTS, "label": [1, 0, 1]}, features=features)
+    assert read_table(ds) == ([1, 0, 1], TEXTS)
+    assert inspect_table(ds).class_names == ("neg", "pos")  # ClassLabel names travel with the spec
+    dd = datasets.DatasetDict({"train": ds, "test": ds.select([2])})
+    assert read_table(dd, split="test") == ([1], ["fine"])
+    with pytest.raises(ValueError, match=r"holds the splits \['train', 'test'\]; choose one"):
+        read_table(dd)
+    ds.save_to_disk(str(tmp_path / "one"))
+    dd.save_to_disk(str(tmp_path / "two"))
+    assert table_format(tmp_path / "one") == "datasets"
+    assert read_table(tmp_path / "one") == ([1, 0, 1], TEXTS)
+    assert read_table(tmp_path / "two", split="train") == ([1, 0, 1], TEXTS)
+
+
+def test_text_columns_are_joined_in_order_and_headerless_files_take_indexes(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("title,body,cat\nHello,world,a\nBye,now,b\n")
+    assert read_table(path, text_columns=["body", "title"], label_column="cat") == (["a", "b"], ["world Hello", "now Bye"])
+    bare = tmp_path / "bare.csv"
+    bare.write_text("x,first text,0\ny,second,1\n")
+    assert read_table(bare, text_columns=1, label_column=2) == ([0, 1], ["first text", "second"])
+    with pytest.raises(ValueError, match=r"give both --text-column and --label-column"):
+        read_table(bare, label_column=2)
+    with pytest.raises(ValueError, match="all by name .* or all by 0-based index"):
+        read_table(path, text_columns=[0, "body"])
+
+
+def test_headerless_three_columns_default_to_the_ag_news_layout(tmp_path):
+    path = tmp_path / "ag.csv"
+    path.write_text('"3","Fed Up","Rates rise, again."\n"1","Talks","resume"\n')
+    spec = inspect_table(path)
+    assert (spec.header, spec.text_columns, spec.label_column) == (False, ("1", "2"), "0")
+    assert read_table(path) == ([3, 1], ["Fed Up Rates rise, again.", "Talks resume"])
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"AG_NEWS stand-in not found at {DATA}")
+def test_the_stand_in_reads_as_the_ag_news_reader_reads_it():
+    from textpipe.data.ag_news import read_ag_news_csv
+
+    labels, texts = read_table(DATA / "train.csv.gz")
+    rows = read_ag_news_csv(DATA / "train.csv.gz")
+    assert [y - 1 for y in labels] == [y for y, _ in rows] and texts == [t for _, t in rows]
+
+
+def test_a_missing_column_lists_the_columns_found(tmp_path):
+    path = _jsonl(tmp_path / "t.jsonl")
+    with pytest.raises(ValueError, match=r"no column 'category' \(label column\); the columns found are "
+                                         r"\['text', 'label', 'extra'\]"):
+        read_table(path, label_column="category")
+    other = tmp_path / "o.csv"
+    other.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"cannot tell which columns hold the text and the label"):
+        read_table(other)
+
+
+def test_unclosed_quotes_raise_instead_of_swallowing_rows(tmp_path):
+    mid = tmp_path / "mid.csv"
+    mid.write_text('label,text\n1,"good one"\n2,"unclosed\n3,"good two"\n4,"good three"\n')
+    with pytest.raises(ValueError, match=r"mid.csv, line 4: malformed quoting"):
+        read_table(mid)
+    end = tmp_path / "end.csv"
+    end.write_text('label,text\n1,"good one"\n2,"unclosed\n')
+    with pytest.raises(ValueError, match=r"malformed quoting \(unexpected end of data\)"):
+        read_table(end)
+    ok = tmp_path / "ok.csv"
+    ok.write_text('label,text\n1,"two\nlines, ""quoted"""\n')
+    assert read_table(ok) == ([1], ['two\nlines, "quoted"'])
+
+
+def test_bad_rows_raise_or_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("label,text\npos,fine\nneg,too,many\n,no label\npos,last\n")
+    with pytest.raises(ValueError, match=r"a row with 3 fields, expected 2: 'neg,too,many'"):
+        read_table(path)
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed row\(s\)"):
+        assert read_table(path, on_bad_rows="skip") == (["pos", "pos"], ["fine", "last"])
+    nulls = tmp_path / "n.jsonl"
+    nulls.write_text('{"text": "a", "label": 1}\n{"text": null, "label": 2}\n')
+    with pytest.raises(ValueError, match=r"n.jsonl, row 2: the text is missing"):
+        read_table(nulls)
+    floats = tmp_path / "f.jsonl"
+    floats.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 1.7}\n')
+    with pytest.raises(ValueError, match=r"row 2: label 1.7: the label column 'label' holds floats"):
+        read_table(floats)
+
+
+def test_chunks_are_bounded_and_in_file_order(tmp_path):
+    path = tmp_path / "big.tsv"
+    path.write_text("label\ttext\n" + "".join(f"{i % 3}\ttext {i}\n" for i in range(1000)))
+    chunks = list(iter_table(path, batch_rows=64))
+    assert max(len(t) for _, t in chunks) == 64 and len(chunks) == 16
+    assert [t for _, ts in chunks for t in ts] == [f"text {i}" for i in range(1000)]
+    with pytest.raises(ValueError, match="batch_rows must be an int >= 1, got 0"):
+        next(iter_table(path, batch_rows=0))
+
+
+def test_unknown_formats_and_missing_files(tmp_path):
+    with pytest.raises(ValueError, match="unknown table format"):
+        read_table(tmp_path / "t.xlsx")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="not one written by datasets' save_to_disk"):
+        read_table(tmp_path)
+    with pytest.raises(TypeError, match="expected a file path"):
+        read_table(42)
+
+
+# -- LabelVocab ----------------------------------------------------------------------------------------------
+def test_label_vocab_sorted_or_in_the_classes_order():
+    v = LabelVocab.from_labels(["pos", "neg", "pos", "mid"])
+    assert v.names == ["mid", "neg", "pos"] and v.encode(["pos", "mid"]).tolist() == [2, 0]
+    v = LabelVocab.from_labels(["pos", "neg"], classes=["pos", "neg"])
+    assert v.encode(["neg"]).tolist() == [1]
+    assert LabelVocab.from_labels([10, 2, 2]).values == [2, 10]  # ints sort numerically
+    assert LabelVocab.from_labels(["3", 1]).values == [1, 3]  # an int-valued string is that int
+
+
+def test_label_vocab_names_int_labels_by_position_like_ag_news():
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    v = LabelVocab.from_labels([1, 2, 3, 4], classes=names)
+    assert v.values == [1, 2, 3, 4] and v.names == names and v.encode([4, 1]).tolist() == [3, 0]
+    v0 = LabelVocab.from_labels([0, 1], classes=["neg", "pos"])
+    assert v0.values == [0, 1] and v0.names == ["neg", "pos"]
+    with pytest.raises(ValueError, match=r"label 'x' is not one of the classes \['a', 'b'\]"):
+        LabelVocab.from_labels(["a", "x"], classes=["a", "b"])
+
+
+def test_an_unseen_label_names_itself_and_its_row():
+    v = LabelVocab.from_labels(["pos", "neg"])
+    with pytest.raises(ValueError, match=r"test.csv, row 3: label 'meh' was not seen in training"):
+        v.encode(["pos", "neg", "meh"], source="test.csv")
+    assert LabelVocab.from_dict(v.to_dict()) == v
+
+
+def test_labels_are_never_silently_coerced():
+    assert canonical_label(np.int64(3)) == 3 and canonical_label("03") == "03"
+    for bad, match in [(1.7, "is a float"), (True, "is a bool"), (None, "missing"), ("  ", "missing")]:
+        with pytest.raises(ValueError, match=match):
+            canonical_label(bad)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        LabelVocab.from_labels(["only"])
+    with pytest.raises(ValueError, match="listed twice"):
+        LabelVocab(["a", "a"])
+
+
+def test_read_classes(tmp_path):
+    (tmp_path / "classes.txt").write_text("World\nSports\n\n")
+    assert read_classes(tmp_path / "classes.txt") == ["World", "Sports"]
+    (tmp_path / "one.txt").write_text("World\n")
+    with pytest.raises(ValueError, match="at least 2 class names"):
+        read_classes(tmp_path / "one.txt")
+
+
+@pytest.mark.parametrize("name", ["textpipe.data.table", "textpipe.data.labels"])
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)  # the examples write their small files here
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

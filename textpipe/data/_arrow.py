@@ -1,0 +1,116 @@
+"""Record batches of a table, per format, through pyarrow (and `datasets`): the I/O half of `table.iter_table`.
+
+Every reader streams: pyarrow's CSV/JSON readers parse one block (16 MiB) at a time, Parquet and `datasets`
+read `batch_rows` rows at a time. pyarrow errors become ValueErrors that name the file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc_compute
+
+BLOCK_BYTES = 16 << 20  # pyarrow's parse block; one row (a text) cannot be longer than this
+
+
+def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list, skip: bool
+                  ) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Batches (of at most `batch_rows` rows) holding the spec's text and label columns.
+
+    `bad` collects `(row, reason)` of CSV rows with the wrong number of fields when `skip`.
+    """
+    needed = [*spec.text_columns, spec.label_column]
+    try:
+        if spec.format in ("csv", "tsv"):
+            batches = _csv_batches(Path(source), spec, bad=bad, skip=skip)
+        elif spec.format == "jsonl":
+            batches = _jsonl_batches(Path(source))
+        elif spec.format == "parquet":
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=needed)
+        else:
+            from textpipe.data.table import _load_dataset
+
+            ds = _load_dataset(source, split).select_columns(needed)
+            batches = ds.with_format("arrow").iter(batch_size=batch_rows)
+        for batch in batches:
+            for start in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(start, batch_rows).select(needed)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{spec.source}: {_explain(str(e))}") from e
+
+
+def _explain(message: str) -> str:
+    message = " ".join(message.split())
+    if "straddling" in message:
+        return f"a row is longer than {BLOCK_BYTES >> 20} MiB, the reader's block ({message})"
+    if "changed from" in message:
+        return f"a column holds values of two types, e.g. numbers and strings; make each column one type ({message})"
+    if "invalid UTF8" in message or "UTF8" in message:
+        return f"the file is not valid UTF-8 ({message}); re-save it as UTF-8"
+    return message
+
+
+def _csv_batches(path: Path, spec, *, bad: list, skip: bool) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pc
+
+    delimiter = "," if spec.format == "csv" else "\t"
+    bad_rows: list[str] = []
+
+    def on_invalid(row) -> str:  # wrong number of fields
+        bad_rows.append(f"a row with {row.actual_columns} fields, expected {row.expected_columns}: "
+                        f"{row.text[:80]!r}")
+        return "skip"
+
+    read = pc.ReadOptions(block_size=BLOCK_BYTES, column_names=None if spec.header else list(spec.columns))
+    parse = pc.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+    # every column as a string: labels are typed by canonical_label, and no value is converted behind our back
+    convert = pc.ConvertOptions(column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False)
+    checked = False
+    with pa.input_stream(str(path), compression="detect") as stream:
+        reader = pc.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            if bad_rows:
+                if not skip:
+                    raise ValueError(f"{path}: {bad_rows[0]}. Fix the file, or pass on_bad_rows='skip' "
+                                     "to skip malformed rows with a warning")
+                bad += [(None, r) for r in bad_rows]
+                bad_rows.clear()
+            # subtle: pyarrow accepts an unclosed quote, swallowing the rows up to the next quote (or the end
+            # of the file) into one value; that value then holds a line break, so check such files strictly
+            if not checked and any(pc_compute.any(pc_compute.match_substring(col, "\n")).as_py()
+                                   for col in batch.columns):
+                _check_quotes(path, delimiter)
+                checked = True
+            yield batch
+        if bad_rows:
+            if not skip:
+                raise ValueError(f"{path}: {bad_rows[0]}. Fix the file, or pass on_bad_rows='skip'")
+            bad += [(None, r) for r in bad_rows]
+
+
+def _check_quotes(path: Path, delimiter: str) -> None:
+    """Read the file with Python's strict CSV parser: an unclosed or stray quote raises, naming its line."""
+    from textpipe.data.table import _open_text
+
+    with _open_text(path) as f:
+        reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8-sig", newline=""), delimiter=delimiter, strict=True)
+        try:
+            for _ in reader:
+                pass
+        except csv.Error as e:
+            raise ValueError(f"{path}, line {reader.line_num}: malformed quoting ({e}); a quoted field must end "
+                             "with a quote, and a quote inside it is written twice (\"\")") from None
+
+
+def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow.json as pj
+
+    with pa.input_stream(str(path), compression="detect") as stream:
+        yield from pj.open_json(stream, read_options=pj.ReadOptions(block_size=BLOCK_BYTES))

@@ -1,0 +1,283 @@
+"""The one reader for labelled text tables: CSV/TSV (.gz), JSON lines (.gz), Parquet, `datasets` dirs and objects.
+
+Streaming-first: pyarrow's CSV/JSON readers and Parquet `iter_batches` read a block at a time, so
+`iter_table` holds one chunk of `batch_rows` rows in memory, whatever the file's size:
+
+    >>> _ = Path("t.csv").write_text("label,text\\npos,great film\\nneg,dull\\n")
+    >>> read_table("t.csv")
+    (['pos', 'neg'], ['great film', 'dull'])
+    >>> _ = Path("t.tsv").write_text("3\\tFed Up\\tRates rise.\\n")     # headerless 3 columns: AG_NEWS layout
+    >>> read_table("t.tsv")
+    ([3], ['Fed Up Rates rise.'])
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textpipe.data.labels import canonical_label
+
+__all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "table_format"]
+
+_TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+_ON_BAD_ROWS = ("raise", "skip")
+Column = str | int
+
+
+def table_format(source) -> str:
+    """'csv', 'tsv', 'jsonl', 'parquet', 'datasets' (a save_to_disk directory or a Dataset/DatasetDict)."""
+    if not isinstance(source, (str, os.PathLike)):
+        if type(source).__module__.startswith("datasets"):
+            return "datasets"
+        raise TypeError(f"expected a file path, a directory or a datasets.Dataset/DatasetDict, got "
+                        f"{type(source).__name__}")
+    path = Path(source)
+    if path.is_dir():
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            return "datasets"
+        raise ValueError(f"{path} is a directory but not one written by datasets' save_to_disk (no "
+                         "dataset_info.json or dataset_dict.json); give a .csv/.tsv/.jsonl/.parquet file")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    stem = name[:-3] if name.endswith(".gz") else name
+    for ext, fmt in _TEXT_FORMATS.items():
+        if stem.endswith(ext):
+            return fmt
+    raise ValueError(f"{path}: unknown table format; expected a name ending in .csv, .tsv, .jsonl or .json "
+                     "(each optionally .gz), .parquet, or a datasets save_to_disk directory")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What `inspect_table` found: the format, the columns and which of them hold texts and the label."""
+
+    source: str  # the path (or repr of the dataset)
+    format: str  # see `table_format`
+    columns: tuple[str, ...]  # names found (headerless CSV/TSV: "0", "1", ...)
+    text_columns: tuple[str, ...]  # joined with one space, in this order
+    label_column: str
+    header: bool  # CSV/TSV: the first row holds the column names
+    class_names: tuple[str, ...] | None = None  # a datasets ClassLabel's names (the labels are 0..C-1)
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _first_csv_row(path: Path, delimiter: str) -> list[str]:
+    with _open_text(path) as f:
+        text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
+        return next(csv.reader(text, delimiter=delimiter), [])
+
+
+def _load_dataset(source, split: str | None):
+    """A datasets.Dataset from a save_to_disk dir, a Dataset, or a DatasetDict's `split`."""
+    import datasets
+
+    ds = datasets.load_from_disk(str(source)) if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(ds, datasets.DatasetDict):
+        if split is None and len(ds) == 1:
+            split = next(iter(ds))
+        if split not in ds:
+            raise ValueError(f"{_name(source)} holds the splits {list(ds)}; choose one (split=...)")
+        ds = ds[split]
+    if not isinstance(ds, datasets.Dataset):
+        raise TypeError(f"expected a datasets.Dataset or DatasetDict, got {type(ds).__name__} (iterable "
+                        "datasets: materialize them first)")
+    return ds
+
+
+def _name(source) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def _resolve(names: Sequence[str], col: Column, what: str, source: str, *, by_index: bool) -> str:
+    if isinstance(col, bool) or not isinstance(col, (str, int)):
+        raise TypeError(f"{what} must be a column name or a 0-based index, got {col!r}")
+    if isinstance(col, int):
+        if not by_index:
+            raise ValueError(f"{source}: {what} {col} is an index, but this file has named columns "
+                             f"{list(names)}; give the name")
+        if not 0 <= col < len(names):
+            raise ValueError(f"{source}: {what} {col} is out of range: the file has {len(names)} columns "
+                             f"(0..{len(names) - 1})")
+        return names[col]
+    if col not in names:
+        raise ValueError(f"{source}: no column {col!r} ({what}); the columns found are {list(names)}")
+    return col
+
+
+def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = None,
+                  label_column: Column | None = None, split: str | None = None) -> TableSpec:
+    """Find the format and resolve the columns, reading only the schema or the first row (fast).
+
+    Columns: by name; headerless CSV/TSV by 0-based index. Defaults: `text` and `label` when the file has
+    them, else for a headerless 3-column CSV/TSV the AG_NEWS layout (label 0, texts 1 and 2).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unknown format; a column that does not exist (the message lists the columns found).
+    """
+    fmt, name = table_format(source), _name(source)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        raise FileNotFoundError(f"{source}: no such file")
+    if isinstance(text_columns, (str, int)):
+        text_columns = [text_columns]
+    asked = [*(text_columns or []), *([] if label_column is None else [label_column])]
+    if text_columns is not None and not text_columns:
+        raise ValueError("text_columns is empty: give at least one column")
+    class_names = None
+    header = True
+    if fmt in ("csv", "tsv"):
+        first = _first_csv_row(Path(source), "," if fmt == "csv" else "\t")
+        if not first:
+            raise ValueError(f"{name} is empty: expected a header row or the first record")
+        if any(isinstance(c, str) for c in asked) and any(isinstance(c, int) for c in asked):
+            raise ValueError("give the columns either all by name (files with a header row) or all by 0-based "
+                             f"index (files without one), got {asked}")
+        header = isinstance(asked[0], str) if asked else {"text", "label"} <= set(first)
+        if not header:
+            if not asked and (len(first) != 3 or not isinstance(_try_label(first[0]), int)):
+                raise ValueError(f"{name}: cannot tell which columns hold the text and the label: no 'text'/"
+                                 f"'label' header, and the first row {first[:6]} is not the AG_NEWS layout "
+                                 "(int label, title, description); give --text-column and --label-column "
+                                 "(names for a header row, 0-based indexes for a file without one)")
+            if {"text", "label"} & set(first):
+                raise ValueError(f"{name}: columns given by index, but the first row {first[:6]} looks like a "
+                                 "header; give the columns by name")
+            ag_news = len(first) == 3 and label_column in (None, 0) and text_columns in (None, [1, 2])
+            if (text_columns is None or label_column is None) and not ag_news:
+                raise ValueError(f"{name}: without a header row, give both --text-column and --label-column as "
+                                 f"0-based indexes (the first row has {len(first)} fields)")
+            text_columns = [1, 2] if text_columns is None else text_columns
+            label_column = 0 if label_column is None else label_column
+        columns = tuple(first) if header else tuple(str(i) for i in range(len(first)))
+    elif fmt == "jsonl":
+        columns = _jsonl_columns(Path(source))
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        columns = tuple(pq.ParquetFile(source).schema_arrow.names)
+    else:
+        ds = _load_dataset(source, split)
+        columns = tuple(ds.column_names)
+    text_columns = ["text"] if text_columns is None else list(text_columns)
+    label_column = "label" if label_column is None else label_column
+    by_index = not header
+    texts = tuple(_resolve(columns, c, "text column", name, by_index=by_index) for c in text_columns)
+    label = _resolve(columns, label_column, "label column", name, by_index=by_index)
+    if label in texts:
+        raise ValueError(f"{name}: column {label!r} is both a text column and the label column")
+    if fmt == "datasets":
+        feature = ds.features[label]
+        class_names = tuple(feature.names) if hasattr(feature, "names") else None  # a ClassLabel
+    return TableSpec(name, fmt, columns, texts, label, header, class_names)
+
+
+def _try_label(value: str):
+    try:
+        return canonical_label(value)
+    except ValueError:
+        return None
+
+
+def _jsonl_columns(path: Path) -> tuple[str, ...]:
+    import json
+
+    with _open_text(path) as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    row = json.loads(raw)
+                except ValueError as e:
+                    raise ValueError(f"{path}: the first line is not JSON ({e}); expected JSON lines: one "
+                                     "object per line") from e
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}: expected JSON lines with one object per line, the first line "
+                                     f"holds a {type(row).__name__}")
+                return tuple(row)
+    raise ValueError(f"{path} is empty: expected JSON lines like {{\"text\": \"...\", \"label\": \"...\"}}")
+
+
+def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
+               batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None
+               ) -> Iterator[tuple[list, list[str]]]:
+    """Yield `(raw_labels, texts)` chunks of at most `batch_rows` rows, in file order, in bounded memory.
+
+    Args:
+        source: a .csv/.tsv/.jsonl/.json file (optionally .gz), a .parquet file, a `save_to_disk` directory,
+            or a `datasets.Dataset` / `DatasetDict` (with `split`).
+        text_columns: the column(s) joined (with one space, in order) into the text; see `inspect_table`.
+        label_column: the label column. Labels come out as ints or strings (an int-valued string is an int).
+        batch_rows: rows per chunk.
+        on_bad_rows: "raise" (default) or "skip" rows with a missing text or label or, in CSV/TSV, the wrong
+            number of fields: one warning gives the count and the first row numbers.
+        split: the split of a DatasetDict.
+
+    Raises:
+        ValueError: unreadable or malformed data (the message names the file and row), bad arguments.
+    """
+    if on_bad_rows not in _ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
+    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split)
+    import pyarrow as pa
+
+    from textpipe.data._arrow import arrow_batches
+
+    bad: list[tuple[int, str]] = []
+    row = 0  # rows of the table so far (1-based numbers in messages)
+    for batch in arrow_batches(source, spec, batch_rows=batch_rows, split=split, bad=bad,
+                               skip=on_bad_rows == "skip"):
+        cols = batch.to_pydict()
+        label_col, text_cols = cols[spec.label_column], [cols[c] for c in spec.text_columns]
+        if pa.types.is_floating(batch.schema.field(spec.label_column).type):  # never truncate 1.7 to 1
+            i = next((i for i, v in enumerate(label_col) if v is not None and not float(v).is_integer()), 0)
+            raise ValueError(f"{spec.source}, row {row + 1 + i}: label {label_col[i]!r}: the label column "
+                             f"{spec.label_column!r} holds floats, expected int or string labels")
+        labels, texts = [], []
+        for i, y in enumerate(label_col):
+            row += 1
+            parts = [c[i] for c in text_cols]
+            try:
+                if any(p is None for p in parts):
+                    raise ValueError("the text is missing (null)")
+                if not all(isinstance(p, str) for p in parts):
+                    raise ValueError(f"the text is a {type(next(p for p in parts if not isinstance(p, str))).__name__}"
+                                     ", expected a string")
+                y = canonical_label(y)
+            except ValueError as e:
+                if on_bad_rows == "raise":
+                    raise ValueError(f"{spec.source}, row {row}: {e}. Fix the row, or pass on_bad_rows='skip' "
+                                     "to skip malformed rows with a warning") from None
+                bad.append((row, str(e)))
+                continue
+            labels.append(y)
+            texts.append(parts[0] if len(parts) == 1 else " ".join(parts))
+        if labels:
+            yield labels, texts
+    if bad:
+        numbered = [str(r) for r, _ in bad if r is not None]
+        shown = f" (rows {', '.join(numbered[:5])}{', ...' if len(numbered) > 5 else ''})" if numbered else ""
+        first = f"row {bad[0][0]}: " if bad[0][0] is not None else ""
+        warnings.warn(f"{spec.source}: skipped {len(bad)} malformed row(s){shown}; first: {first}{bad[0][1]}",
+                      UserWarning, stacklevel=2)
+    if row == 0 or row == len(bad):
+        raise ValueError(f"{spec.source}: no rows" + (f" left after skipping {len(bad)} malformed" if bad else ""))
+
+
+def read_table(source, **kwargs) -> tuple[list, list[str]]:
+    """The whole table as `(raw_labels, texts)`; the same arguments as `iter_table`."""
+    labels, texts = [], []
+    for chunk_labels, chunk_texts in iter_table(source, **kwargs):
+        labels += chunk_labels
+        texts += chunk_texts
+    return labels, texts

@@ -77,9 +77,15 @@ def make_csv(path: Path, rows: int, data: Path = DEFAULT_DATA) -> None:
 
 
 # -- stages (each in its own process) ---------------------------------------------------------------------------
+def _chunks(work: Path):
+    from textpipe.corpus_cache import iter_chunks
+    from textpipe.data.labels import LabelVocab
+    return iter_chunks(work / "train.csv", label_vocab=LabelVocab([1, 2, 3, 4]))
+
+
 def stage_vocab(work: Path, args) -> dict:
-    from textpipe.corpus_cache import _build_vocab, iter_chunks
-    vocab = _build_vocab((t for _, t in iter_chunks(work / "train.csv")), min_freq=1, max_tokens=None,
+    from textpipe.corpus_cache import _build_vocab
+    vocab = _build_vocab((t for _, t in _chunks(work)), min_freq=1, max_tokens=None,
                          specials=("<pad>", "<unk>"), num_workers=2)
     vocab.set_default_index(1)
     vocab.save(work / "vocab.txt")
@@ -92,12 +98,11 @@ def _vocab(work: Path):
 
 
 def stage_write(work: Path, args) -> dict:
-    from textpipe.corpus_cache import iter_chunks
     from textpipe.corpus_writer import CorpusWriter
     vocab = _vocab(work)
     base = _status_kb("RssAnon")
     with CorpusWriter(work / "train.corpus", vocab_size=len(vocab)) as writer:
-        for labels, texts in iter_chunks(work / "train.csv"):
+        for labels, texts in _chunks(work):
             writer.append_texts(texts, labels, vocab, num_workers=2)
     size = sum(p.stat().st_size for p in work.glob("train.corpus*"))
     return {"base_anon": base, "corpus_bytes": size, "csv_bytes": (work / "train.csv").stat().st_size}

@@ -12,6 +12,7 @@ import pytest
 
 from textpipe.corpus import EncodedCorpus
 from textpipe.corpus_cache import cached_corpus, iter_chunks, val_mask
+from textpipe.data.labels import LabelVocab
 from textpipe.tokenizer import basic_english_batch
 from textpipe.vocab import build_vocab_from_iterator
 
@@ -27,7 +28,7 @@ def write_csv(path, n, seed=0):
 
 def all_rows(path):
     labels, texts = [], []
-    for y, t in iter_chunks(path, batch_rows=64):
+    for y, t in iter_chunks(path, label_vocab=LabelVocab([1, 2, 3, 4]), batch_rows=64):
         labels += y.tolist()
         texts += t
     return labels, texts
@@ -41,8 +42,10 @@ def test_build_then_reuse_and_the_corpora_match_from_texts(tmp_path):
     assert not again.built and again.directory == first.directory
     labels, texts = all_rows(csv)
     assert labels[:4] == [0, 1, 2, 3] and len(texts) == 700
-    mask = val_mask(0, 700, fraction=0.2, seed=3)
-    assert 90 < mask.sum() < 190 and len(first.val) == mask.sum() and len(first.fit) == 700 - mask.sum()
+    mask = val_mask(700, fraction=0.2, seed=3)
+    perm = np.random.default_rng(3).permutation(700)  # train.py's split: the first 20% of the permutation
+    assert sorted(np.flatnonzero(mask)) == sorted(perm[:140])
+    assert len(first.val) == 140 and len(first.fit) == 560
     fit_texts = [t for t, m in zip(texts, mask) if not m]
     vocab = build_vocab_from_iterator(basic_english_batch(fit_texts), specials=["<pad>", "<unk>"])
     assert first.vocab.get_itos() == vocab.get_itos() and first.vocab.get_default_index() == 1
@@ -81,5 +84,5 @@ def test_a_waiting_process_does_not_build(tmp_path):
 def test_bad_class_names_the_row(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text('"1","a","b"\n"7","c","d"\n')
-    with pytest.raises(ValueError, match="row 2: class must be one of 1, 2, 3, 4, found 7"):
+    with pytest.raises(ValueError, match="row 2: label 7 was not seen in training"):
         cached_corpus(csv, cache_dir=tmp_path / "c")

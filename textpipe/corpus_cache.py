@@ -8,8 +8,8 @@ and split settings. One process builds (the caller says which: rank 0 / local ra
 the others wait for it and map the same files. Building streams the file twice (count tokens of the
 training rows, then encode all rows into shard files): rows and token lists are never all in memory.
 
-Validation rows are chosen per row by a seeded hash of the row number (about ``val_fraction`` of the
-rows, exact for a given seed and file, no N-sized permutation). Tests: python3 -m pytest -q tests/test_corpus_cache.py
+Validation rows are the ones ``train.py`` always chose (the first ``round(N * val_fraction)`` of a seeded
+permutation), kept as a 1-byte-per-row mask while building. Tests: python3 -m pytest -q tests/test_corpus_cache.py
 """
 from __future__ import annotations
 
@@ -44,42 +44,34 @@ class CachedCorpus:
     built: bool  # True if this call built it
 
 
-def iter_chunks(source, *, batch_rows: int = 8192) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """``(labels 0..3 as int64, texts)`` chunks of an AG_NEWS-format CSV (class 1..4, title, description),
-    streamed with pyarrow in bounded memory. (The one place to switch to ``textpipe.data.table.iter_table``.)
-    """
-    yield from _ag_news_chunks(Path(source), batch_rows)
+def iter_chunks(source, *, label_vocab, batch_rows: int = 8192) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """``(class ids as int64, texts)`` chunks of any table ``textpipe.data.table.iter_table`` reads, in
+    bounded memory; ``label_vocab`` (a ``LabelVocab``) maps the raw labels (errors name the row)."""
+    from textpipe.data.table import iter_table
+
+    row = 1
+    for raw, texts in iter_table(source, batch_rows=batch_rows):
+        yield label_vocab.encode(raw, source=str(source), first_row=row), texts
+        row += len(texts)
 
 
-def _ag_news_chunks(path: Path, batch_rows: int):
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def count_rows(source) -> int:
+    """Rows of ``source`` (a pass of pyarrow's reader with no Python per row)."""
+    from textpipe.data._arrow import arrow_batches
+    from textpipe.data.table import inspect_table
 
-    opts = pacsv.ReadOptions(column_names=["label", "title", "description"], block_size=batch_rows * 256)
-    conv = pacsv.ConvertOptions(column_types={"label": pa.int64(), "title": pa.string(), "description": pa.string()})
-    line = 1
-    with pacsv.open_csv(path, read_options=opts, convert_options=conv) as reader:
-        for batch in reader:
-            labels = batch.column(0).to_numpy(zero_copy_only=False)
-            if labels.size and (labels.min() < 1 or labels.max() > 4):
-                bad = int(np.flatnonzero((labels < 1) | (labels > 4))[0])
-                raise ValueError(f"{path}, row {line + bad}: class must be one of 1, 2, 3, 4, found "
-                                 f"{int(labels[bad])}")
-            titles, descriptions = batch.column(1).to_pylist(), batch.column(2).to_pylist()
-            yield labels - 1, [f"{t} {d}" for t, d in zip(titles, descriptions)]
-            line += labels.size
+    spec = inspect_table(source)
+    return sum(b.num_rows for b in arrow_batches(source, spec, batch_rows=1 << 16, split=None, bad=[], skip=False))
 
 
-def val_mask(first_row: int, n: int, *, fraction: float, seed: int) -> np.ndarray:
-    """``(n,)`` bool: which of rows ``first_row..first_row+n-1`` are validation rows (splitmix64 hash)."""
-    if fraction <= 0:
-        return np.zeros(n, bool)
-    with np.errstate(over="ignore"):
-        x = np.arange(first_row, first_row + n, dtype=np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+def val_mask(n_rows: int, *, fraction: float, seed: int) -> np.ndarray:
+    """``(n_rows,)`` bool, True for validation rows: the first ``round(n_rows * fraction)`` of the seeded
+    permutation, as ``train.py`` has always chosen them (1 byte per row; the permutation is dropped)."""
+    mask = np.zeros(n_rows, bool)
+    n_val = int(round(n_rows * fraction))
+    if n_val:
+        mask[np.random.default_rng(seed).permutation(n_rows)[:n_val]] = True
+    return mask
 
 
 def _file_key(path: Path) -> dict:
@@ -93,16 +85,12 @@ def _file_key(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe_sha256": h.hexdigest()}
 
 
-def _split_chunks(source, *, val_fraction: float, seed: int, batch_rows: int, want_val: bool):
+def _fit_texts(chunks, mask: np.ndarray):
     row = 0
-    for labels, texts in iter_chunks(source, batch_rows=batch_rows):
-        mask = val_mask(row, len(texts), fraction=val_fraction, seed=seed)
+    for _, texts in chunks:
+        keep = ~mask[row:row + len(texts)]
         row += len(texts)
-        keep = ~mask if not want_val else mask
-        if keep.all():
-            yield labels, texts
-        elif keep.any():
-            yield labels[keep], [t for t, k in zip(texts, keep) if k]
+        yield texts if keep.all() else [t for t, k in zip(texts, keep) if k]
 
 
 def _build_vocab(text_chunks, *, min_freq, max_tokens, specials, num_workers):
@@ -118,45 +106,44 @@ def _build_vocab(text_chunks, *, min_freq, max_tokens, specials, num_workers):
                                   num_workers=num_workers)
 
 
-def _build(source, entry: Path, settings: dict, *, batch_rows: int, num_workers: int) -> None:
-    from textpipe.vocab import Vocab
-
-    split = {"val_fraction": settings["val_fraction"], "seed": settings["seed"], "batch_rows": batch_rows}
-    vocab = _build_vocab((texts for _, texts in _split_chunks(source, want_val=False, **split)),
-                         min_freq=settings["min_freq"], max_tokens=settings["max_tokens"],
-                         specials=settings["specials"], num_workers=num_workers)
+def _build(source, entry: Path, settings: dict, *, label_vocab, batch_rows: int, num_workers: int) -> None:
+    mask = val_mask(count_rows(source), fraction=settings["val_fraction"], seed=settings["seed"])
+    chunks = lambda: iter_chunks(source, label_vocab=label_vocab, batch_rows=batch_rows)  # noqa: E731
+    vocab = _build_vocab(_fit_texts(chunks(), mask), min_freq=settings["min_freq"],
+                         max_tokens=settings["max_tokens"], specials=settings["specials"], num_workers=num_workers)
     vocab.set_default_index(settings["specials"].index("<unk>") if "<unk>" in settings["specials"] else None)
     entry.mkdir(parents=True, exist_ok=True)
     vocab.save(entry / "vocab.txt")
     with CorpusWriter(entry / "fit.corpus", vocab_size=len(vocab)) as fit, \
             CorpusWriter(entry / "val.corpus", vocab_size=len(vocab)) as val:
         row = 0
-        for labels, texts in iter_chunks(source, batch_rows=batch_rows):
+        for labels, texts in chunks():
             ids, offsets = vocab.encode_flat(texts, num_workers=num_workers)
-            mask = val_mask(row, len(texts), fraction=settings["val_fraction"], seed=settings["seed"])
+            is_val = mask[row:row + len(texts)]
             row += len(texts)
             lengths = np.diff(offsets)
-            for writer, keep in ((fit, ~mask), (val, mask)):
+            for writer, keep in ((fit, ~is_val), (val, is_val)):
                 if keep.all():
                     writer.append(ids, offsets, labels)
                 elif keep.any():
-                    row_ids = np.repeat(keep, lengths)
                     kept = np.concatenate([[0], np.cumsum(lengths[keep])])
-                    writer.append(ids[row_ids], kept, labels[keep])
-    atomic_write_text(entry / "meta.json", json.dumps({**settings, "vocab_size": len(vocab), "rows": row}) + "\n")
-    assert isinstance(vocab, Vocab)
+                    writer.append(ids[np.repeat(keep, lengths)], kept, labels[keep])
+    atomic_write_text(entry / "meta.json", json.dumps({**settings, "vocab_size": len(vocab), "rows": row,
+                                                       "val_rows": int(mask.sum())}) + "\n")
 
 
 def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, min_freq: int = 1,
                   max_tokens: int | None = None, specials=("<pad>", "<unk>"), tokenizer: str = "basic_english",
-                  val_fraction: float = 0.0, seed: int = 0, build: bool = True, use_cache: bool = True,
+                  label_vocab=None, val_fraction: float = 0.0, seed: int = 0, build: bool = True,
+                  use_cache: bool = True,
                   batch_rows: int = 8192, num_workers: int = 2, timeout_s: float = 3600.0) -> CachedCorpus:
     """The vocabulary and the memory-mapped fit/val corpora of ``source``, built once and cached.
 
     Args:
-        source: The training table (AG_NEWS-format CSV; any format ``textpipe.data.table`` reads once it lands).
+        source: The training table (any format ``textpipe.data.table.iter_table`` reads).
         cache_dir: Where cache entries live (one directory per key).
         min_freq, max_tokens, specials, tokenizer: Vocabulary settings (part of the key).
+        label_vocab: ``LabelVocab`` of the raw labels; None = the AG_NEWS classes (labels 1..4).
         val_fraction, seed: Validation split (part of the key); see :func:`val_mask`.
         build: This process may build a missing entry (rank 0, or local rank 0 per node); others wait.
         use_cache: ``False`` (``--no-cache``): the builder rebuilds the entry instead of reusing it.
@@ -169,8 +156,12 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
 
     from textpipe.vocab import Vocab
 
+    if label_vocab is None:
+        from textpipe.data.ag_news import AG_NEWS_CLASSES
+        from textpipe.data.labels import LabelVocab
+        label_vocab = LabelVocab([1, 2, 3, 4], names=AG_NEWS_CLASSES)
     source, cache_dir = Path(source), Path(cache_dir).expanduser()
-    settings = {"cache_version": CACHE_VERSION, "file": _file_key(source), "tokenizer": tokenizer,
+    settings = {"labels": label_vocab.to_dict(), "cache_version": CACHE_VERSION, "file": _file_key(source), "tokenizer": tokenizer,
                 "min_freq": min_freq, "max_tokens": max_tokens, "specials": list(specials),
                 "val_fraction": float(val_fraction), "seed": int(seed)}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
@@ -183,7 +174,8 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
     while True:
         with lock:
             if not (entry / "meta.json").exists() and build:
-                _build(source, entry, settings, batch_rows=batch_rows, num_workers=num_workers)
+                _build(source, entry, settings, label_vocab=label_vocab, batch_rows=batch_rows,
+                       num_workers=num_workers)
                 built = True
             if (entry / "meta.json").exists():
                 break

@@ -86,3 +86,29 @@ def test_bad_class_names_the_row(tmp_path):
     csv.write_text('"1","a","b"\n"7","c","d"\n')
     with pytest.raises(ValueError, match="row 2: label 7 was not seen in training"):
         cached_corpus(csv, cache_dir=tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
+    # rank 1 is started with build=False: it can only map what rank 0 built; one entry, one build
+    from pathlib import Path
+    (tmp_path / "data").mkdir()
+    csv = write_csv(tmp_path / "data" / "train.csv", 360)
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "textpipe.train",
+           "--data-dir", str(csv.parent), "--output-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+           "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--parallel", "ddp", "--device", "cpu",
+           "--val-fraction", "0.1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    for attempt in range(2):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+        assert len(entries) == 1 and len(list(entries[0].glob("fit.corpus.*.shard"))) == 1
+        meta = (entries[0] / "meta.json").stat().st_mtime_ns
+        if attempt == 0:
+            first = meta
+    assert meta == first  # the second run reused the entry
+    import json
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["replicas_in_sync"] and [r["step"] for r in summary["ranks"]] == [21, 21]  # 324 rows: 41 batches

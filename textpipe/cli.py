@@ -113,6 +113,10 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "(0 = at each epoch's end only)")
     g.add_argument("--tensorboard", metavar="DIR", default=t.tensorboard, help="also log to TensorBoard in DIR")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=t.progress, help="tqdm bars")
+    g.add_argument("--cache-dir", default=t.cache_dir, help="where the encoded, memory-mapped training corpus "
+                   "is cached (None: <textpipe cache>/corpora)")
+    g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
+                   help="reuse the cached corpus (--no-cache: rebuild it)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

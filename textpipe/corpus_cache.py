@@ -186,3 +186,35 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
     val = EncodedCorpus.load(entry / "val.corpus") if val_fraction > 0 else None
     return CachedCorpus(vocab=vocab, fit=EncodedCorpus.load(entry / "fit.corpus"), val=val, directory=entry,
                         built=built)
+
+
+SAMPLER_WINDOW = 1 << 20  # rows shuffled together by the training sampler (corpora up to this size: global)
+
+
+def training_corpora(cfg, info, *, ckpt: dict | None = None) -> CachedCorpus | None:
+    """What ``textpipe.train`` calls: the cached corpora of ``cfg.data_dir``'s train file, or None if it has none.
+
+    Rank 0 builds (or finds) the entry while the other ranks wait at a barrier, then they map it; the local
+    rank 0 of another node without a shared file system builds its own copy. A resumed run must find the
+    checkpoint's vocabulary (the same file and settings), else the ids would not match the model.
+    """
+    from textpipe.data.ag_news import _find
+    from textpipe.data.download import default_cache_dir
+
+    source = _find(Path(cfg.data_dir).expanduser(), "train")
+    if source is None:
+        return None  # load_ag_news says what is missing
+    kwargs = {"cache_dir": cfg.cache_dir or default_cache_dir() / "corpora", "min_freq": cfg.min_freq,
+              "max_tokens": cfg.max_tokens, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+              "use_cache": cfg.cache}
+    if info.world_size > 1 and info.rank != 0:
+        import torch.distributed as dist
+        dist.barrier()
+    cached = cached_corpus(source, build=info.rank == 0 or info.local_rank == 0, **kwargs)
+    if info.world_size > 1 and info.rank == 0:
+        import torch.distributed as dist
+        dist.barrier()
+    if ckpt is not None and cached.vocab.get_itos() != list(ckpt["vocab_itos"]):
+        raise ValueError(f"--resume: the vocabulary of {source} (with these settings) is not the checkpoint's: "
+                         f"the training file changed since; resume with the file the checkpoint was trained on")
+    return cached

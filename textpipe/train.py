@@ -76,6 +76,8 @@ class TrainConfig:
     save_every: int = 0  # also write last.pt every N steps (0 = at the end of each epoch only)
     tensorboard: str | None = None  # also log scalars to this TensorBoard directory
     progress: bool = True  # tqdm progress bars (rank 0 only)
+    cache_dir: str | None = None  # corpus cache for --data-dir's train file; None = <textpipe cache>/corpora
+    cache: bool = True  # reuse a cached corpus; False (--no-cache) rebuilds it
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -179,6 +181,7 @@ class Data:
 
 def load_data(run: Run) -> Data:
     """Rows (rank 0 first: it may download), validation carve-out, vocabulary, encoded corpora, loaders."""
+    from textpipe import corpus_cache
     from textpipe.corpus import EncodedCorpus
     from textpipe.data.ag_news import AG_NEWS_CLASSES, load_ag_news
     from textpipe.loader import make_dataloader
@@ -195,36 +198,42 @@ def load_data(run: Run) -> Data:
                 return None  # a --data-dir without a test split
             raise
 
+    # --data-dir's train file streams into a memory-mapped corpus cache (rank 0 builds, the others map it)
+    cached = corpus_cache.training_corpora(cfg, run.info, ckpt=run.ckpt) if cfg.data_dir is not None else None
     if ws > 1 and not run.is_main:
         dist.barrier()
-    train_rows, test_rows = rows("train"), rows("test")
+    train_rows, test_rows = rows("train") if cached is None else None, rows("test")
     if ws > 1 and run.is_main:
         dist.barrier()
-    # The validation carve-out comes from train, with its own seed-fixed permutation.
-    perm = np.random.default_rng(cfg.seed).permutation(len(train_rows))
-    n_val = int(round(len(train_rows) * cfg.val_fraction))
-    val_rows = [train_rows[i] for i in perm[:n_val]]
-    fit_rows = [train_rows[i] for i in np.sort(perm[n_val:])]
-    if run.ckpt is not None:
-        vocab = Vocab(run.ckpt["vocab_itos"], default_index=run.ckpt["vocab_default_index"])
-    else:  # subtle: built from the training portion only, so validation and test words stay unseen
-        vocab = build_vocab_from_iterator(basic_english_batch([t for _, t in fit_rows]), min_freq=cfg.min_freq,
-                                          specials=["<pad>", "<unk>"], max_tokens=cfg.max_tokens)
-        vocab.set_default_index(UNK_IDX)
+    if cached is not None:
+        vocab, train_corpus, val_corpus = cached.vocab, cached.fit, cached.val
+    else:
+        # The validation carve-out comes from train, with its own seed-fixed permutation.
+        perm = np.random.default_rng(cfg.seed).permutation(len(train_rows))
+        n_val = int(round(len(train_rows) * cfg.val_fraction))
+        val_rows = [train_rows[i] for i in perm[:n_val]]
+        fit_rows = [train_rows[i] for i in np.sort(perm[n_val:])]
+        if run.ckpt is not None:
+            vocab = Vocab(run.ckpt["vocab_itos"], default_index=run.ckpt["vocab_default_index"])
+        else:  # subtle: built from the training portion only, so validation and test words stay unseen
+            vocab = build_vocab_from_iterator(basic_english_batch([t for _, t in fit_rows]), min_freq=cfg.min_freq,
+                                              specials=["<pad>", "<unk>"], max_tokens=cfg.max_tokens)
+            vocab.set_default_index(UNK_IDX)
 
-    def encode(rows):  # tokenize + encode once; the epochs reuse the arrays
-        return EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab) if rows else None
+        def encode(rows):  # tokenize + encode once; the epochs reuse the arrays
+            return EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab) if rows else None
 
-    train_corpus, val_corpus = encode(fit_rows), encode(val_rows)
+        train_corpus, val_corpus = encode(fit_rows), encode(val_rows)
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
     train_loader = make_dataloader(train_corpus, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                                    bucket=cfg.bucket, num_workers=cfg.num_workers, pin_memory=pin,
-                                   num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX)
+                                   num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX,
+                                   window=corpus_cache.SAMPLER_WINDOW)
     # every rank validates on all of val: same weights, same numbers, same early-stopping decision
     val_loader = make_dataloader(val_corpus, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin,
                                  num_replicas=1, rank=0, pad_idx=PAD_IDX) if val_corpus is not None else None
     return Data(vocab, list(AG_NEWS_CLASSES), train_loader, val_loader, test_rows,
-                {"train": len(fit_rows), "val": len(val_rows), "test": len(test_rows or [])})
+                {"train": len(train_corpus), "val": len(val_corpus or []), "test": len(test_rows or [])})
 
 
 # -- model -----------------------------------------------------------------------------------------------------

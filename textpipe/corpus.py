@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from textpipe import _corpus_format as fmt
-from textpipe.collate import CorpusBatch
+from textpipe.collate import CorpusBatch, _windows
 
 __all__ = ["EncodedCorpus"]
 
@@ -187,22 +187,21 @@ class EncodedCorpus(Dataset):
         return self._gather_batch(idx, shard)
 
     def _gather_batch(self, idx: np.ndarray, shard: np.ndarray) -> CorpusBatch:
-        """A batch spanning shards: copy its rows' ids into one small source (plus guard)."""
-        starts, lengths = np.zeros(idx.size, np.int64), np.zeros(idx.size, np.int64)
-        labels, parts, pos = np.zeros(idx.size, np.int64), [], 0
-        for k in np.unique(shard):
-            sel = np.flatnonzero(shard == k)
-            source, offsets, shard_labels = self._shards[int(k)]
-            local = idx[sel] - self._row_starts[k]
-            first = offsets.take(local)
-            n = offsets.take(local + 1) - first
-            cum = np.zeros(n.size + 1, np.int64)
-            np.cumsum(n, out=cum[1:])
-            parts.append(source.take(np.repeat(first - cum[:-1], n) + np.arange(cum[-1])))
-            starts[sel], lengths[sel], labels[sel] = pos + cum[:-1], n, shard_labels.take(local)
-            pos += int(cum[-1])
-        parts.append(np.zeros(int(lengths.max()) if lengths.size else 0, parts[0].dtype if parts else np.int64))
-        return CorpusBatch(np.concatenate(parts), starts, lengths, labels)
+        """A batch spanning shards: each shard's rows cut as ``(b, T)`` windows into one ``(B, T)`` block
+        (what lies past a row's length is padded over by the collate)."""
+        local = idx - self._row_starts[shard]
+        starts, lengths, labels = np.empty(idx.size, np.int64), np.empty(idx.size, np.int64), np.empty(idx.size, np.int64)
+        groups = [(int(k), np.flatnonzero(shard == k)) for k in np.unique(shard)]
+        for k, sel in groups:
+            _, offsets, shard_labels = self._shards[k]
+            starts[sel] = offsets.take(local[sel])
+            lengths[sel] = offsets.take(local[sel] + 1) - starts[sel]
+            labels[sel] = shard_labels.take(local[sel])
+        T = int(lengths.max()) if lengths.size else 0
+        block = np.empty((idx.size, T), np.int64)
+        for k, sel in groups:
+            block[sel] = _windows(self._shards[k][0], starts[sel], T)
+        return CorpusBatch(block.ravel(), np.arange(idx.size, dtype=np.int64) * T, lengths, labels)
 
     def _rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(flat ids, lengths, labels)`` of rows ``idx``, in that order."""

@@ -98,6 +98,8 @@ class BucketBatchSampler(Sampler[list[int]]):
                              f"num_replicas={self.num_replicas}")
         self.window = None if window is None else _check_int(window, "window", 1)
         self._source = lengths if hasattr(lengths, "row_lengths") else None
+        starts = getattr(self._source, "shard_starts", None)
+        self._shard_starts = starts[1:-1] if starts is not None and len(starts) > 2 else None
         n = len(lengths) if self._source is not None else None
         if self.window is not None and n is not None and n > self.window:
             self.lengths = None  # windowed: read from the corpus one window at a time
@@ -141,12 +143,17 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     # -- batches ------------------------------------------------------------------------------------------------
     def _batches(self, rows: np.ndarray, lengths: np.ndarray, rng: np.random.Generator | None,
-                 keep_short: bool) -> list[np.ndarray]:
+                 keep_short: bool, by_shard: bool = False) -> list[np.ndarray]:
         """Permute ``rows`` (with their ``lengths``), sort each bucket by length, cut into batches, shuffle."""
         size, order = self.batch_size, rows
         if rng is not None:
             perm = rng.permutation(rows.size)
             order, lengths = rows[perm], lengths[perm]
+        if by_shard and self._shard_starts is not None:
+            # windowed: group the permuted rows by shard file, so that all but a few batches per window
+            # lie in one shard (served without a copy); the batch order below still mixes the shards
+            group = np.argsort(np.searchsorted(self._shard_starts, order, side="right"), kind="stable")
+            order, lengths = order[group], lengths[group]
         bucket = size * self.bucket_size_multiplier  # a multiple of batch_size: only the last batch is short
         if self.bucket_size_multiplier > 1:
             order = order.copy()
@@ -191,7 +198,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             rows = (starts[:, None] + np.arange(chunk)).ravel()
             lengths = np.concatenate([self._row_lengths(s, s + chunk) for s in starts])
             window_rng = np.random.default_rng([self.seed, self.epoch, 1, self.rank, w]) if self.shuffle else None
-            yield from self._batches(rows, lengths, window_rng, keep_short=True)  # whole chunks: no short batch
+            yield from self._batches(rows, lengths, window_rng, keep_short=True, by_shard=True)  # no short batch
         if tail_start < self._n:
             tail_rng = np.random.default_rng([self.seed, self.epoch, 2]) if self.shuffle else None
             yield from self._deal(self._batches(np.arange(tail_start, self._n),

@@ -101,6 +101,8 @@ def stage_write(work: Path, args) -> dict:
     from textpipe.corpus_writer import CorpusWriter
     vocab = _vocab(work)
     base = _status_kb("RssAnon")
+    for old in work.glob("train.corpus*"):
+        old.unlink()
     with CorpusWriter(work / "train.corpus", vocab_size=len(vocab)) as writer:
         for labels, texts in _chunks(work):
             writer.append_texts(texts, labels, vocab, num_workers=2)
@@ -140,6 +142,8 @@ def stage_hf_write(work: Path, args) -> dict:
     disable_progress_bars()
     vocab = _vocab(work)
     base = _status_kb("RssAnon")
+    for old in ("hf_cache", "hf_corpus"):  # no reuse of an earlier run's Arrow cache
+        shutil.rmtree(work / old, ignore_errors=True)
 
     def encode(batch):
         texts = [f"{t} {d}" for t, d in zip(batch["title"], batch["description"])]

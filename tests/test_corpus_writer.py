@@ -233,3 +233,10 @@ def test_writer_argument_errors(tmp_path):
         with CorpusWriter(tmp_path / "c", vocab_size=5) as writer:
             writer.append([1, 2], [0, 1], [0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_docstring_example_runs():
+    import doctest
+    import textpipe.corpus_writer
+    result = doctest.testmod(textpipe.corpus_writer, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

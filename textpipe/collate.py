@@ -99,8 +99,7 @@ def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of
 
 
 def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """int64 tensors sharing the arrays' memory (no copy). In DataLoader workers, ``make_dataloader``
-    packs whole chunks of batches into one shared storage (``loader.ChunkedLoader``), so nothing here."""
+    """int64 tensors sharing the arrays' memory (no copy)."""
     return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
 
 

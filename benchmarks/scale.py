@@ -124,8 +124,11 @@ def stage_epoch(work: Path, args, num_workers: int = 0) -> dict:
     from textpipe.loader import make_dataloader
     _vocab(work)  # held, as in training: the figure of interest is what the corpus adds beyond it
     base = _status_kb("RssAnon")
+    path = work / "train.corpus"
+    if not path.exists():  # stages run without "write": the training CLI's cached corpus
+        path = next((work / "cache").glob("corpus-*/fit.corpus"))
     t = time.perf_counter()
-    corpus = EncodedCorpus.load(work / "train.corpus")
+    corpus = EncodedCorpus.load(path)
     open_s = time.perf_counter() - t
     loader = make_dataloader(corpus, batch_size=args.batch_size, seed=0, window=args.window, num_workers=num_workers)
     batches, tokens = _epoch(loader)

@@ -4,8 +4,10 @@ Run: python3 -m pytest -q tests/test_ag_news.py
 The real-data test reads /work/shared/data/ag_news (or ../shared/data/ag_news beside the repo) and
 skips when neither exists.
 """
+import errno
 import gzip
 import hashlib
+import os
 import socket
 import threading
 from collections import Counter
@@ -39,6 +41,7 @@ def write(path, text_or_bytes):
 
 
 # ---------------------------------------------------------------- parsing
+
 
 def test_fields_are_joined_as_torchtext_did(tmp_path):
     rows = read_ag_news_csv(write(tmp_path / "train.csv", TINY))
@@ -102,15 +105,65 @@ def test_unclosed_quote_does_not_swallow_rows_silently(tmp_path):
 def test_skip_mode_skips_and_warns_with_count_and_lines(tmp_path):
     text = TINY + '"5","t","d"\n"1","two fields"\n' + TINY
     path = write(tmp_path / "x.csv", text.encode() + b'"1","\xff","d"\n')
-    expected = r"skipped 3 malformed row\(s\) at line\(s\) 3, 4, 7; first: line 3"
+    expected = r"skipped 3 malformed line\(s\): 3, 4, 7; first: line 3"
     with pytest.warns(UserWarning, match=expected):
         rows = read_ag_news_csv(path, on_bad_rows="skip")
     assert rows == read_ag_news_csv(write(tmp_path / "ok.csv", TINY)) * 2
 
 
+GOOD = [f'"{i % 4 + 1}","title {i}","description {i}"' for i in range(6)]
+CORRUPTIONS = {  # ways to break one row's quoting
+    "description never closes": lambda row: row[:-1],
+    "title never closes": lambda row: row.replace('","description', ',"description'),
+    "class never closes": lambda row: row.replace('","title', ',"title', 1),
+}
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+@pytest.mark.parametrize("bad_row", range(len(GOOD)))
+def test_a_malformed_row_never_takes_a_good_row_with_it(tmp_path, kind, bad_row):
+    lines = list(GOOD)
+    lines[bad_row] = CORRUPTIONS[kind](lines[bad_row])
+    path = write(tmp_path / "x.csv", "\n".join(lines) + "\n")
+    expected = [row for i, row in enumerate(read_ag_news_csv(write(tmp_path / "ok.csv", "\n".join(GOOD) + "\n")))
+                if i != bad_row]
+    with pytest.raises(ValueError, match=f"x\\.csv, line {bad_row + 1}: "):
+        read_ag_news_csv(path)
+    with pytest.warns(UserWarning, match=f"skipped 1 malformed line\\(s\\): {bad_row + 1};"):
+        assert read_ag_news_csv(path, on_bad_rows="skip") == expected
+
+
+def test_every_line_a_broken_record_swallowed_is_counted_and_parsing_resumes_at_the_next_record(tmp_path):
+    text = '"1","a","b"\n"2","t","unclosed\nmore text, here\nand more\n"3","good","row"\n"4","c","d"\n'
+    path = write(tmp_path / "x.csv", text)
+    with pytest.warns(UserWarning, match=r"skipped 3 malformed line\(s\): 2, 3, 4; first: line 2: expected 3 fields"):
+        rows = read_ag_news_csv(path, on_bad_rows="skip")
+    assert rows == [(0, "a b"), (2, "good row"), (3, "c d")]
+
+
+@pytest.mark.parametrize("text", [
+    '"1","a","b"\n"2","t","unclosed\n',
+    '"1","a","b"\n"2","t","unclosed',                          # no final newline
+    '"1","a","b"\n"2","t","open\nstill open\n',               # runs over two lines to the end
+])
+def test_an_unclosed_quote_at_the_end_of_the_file_raises_and_is_reported_when_skipping(tmp_path, text):
+    path = write(tmp_path / "x.csv", text)
+    with pytest.raises(ValueError, match="line 2: unclosed quote: the quoted field opened on line 2 runs to "
+                                         "the end of the file"):
+        read_ag_news_csv(path)
+    with pytest.warns(UserWarning, match=r"skipped \d malformed line\(s\): 2(, 3)?; first: line 2: unclosed quote"):
+        assert read_ag_news_csv(path, on_bad_rows="skip") == [(0, "a b")]
+
+
+def test_resynchronised_then_open_at_the_end(tmp_path):
+    path = write(tmp_path / "x.csv", '"2","t","unclosed\n"3","x","y"\n"4","p","q\n')
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed line\(s\): 1, 3; first: line 1: expected 3 fields"):
+        assert read_ag_news_csv(path, on_bad_rows="skip") == [(2, "x y")]
+
+
 def test_skip_mode_with_only_bad_rows_still_fails(tmp_path):
     path = write(tmp_path / "x.csv", '"0","t","d"\n')
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="all 1 rows are malformed"):
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no valid row: all 1 line\\(s\\) are malformed"):
         read_ag_news_csv(path, on_bad_rows="skip")
 
 
@@ -306,3 +359,30 @@ def test_offline_error_says_where_to_put_the_files(tmp_path):
                                             f"\\(or test.csv.gz\\) in {cache} by hand, or pass root="):
         load_ag_news("test", urls=urls, progress=False)
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+# ---------------------------------------------------------------- read errors: each its own message
+
+def test_missing_directory_and_permission_problems_get_their_own_messages(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv does not exist"):
+        read_ag_news_csv(tmp_path / "nope.csv")
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"dir\.csv is a directory, expected an AG_NEWS CSV file"):
+        read_ag_news_csv(tmp_path / "dir.csv")
+    path = write(tmp_path / "x.csv", TINY)
+    if os.geteuid() != 0:
+        path.chmod(0)
+    else:  # root reads anything: fail the open as it fails for another user
+        def denied(p, *args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(p))
+        monkeypatch.setattr(ag_news, "open", denied, raising=False)
+    with pytest.raises(PermissionError, match=r"permission denied: cannot read .*x\.csv; check its permissions"):
+        read_ag_news_csv(path)
+
+
+def test_root_that_does_not_exist_or_holds_a_directory_named_like_the_split(tmp_path, no_download):
+    with pytest.raises(FileNotFoundError, match=r"root= points to .*nope, which does not exist"):
+        load_ag_news("test", root=tmp_path / "nope")
+    (tmp_path / "d" / "test.csv").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=r"test\.csv is a directory, expected the AG_NEWS test split"):
+        load_ag_news("test", root=tmp_path / "d")

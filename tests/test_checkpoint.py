@@ -2,14 +2,19 @@
 
 Run: python -m pytest -q tests/test_checkpoint.py
 """
+import errno
+import os
 import random
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from textpipe.checkpoint import (FORMAT_VERSION, capture_rng_state, load_checkpoint, restore_rng_state,
-                                 save_checkpoint, strip_module_prefix)
+from textpipe.checkpoint import (FORMAT_VERSION, CheckpointError, capture_rng_state, load_checkpoint,
+                                 restore_rng_state, save_checkpoint, strip_module_prefix)
+from textpipe.fileio import WriteError
 from textpipe.model import ModelConfig, TextClassifier
 
 ITOS = ["<pad>", "<unk>"] + [f"w{i}" for i in range(18)]
@@ -47,7 +52,9 @@ def test_a_raw_dataparallel_state_dict_is_loaded_without_the_prefix(tmp_path):
     assert all(k.startswith("module.") for k in wrapped.state_dict())
     _save(tmp_path / "c.pt", _model())
     ckpt = torch.load(tmp_path / "c.pt", weights_only=True)
-    ckpt["model"] = wrapped.state_dict()  # as a script that forgot to unwrap would save it
+    ckpt["model"] = wrapped.state_dict()  # as a script that forgot to unwrap would save it (version 1: no checksum)
+    ckpt["format_version"] = 1
+    del ckpt["checksum"]
     torch.save(ckpt, tmp_path / "prefixed.pt")
     bare = TextClassifier(ModelConfig(**ckpt["model_config"]))
     bare.load_state_dict(load_checkpoint(tmp_path / "prefixed.pt")["model"])
@@ -71,7 +78,7 @@ def test_corrupt_files_give_a_clear_error(tmp_path, damage):
 
 def test_unknown_version_and_foreign_files(tmp_path):
     torch.save({"format_version": 99}, tmp_path / "v.pt")
-    with pytest.raises(ValueError, match="has format_version 99, but this textpipe reads format_version 1"):
+    with pytest.raises(CheckpointError, match="has format_version 99, but this textpipe reads format_version 1 or 2"):
         load_checkpoint(tmp_path / "v.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "f.pt")
     with pytest.raises(ValueError, match="not a textpipe checkpoint"):
@@ -98,3 +105,219 @@ def test_copy_checkpoint_keeps_the_old_file_when_the_source_is_saved_again(tmp_p
     _save(tmp_path / "last.pt", model)  # replaces the name; best.pt keeps the earlier weights
     assert load_checkpoint(tmp_path / "best.pt")["model"]["fc.bias"].abs().sum() == 0
     assert load_checkpoint(tmp_path / "last.pt")["model"]["fc.bias"][0] == 5.0
+
+
+# ---------------------------------------------------------------- integrity (issue 9)
+
+def _flip_tensor_bytes(path, n=64):
+    """Invert `n` bytes inside the largest tensor's data in the zip (torch does not verify them)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    header = info.header_offset
+    start = header + 30 + int.from_bytes(data[header + 26:header + 28], "little") \
+        + int.from_bytes(data[header + 28:header + 30], "little")
+    for i in range(start + 8, start + 8 + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit(src, dst, *, reseal, **changes):
+    """Rewrite a checkpoint with `changes`; with `reseal`, recompute its checksum as a rewriting tool would."""
+    from textpipe._checkpoint_integrity import entry_digests
+
+    ckpt = torch.load(src, weights_only=True)
+    for key, value in changes.items():
+        if key == "model_config":
+            ckpt[key] = {**ckpt[key], **value}
+        else:
+            ckpt[key] = value
+    if reseal:
+        ckpt["checksum"]["entries"] = entry_digests(ckpt)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_flipped_tensor_bytes_are_detected(tmp_path):
+    path = _save(tmp_path / "c.pt", _model())
+    _flip_tensor_bytes(path)
+    damaged = torch.load(path, weights_only=True)  # torch itself reads the damaged file without a word
+    assert not torch.equal(damaged["model"]["embedding.weight"], _model().embedding.weight.detach())
+    with pytest.raises(CheckpointError, match=r"c\.pt' failed its integrity check: the SHA-256 of 'model' "
+                                              r"\(the model weights\) does not match"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("key,value,what", [
+    ("vocab_itos", ITOS[:19] + ["renamed"], "vocab_itos"), ("epoch", 2, "epoch"), ("class_names", ["a", "b", "c", "d"], "class_names"),
+    ("train_config", {"lr": 9.0}, "train_config"), ("rng", {"torch": torch.zeros(3)}, "rng"),
+])
+def test_any_edited_entry_fails_the_checksum(tmp_path, key, value, what):  # edits the cross-checks cannot see
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "e.pt", reseal=False, **{key: value})
+    with pytest.raises(CheckpointError, match=f"e\\.pt' failed its integrity check: the SHA-256 of '{what}'"):
+        load_checkpoint(path)
+
+
+def test_an_added_or_removed_entry_fails_the_checksum(tmp_path):
+    good = _save(tmp_path / "c.pt", _model())
+    ckpt = torch.load(good, weights_only=True)
+    torch.save({**ckpt, "extra": 1}, tmp_path / "added.pt")
+    with pytest.raises(CheckpointError, match=r"entries \['extra'\] are not covered by its checksum"):
+        load_checkpoint(tmp_path / "added.pt")
+    del ckpt["metrics"]
+    torch.save(ckpt, tmp_path / "removed.pt")
+    with pytest.raises(CheckpointError, match=r"entries \['metrics'\] of its checksum record are missing"):
+        load_checkpoint(tmp_path / "removed.pt")
+    del ckpt["checksum"]
+    torch.save(ckpt, tmp_path / "none.pt")
+    with pytest.raises(CheckpointError, match="has no valid checksum record"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"vocab_itos": ITOS[:10]}, "vocab_itos holds 10 tokens but model_config.vocab_size is 20"),
+    ({"vocab_itos": ITOS[:19] + ["w0"]}, "vocab_itos holds 1 duplicate token"),
+    ({"vocab_itos": ITOS[:19] + [7]}, "vocab_itos must be a list of str tokens"),
+    ({"vocab_default_index": 20}, r"vocab_default_index must be None or an int in \[0, 20\), found 20"),
+    ({"class_names": ["a", "b"]}, r"2 class names \['a', 'b'\] for a classifier with 4 outputs"),
+    ({"model_config": {"embed_dim": 8}}, r"weight shapes embedding\.weight \(36, 4\) \(expected \(36, 8\)\)"),
+    ({"model_config": {"buckets": 8}}, r"embedding\.weight \(36, 4\) \(expected \(28, 4\)\)"),
+    ({"model_config": {"num_classes": 3}}, r"fc\.weight \(4, 4\) \(expected \(3, 4\)\)"),
+    ({"model_config": {"vocab_size": 30}}, "vocab_itos holds 20 tokens but model_config.vocab_size is 30"),
+    ({"model_config": {"dropout": 0.1}}, r"model_config has fields \['dropout'\] that ModelConfig does not know"),
+    ({"model_config": {"ngrams": 3}}, "model_config is invalid: ngrams must be 1 or 2"),
+    ({"model": {}}, r"missing weights \['embedding.weight', 'fc.weight', 'fc.bias'\]"),
+    ({"step": -1}, "step must be an int >= 0, found -1"),
+    ({"model_config": {"embed_dim": "4"}}, "model_config.embed_dim must be int, found '4'"),
+    ({"model_config": {"ngrams": True}}, "model_config.ngrams must be int, found True"),
+])
+@pytest.mark.parametrize("reseal", [True, False])
+def test_parts_that_do_not_belong_together_are_refused(tmp_path, changes, match, reseal):
+    # resealed, the checksum matches: only the cross-checks can catch these (as in version 1 files);
+    # not resealed, they still speak first: their message names the part that does not fit
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=reseal, **changes)
+    with pytest.raises(CheckpointError, match=r"checkpoint '.*x\.pt': .*" + match):
+        load_checkpoint(path)
+
+
+def test_an_edited_file_is_reported_by_the_cross_check_that_names_the_part_when_one_fails(tmp_path):
+    # not resealed: the checksum would fail too, but the cross-check's message says more
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=False,
+                 model={**_model().state_dict(), "fc.weight": torch.zeros(3, 5)})
+    with pytest.raises(CheckpointError, match=r"weight shapes fc\.weight \(3, 5\) \(expected \(4, 4\)\)"):
+        load_checkpoint(path)
+
+
+def test_load_model_of_a_shape_mismatch_is_a_checkpoint_error_not_a_state_dict_trace(tmp_path):
+    from textpipe.checkpoint import load_model
+
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=True, model_config={"embed_dim": 8})
+    with pytest.raises(CheckpointError, match="the weights do not match model_config"):
+        load_model(path)
+
+
+V1 = Path(__file__).parent / "data" / "checkpoint_v1.pt"  # written by textpipe 0.1.0 (main at 09244ef), no class names
+
+
+def test_an_old_version_1_checkpoint_loads_and_its_class_names_fall_back_to_numbers():
+    from textpipe.checkpoint import class_names, load_model
+
+    model, vocab, ckpt = load_model(V1)
+    assert ckpt["format_version"] == 1 and "checksum" not in ckpt and ckpt["class_names"] is None
+    assert (ckpt["epoch"], ckpt["step"], len(vocab)) == (2, 11, 20)
+    assert class_names(ckpt) == ["0", "1", "2", "3"]
+    del ckpt["class_names"]  # older still: no key at all
+    assert class_names(ckpt) == ["0", "1", "2", "3"]
+    logits = model(torch.tensor([[2, 3, 4], [5, 0, 0]]))  # the outputs textpipe 0.1.0 computed for it
+    torch.testing.assert_close(logits, torch.tensor([[-0.8483, -1.5323, 0.1949, 0.2454],
+                                                     [-0.5041, -1.2751, -0.0930, -0.0404]]), atol=1e-4, rtol=0)
+
+
+def test_class_names_are_the_saved_ones_when_present(tmp_path):
+    from textpipe.checkpoint import class_names
+
+    ckpt = load_checkpoint(_save(tmp_path / "c.pt", _model(), class_names=["W", "S", "B", "T"]))
+    assert class_names(ckpt) == ["W", "S", "B", "T"]
+
+
+def test_an_old_checkpoint_is_still_cross_checked(tmp_path):
+    _edit(V1, tmp_path / "cut.pt", reseal=False, vocab_itos=ITOS[:10])
+    with pytest.raises(CheckpointError, match="vocab_itos holds 10 tokens but model_config.vocab_size is 20"):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_a_directory_and_a_permission_error_get_their_own_messages(tmp_path, monkeypatch):
+    (tmp_path / "d.pt").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"d\.pt' is a directory; give the path of a checkpoint file"):
+        load_checkpoint(tmp_path / "d.pt")
+    path = _save(tmp_path / "c.pt", _model())
+    if os.geteuid() != 0:
+        path.chmod(0)
+    else:  # root reads anything: let the open fail as it would for another user
+        def denied(f, *args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(f))
+        monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(PermissionError, match=r"permission denied: cannot read checkpoint '.*c\.pt'"):
+        load_checkpoint(path)
+
+
+def test_disk_full_during_save_is_a_write_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import textpipe.fileio as fileio
+
+    path = _save(tmp_path / "last.pt", _model())
+    before = path.read_bytes()
+    real_open = open
+
+    class Full:  # a file that takes 100 bytes, then fails as a full disk does
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, data):
+            self.n += len(data)
+            if self.n > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(fileio, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*last\.pt"):
+        _save(path, _model())
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_save_into_a_directory_is_a_write_error(tmp_path):
+    (tmp_path / "x.pt").mkdir()
+    with pytest.raises(WriteError, match=r"x\.pt: it is a directory"):
+        _save(tmp_path / "x.pt", _model())
+
+
+def test_copy_checkpoint_without_hard_links_copies_and_leaves_no_temp(tmp_path, monkeypatch):
+    from textpipe.checkpoint import copy_checkpoint
+
+    _save(tmp_path / "last.pt", _model())
+
+    def no_links(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    monkeypatch.setattr(os, "link", no_links)
+    copy_checkpoint(tmp_path / "last.pt", tmp_path / "best.pt")
+    assert (tmp_path / "best.pt").read_bytes() == (tmp_path / "last.pt").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    with pytest.raises(FileNotFoundError, match="cannot copy checkpoint .* it does not exist"):
+        copy_checkpoint(tmp_path / "nope.pt", tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("cfg", [dict(vocab_size=20, embed_dim=4, buckets=16), dict(vocab_size=7, ngrams=1),
+                                 dict(vocab_size=50, num_classes=9, embed_dim=3, buckets=5, pad_idx=4)])
+def test_the_shapes_checked_on_load_are_those_of_a_real_model(cfg):
+    from textpipe._checkpoint_integrity import expected_shapes
+
+    config = ModelConfig(**cfg)
+    assert expected_shapes(config) == {k: tuple(v.shape) for k, v in TextClassifier(config).state_dict().items()}

@@ -115,11 +115,89 @@ def test_dtype_option_and_pad_collate_example():
 @pytest.mark.parametrize("kwargs, match", [
     ({"max_len": 0}, "max_len must be None or an int >= 1, got 0"),
     ({"pad_to_multiple_of": -2}, "pad_to_multiple_of must be None or an int >= 1"),
-    ({"padding_side": "top"}, "padding_side must be 'right' or 'left', got 'top'"),
+    ({"padding_side": "top"}, "padding_side must be 'right' or 'left', got str 'top'"),
+    ({"padding_side": None}, "padding_side must be 'right' or 'left', got NoneType None"),
+    ({"max_len": True}, "max_len must be None or an int >= 1, got bool True"),
+    ({"max_len": 2.0}, "max_len must be None or an int >= 1, got float 2.0"),
+    ({"pad_to_multiple_of": True}, "pad_to_multiple_of must be None or an int >= 1, got bool True"),
+    ({"pad_to_multiple_of": 8.0}, "pad_to_multiple_of must be None or an int >= 1, got float 8.0"),
+    ({"pad_idx": 2**63}, r"pad_idx 9223372036854775808 does not fit dtype torch.int64"),
+    ({"pad_idx": 2**40, "dtype": torch.int32}, r"pad_idx 1099511627776 does not fit dtype torch.int32 \(range"),
 ])
-def test_bad_options_are_named(kwargs, match):
+def test_bad_options_are_named(kwargs, match):  # also on the corpus fast path
+    with pytest.raises(ValueError, match=match):
+        pad_collate(corpus_of([[1], [2, 3]]).__getitems__([0, 1]), **kwargs)
     with pytest.raises(ValueError, match=match):
         pad_collate([([1], 0)], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pad_idx": 0.5}, "pad_idx must be an int, got float 0.5"),
+    ({"pad_idx": True}, "pad_idx must be an int, got bool True"),
+    ({"dtype": torch.float32}, "dtype must be an integer torch dtype .* got dtype torch.float32"),
+    ({"dtype": torch.bool}, "dtype must be an integer torch dtype"),
+    ({"dtype": "int32"}, "dtype must be an integer torch dtype .* got str 'int32'"),
+])
+def test_bad_option_types_are_named(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        pad_collate([([1], 0)], **kwargs)
+
+
+@pytest.mark.parametrize("label, got", [(1.7, "float 1.7"), (2.0, "float 2.0"), (True, "bool True"), ("1", "str '1'"),
+                                        (None, "NoneType None"), (torch.tensor(1.5), "Tensor"),
+                                        (np.float32(1.0), "float32"), (torch.tensor([1]), "Tensor")])
+def test_labels_that_are_not_ints_are_refused_not_truncated(label, got):
+    for collate in (pad_collate, offsets_collate):
+        with pytest.raises(TypeError, match=f"batch\\[1\\] label must be an int class index, got {got}"):
+            collate([([1, 2], 0), ([3], label)])
+
+
+def test_numpy_and_0d_integer_labels_and_options_are_accepted():
+    ids, lengths, labels = pad_collate([(np.array([4, 5], np.int32), np.int64(3)), ([6], torch.tensor(2)),
+                                        ([7], np.array(1, np.uint8))], pad_idx=np.int64(9), max_len=np.int32(2),
+                                       pad_to_multiple_of=np.int16(4))
+    assert ids.tolist() == [[4, 5, 9, 9], [6, 9, 9, 9], [7, 9, 9, 9]] and labels.tolist() == [3, 2, 1]
+    assert offsets_collate([([1, 2, 3], np.int8(1))], max_len=np.int64(2))[0].tolist() == [1, 2]
+
+
+def test_a_label_beyond_int64_is_refused():
+    with pytest.raises(ValueError, match=r"batch\[0\] label 1180591620717411303424 does not fit int64"):
+        pad_collate([([1], 2**70)])
+
+
+def test_ids_that_do_not_fit_the_dtype_are_refused_not_wrapped():
+    with pytest.raises(ValueError, match=r"id 1099511627776 does not fit dtype torch.int32 .* use dtype=torch.long"):
+        pad_collate([([2**40, 1], 0)], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"id -129 does not fit dtype torch.int8"):
+        pad_collate([([-129], 0)], dtype=torch.int8)
+    assert pad_collate([([2**31 - 1], 0)], dtype=torch.int32)[0].tolist() == [[2**31 - 1]]
+
+
+def test_uint64_ids_beyond_int64_are_refused_not_wrapped_negative():
+    big = np.array([5, 2**63 + 5], dtype=np.uint64)
+    for collate in (pad_collate, offsets_collate):
+        with pytest.raises(ValueError, match=r"batch\[0\] ids hold 9223372036854775813, beyond int64"):
+            collate([(big, 0)])
+    ok = np.array([5, 2**63 - 1], dtype=np.uint64)
+    assert pad_collate([(ok, 0)])[0].tolist() == [[5, 2**63 - 1]]
+
+
+def test_a_malformed_corpus_batch_is_refused():
+    src, one = np.array([1, 2, 3, 0, 0]), np.array([1])
+    cases = [
+        (CorpusBatch(src, np.array([0]), np.array([2]), np.array([1.5])), TypeError, "CorpusBatch.labels must be a 1-D integer"),
+        (CorpusBatch(src.astype(float), np.array([0]), np.array([2]), one), TypeError, "CorpusBatch.source must be"),
+        (CorpusBatch(src, np.array([0, 1]), np.array([2]), one), ValueError, "2 starts, 1 lengths, 1 labels"),
+        (CorpusBatch(src, np.array([4]), np.array([2]), one), ValueError, r"sample 0 \(start 4, length 2\) lies outside"),
+        (CorpusBatch(src, np.array([-1]), np.array([2]), one), ValueError, r"sample 0 \(start -1, length 2\)"),
+    ]
+    for batch, error, match in cases:
+        with pytest.raises(error, match=match):
+            pad_collate(batch, max_len=8)  # a checked path
+        with pytest.raises(error, match=match):
+            offsets_collate(batch)
+    with pytest.raises(ValueError, match=r"CorpusBatch starts must lie in \[0, 5\]"):  # the fast path's fallback
+        pad_collate(CorpusBatch(src, np.array([9]), np.array([2]), one))
 
 
 def test_bad_batches_are_named():

@@ -59,7 +59,7 @@ def test_key_follows_file_and_settings_and_no_cache_rebuilds(tmp_path):
     csv = write_csv(tmp_path / "train.csv", 120)
     a = cached_corpus(csv, cache_dir=tmp_path / "c")
     assert cached_corpus(csv, cache_dir=tmp_path / "c", min_freq=2).directory != a.directory
-    assert cached_corpus(csv, cache_dir=tmp_path / "c", use_cache=False).built
+    assert cached_corpus(csv, cache_dir=tmp_path / "c", use_cache=False).built  # rebuilt
     time.sleep(0.01)
     write_csv(csv, 130, seed=1)
     b = cached_corpus(csv, cache_dir=tmp_path / "c")
@@ -84,7 +84,7 @@ def test_a_waiting_process_does_not_build(tmp_path):
 def test_bad_class_names_the_row(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text('"1","a","b"\n"7","c","d"\n')
-    with pytest.raises(ValueError, match="row 2: label 7 was not seen in training"):
+    with pytest.raises(ValueError, match="row 2: label 7 was not seen in training"):  # AG_NEWS: classes 1..4
         cached_corpus(csv, cache_dir=tmp_path / "c")
 
 

@@ -190,3 +190,65 @@ def test_default_cache_dir_env_overrides(monkeypatch, tmp_path):
     monkeypatch.delenv("TEXTPIPE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "textpipe"
+
+
+# ---------------------------------------------------------------- debris, disk full, directories (issue 9)
+
+def test_temps_of_killed_downloads_are_swept_on_the_next_call(server, tmp_path):
+    import textpipe.fileio as fileio
+
+    server.routes["/data.csv"] = serve(BODY)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a PID that no longer runs
+    legacy = tmp_path / ".data.csv.k2j4h1x9.part"  # textpipe 0.1.0's mkstemp name (no PID in it)
+    ours = tmp_path / f".data.csv.tmp-{fileio._HOST}-{dead}-0123abcd"
+    for debris in (legacy, ours):
+        debris.write_bytes(b"partial")
+    download_file(server.url("/data.csv"), tmp_path / "data.csv", md5=BODY_MD5, progress=False)
+    assert leftovers(tmp_path) == [] and (tmp_path / "data.csv").read_bytes() == BODY
+    legacy.write_bytes(b"partial")  # swept also when the file is already there
+    download_file(server.url("/data.csv"), tmp_path / "data.csv", md5=BODY_MD5, progress=False)
+    assert leftovers(tmp_path) == [] and server.hits["/data.csv"] == 1
+
+
+def test_disk_full_is_a_write_error_naming_the_file_not_a_network_error(server, tmp_path, monkeypatch):
+    import errno
+
+    import textpipe.fileio as fileio
+    from textpipe.fileio import WriteError
+
+    server.routes["/data.csv"] = serve(BODY)
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(fileio, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*data\.csv") as e:
+        download_file(server.url("/data.csv"), tmp_path / "data.csv", md5=BODY_MD5, progress=False)
+    assert not isinstance(e.value, DownloadError)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_directory_in_the_way_and_an_uncreatable_cache_get_clear_errors(tmp_path):
+    from textpipe.fileio import WriteError
+
+    (tmp_path / "data.csv").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"data\.csv is a directory, so the download cannot be stored"):
+        download_file("http://127.0.0.1:1/x", tmp_path / "data.csv", md5=BODY_MD5, progress=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WriteError, match=r"cannot create the directory .*file/sub"):
+        download_file("http://127.0.0.1:1/x", tmp_path / "file" / "sub" / "data.csv", md5=BODY_MD5, progress=False)

@@ -73,8 +73,9 @@ def test_evaluate_function_and_command(checkpoint, csv, capsys):
 
 def test_evaluate_reports_a_corrupt_checkpoint(tmp_path, csv, capsys):
     (tmp_path / "bad.pt").write_bytes(b"junk")
-    assert evaluate_main(["--checkpoint", str(tmp_path / "bad.pt"), "--data", str(csv)]) == 1
-    assert "corrupt" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", str(tmp_path / "bad.pt"), "--data", str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_classification_report_known_answer():

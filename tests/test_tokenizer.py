@@ -105,13 +105,15 @@ def test_get_tokenizer_passes_callables_through():
 
 def test_get_tokenizer_unknown_name_lists_known_names():
     with pytest.raises(ValueError, match=r"unknown tokenizer 'spacy'; known tokenizers: "
-                                         r"'basic_english', 'split', 'whitespace', None"):
+                                         r"'basic_english', 'split', 'whitespace'(, '[^']+')*, None"):
         get_tokenizer("spacy")
 
 
 def test_get_tokenizer_wrong_type():
     with pytest.raises(TypeError, match="tokenizer must be a str, None or a callable, got int"):
         get_tokenizer(3)
+    with pytest.raises(ValueError, match="got int"):  # torchtext-style `except ValueError` catches it too
+        get_tokenizer(1)
 
 
 def test_get_tokenizer_keywords_as_in_torchtext():

@@ -3,6 +3,7 @@ the textpipe-vocab 1 file format, pickling and constructor errors. Spec examples
 
 Run: python3 -m pytest -q tests/test_vocab.py      (HYPOTHESIS_PROFILE=ci for derandomized runs)
 """
+import hashlib
 import pickle
 import random
 
@@ -43,23 +44,26 @@ def test_oov_positions_decode_to_unk(text, data):
     assert v.decode(v.encode(text)) == expected
 
 
-@given(st.lists(any_text, max_size=8), st.integers(1, 2), st.booleans())
-@example(["AΣ", "B", "a\x00b", "x\ud800"], 2, True)
-@example(["a<br;/>b<br:/>C<br\t/>d", "x\x1cy\u3000z", 'q<br "/>r', "It's 3.14!"], 1, True)
-@example([], 1, True)
-def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow):
+@given(st.lists(any_text, max_size=8), st.integers(1, 2), st.booleans(), st.sampled_from([0, 10**9]),
+       st.sampled_from([6, 1 << 20]))
+@example(["AΣ", "B", "a\x00b", "x\ud800"], 2, True, 0, 1 << 20)
+@example(["a<br;/>b<br:/>C<br\t/>d", "x\x1cy\u3000z", 'q<br "/>r', "It's 3.14!"], 1, True, 0, 6)
+@example(['aa r bb "x" c/ d <br /> e <BR />f R g', "", "Σ Σ ΑΣ Σ"], 1, True, 0, 6)
+@example([], 1, True, 0, 1 << 20)
+def test_encode_flat_equals_per_text_encode(texts, num_workers, with_arrow, distinct_min, chunk_chars):
     v = vocab_for(texts[::2], "<pad>", "<unk>")  # half the texts: plenty of OOV tokens
     v.set_default_index(1)
-    arrow = _encode._arrow
+    arrow = _encode.arrow
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_encode, "_CHUNK", 3)  # several chunks even for short lists
-        mp.setattr(_encode, "_arrow", arrow if with_arrow else lambda: None)
-        mp.setattr(_encode, "_prefers_python", lambda n_texts, vocab_size: False)
-        v._cache = None
+        mp.setattr(_encode, "CHUNK_TEXTS", 3)  # several chunks even for short lists
+        mp.setattr(_encode, "CHUNK_CHARS", chunk_chars)  # 6: long texts are cut into pieces
+        mp.setattr(_encode, "arrow", arrow if with_arrow else lambda: None)
+        mp.setattr(_encode, "_DISTINCT_MIN", distinct_min)  # 0: each chunk's distinct tokens only
         ids, offsets = v.encode_flat(texts, num_workers=num_workers)
+        batches = v.encode_batch(texts, num_workers=num_workers)
     assert ids.dtype == np.int64 and offsets.dtype == np.int64 and len(offsets) == len(texts) + 1
     assert [ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [v.encode(t) for t in texts]
-    assert v.encode_batch(texts, num_workers=num_workers) == [v.encode(t) for t in texts]
+    assert batches == [v.encode(t) for t in texts]
 
 
 def test_encode_flat_large_string_branch(monkeypatch):
@@ -67,15 +71,9 @@ def test_encode_flat_large_string_branch(monkeypatch):
     v = vocab_for(texts[:2], "<unk>")
     v.set_default_index(0)
     monkeypatch.setattr(_encode, "_INT32_BYTES", 0)  # force int64 offsets
-    monkeypatch.setattr(_encode, "_prefers_python", lambda n_texts, vocab_size: False)
+    monkeypatch.setattr(_encode, "_DISTINCT_MIN", 0)
     ids, offsets = v.encode_flat(texts)
     assert [ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [v.encode(t) for t in texts]
-
-
-@pytest.mark.parametrize("n_texts, vocab_size, python", [(10, 100, True), (127, 100, True), (128, 100, False),
-                                                       (1000, 100_000, True), (2000, 100_000, False)])
-def test_small_chunks_use_the_python_path(n_texts, vocab_size, python):
-    assert _encode._prefers_python(n_texts, vocab_size) is python
 
 
 def test_encode_flat_oov_without_default_names_the_token():
@@ -92,6 +90,15 @@ def test_encode_flat_input_errors():
         v.encode_flat(["a", 3])
     with pytest.raises(ValueError, match="num_workers must be an int >= 1, got 0"):
         v.encode_flat(["a"], num_workers=0)
+    for bad in (True, 2.0, "2", None):
+        with pytest.raises(TypeError, match="num_workers must be an int >= 1, got"):
+            v.encode_flat(["a"], num_workers=bad)
+
+
+def test_encode_flat_accepts_numpy_ints():
+    v = Vocab(["<unk>", "a"], default_index=0)
+    ids, offsets = v.encode_flat(["a b"] * 3, num_workers=np.int64(2))
+    assert ids.tolist() == [1, 0] * 3 and offsets.tolist() == [0, 2, 4, 6]
 
 
 def test_encode_flat_sees_tokens_added_later():
@@ -128,13 +135,24 @@ def test_save_load_round_trips_any_tokens(tmp_path_factory, tokens, default):
 
 def test_saved_file_is_readable_text(tmp_path):
     Vocab(["<pad>", "new york", "café", ""], default_index=0).save(tmp_path / "v.txt")
-    assert (tmp_path / "v.txt").read_text(encoding="utf-8") == (
-        "textpipe-vocab 1\ndefault_index 0\nsize 4\n<pad>\nnew\\x20york\ncafé\n\n")
+    text = (tmp_path / "v.txt").read_text(encoding="utf-8")
+    digest = hashlib.sha256("textpipe-vocab 2\ntokenizer basic_english\ndefault_index 0\nsize 4\n"
+                            "<pad>\nnew\\x20york\ncafé\n\n".encode()).hexdigest()
+    assert text == (f"textpipe-vocab 2\ntokenizer basic_english\ndefault_index 0\nsize 4\nsha256 {digest}\n"
+                    "<pad>\nnew\\x20york\ncafé\n\n")
+
+
+def test_version_1_files_load_as_basic_english(tmp_path):
+    path = tmp_path / "v1.txt"
+    path.write_text("textpipe-vocab 1\ndefault_index 0\nsize 2\n<unk>\nhello\n", encoding="utf-8")
+    v = Vocab.load(path)
+    assert v.get_itos() == ["<unk>", "hello"] and v.tokenizer_name == "basic_english"
+    assert v.encode("HELLO there") == [1, 0]
 
 
 @pytest.mark.parametrize("content, message", [
-    ("torchtext-vocab 1\n", r"line 1: expected the header 'textpipe-vocab 1', found 'torchtext-vocab 1'"),
-    ("textpipe-vocab 2\ndefault_index none\nsize 0\n", r"line 1: .* found 'textpipe-vocab 2'"),
+    ("torchtext-vocab 1\n", r"line 1: expected the header 'textpipe-vocab 2' \(or version 1\), found 'torchtext-vocab 1'"),
+    ("textpipe-vocab 3\ndefault_index none\nsize 0\n", r"line 1: .* found 'textpipe-vocab 3'"),
     ("textpipe-vocab 1\nsize 0\n", r"line 2: expected 'default_index <value>', found 'size 0'"),
     ("textpipe-vocab 1\ndefault_index none\n", r"line 3: expected 'size <value>', found '<end of file>'"),
     ("textpipe-vocab 1\ndefault_index x\nsize 1\na\n", r"expected integers"),
@@ -153,7 +171,7 @@ def test_load_reports_malformed_files(tmp_path, content, message):
 
 def test_pickle_is_small_and_keeps_working():
     v = Vocab(["<unk>", "a"], default_index=0)
-    v.encode_flat(["a"])  # builds the fast-path cache, which must not be pickled
+    v.encode_flat(["a"])  # builds the lookup table, which must not be pickled
     w = pickle.loads(pickle.dumps(v))
     assert w == v and w.encode_flat(["a b"])[0].tolist() == [1, 0]
     assert len(pickle.dumps(v)) < 200
@@ -176,7 +194,7 @@ def test_get_stoi_is_in_id_order():
     ("abc", TypeError, "itos must be a list of str tokens, got str"),
     ({"a": 1}, TypeError, r"got dict; use vocab\(mapping\)"),
     (["a", 1], TypeError, r"itos\[1\] must be a str, got int"),
-    (["a", "b", "a"], ValueError, "unique tokens, but 'a' is at ids 0 and 2"),
+    (["a", "b", "a"], RuntimeError, "unique tokens, but 'a' is at ids 0 and 2"),  # and a ValueError
 ])
 def test_constructor_errors(itos, error, message):
     with pytest.raises(error, match=message):

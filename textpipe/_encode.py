@@ -1,81 +1,81 @@
-"""The corpus fast path behind ``Vocab.encode_flat``: texts -> (flat int64 ids, offsets).
+"""Texts -> token byte spans (the byte rules of ``basic_english`` and ``split``) -> ids, in bounded chunks.
 
-Texts go in chunks joined with NUL. Python's own ``str`` methods lower-case the chunk (exactly
-``str.lower``, final sigma included), delete ``"`` and remove ``<br />``; what is left of
-``basic_english`` is a per-byte rule on the UTF-8 bytes (whitespace, ``;`` and ``:`` separate tokens;
-each of ``'.,()!?`` is a token of its own), which numpy applies to the whole chunk at once. pyarrow
-then looks the tokens up without creating a Python object per token. Chunks it cannot take (lone
-surrogates, a text containing NUL) and machines without pyarrow use the pure-Python path. Both give
-exactly ``[vocab.encode(t) for t in texts]``, as ``tests/test_vocab.py`` checks.
+``basic_english``: Python's own ``str`` methods lower-case the NUL-joined chunk (exactly ``str.lower``,
+final sigma included), delete ``"`` and remove ``<br />``; what is left is a per-byte rule on the UTF-8
+bytes (whitespace, ``;`` and ``:`` separate tokens; each of ``'.,()!?`` is a token of its own), which numpy
+applies to the whole chunk at once. ``split`` (``str.split``) is the same with whitespace alone. The tokens'
+bytes are then looked up in the vocabulary's ``ByteTable``: only the chunk's own distinct tokens when
+pyarrow is installed (``dictionary_encode``), so the cost does not depend on the vocabulary's size. A
+chunk the byte rule cannot take (a lone surrogate, a text containing NUL) is halved until the odd text
+out is tokenized on its own. Any other tokenizer goes text by text through ``Vocab.tokenize``. All paths
+give exactly ``[vocab.encode(t) for t in texts]``, as ``tests/test_vocab.py`` checks.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 
-from textpipe.tokenizer import _SEP, _check_str, _normalize, basic_english
+from textpipe._bytetable import OOV, ByteTable
+from textpipe.tokenizer import _SEP, _split, basic_english
 
-_CHUNK = 8192  # texts per chunk: amortises the per-call cost and the lookup-table build
+__all__ = ["ByteRule", "BASIC", "SPLIT", "byte_rule_for", "byte_tokens", "encode_flat", "arrow"]
 
-# Non-ASCII Python whitespace. Mapped to " " after the '<br />' step it cannot change str.split(), and
-# afterwards every byte >= 0x80 of the UTF-8 text belongs to a word.
-_OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
-# What each byte is once lower-casing, '"' and '<br />' are done: 0 separates tokens (the ASCII part of
-# the spec's whitespace set, ';', ':' and our NUL), 1 is part of a word, 2 is a token of its own.
-_SEPARATORS, _SINGLES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ;:\x00", b"'.,()!?"
-_CLASS = bytes(0 if i in _SEPARATORS else 2 if i in _SINGLES else 1 for i in range(256))  # for translate
+CHUNK_TEXTS = 8192  # texts per chunk: amortises the per-call cost
+CHUNK_CHARS = 1 << 20  # characters per chunk: bounds the temporaries (a longer text is cut into pieces)
+_DISTINCT_MIN = 2048  # chunks with fewer tokens look every token up directly
 _INT32_BYTES = 2**31 - 1  # larger chunks need int64 offsets (pyarrow large_string)
-_OOV = -1  # marks out-of-vocabulary tokens until the default index is known (real ids are >= 0)
+# Non-ASCII Python whitespace. Mapped to " " it cannot change str.split() (for basic_english: after the
+# '<br />' step), and afterwards every byte >= 0x80 of the UTF-8 text belongs to a word.
+_OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_ASCII_SPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 
 
-def _arrow():
+def arrow():
+    """``(pyarrow, pyarrow.compute)``, or ``None`` without pyarrow (numpy alone gives the same ids)."""
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
-    except ImportError:  # optional: the pure-Python path gives the same output
+    except ImportError:
         return None
     return pa, pc
 
 
-def _tables(vocab):
-    """(pyarrow value set or None, stoi with the separator) for ``vocab``, built once per token set."""
-    if vocab._cache is None or vocab._cache[0] is not vocab._itos or vocab._cache[1] != len(vocab._itos):
-        arrow, value_set = _arrow(), None
-        if arrow is not None:
-            try:
-                value_set = arrow[0].array(vocab._itos, arrow[0].string())
-            except UnicodeEncodeError:  # a lone-surrogate token: use the Python path
-                value_set = None
-        stoi = dict(vocab._stoi)
-        stoi[_SEP] = -2  # subtle: the joined texts never contain NUL, so a NUL token is our separator
-        vocab._cache = (vocab._itos, len(vocab._itos), value_set, stoi)
-    return vocab._cache[2], vocab._cache[3]
+class ByteRule:
+    """A tokenizer that is a per-byte rule once its ``str`` steps are done: separators, one-byte tokens."""
+
+    def __init__(self, name: str, separators: bytes, singles: bytes, *, basic: bool) -> None:
+        self.name, self.separators, self.basic = name, separators, basic
+        # 0 separates tokens, 1 is part of a word, 2 is a token of its own (for bytes.translate)
+        self.classes = bytes(0 if i in separators else 2 if i in singles else 1 for i in range(256))
+
+    def normalize(self, joined: str) -> str:
+        if self.basic:  # the order of tokenizer._normalize
+            joined = joined.lower().replace('"', "").replace("<br />", " ")
+        return joined if joined.isascii() else _OTHER_SPACE.sub(" ", joined)
 
 
-def _prefers_python(n_texts: int, vocab_size: int) -> bool:
-    """Small chunks are faster as dict lookups: each pyarrow lookup call first builds a hash table of
-    the whole vocabulary (about 75 ns a token), which a few hundred texts do not pay back."""
-    return n_texts < max(128, vocab_size // 50)
+BASIC = ByteRule("basic_english", _ASCII_SPACE + b";:\x00", b"'.,()!?", basic=True)
+SPLIT = ByteRule("split", _ASCII_SPACE + b"\x00", b"", basic=False)
+_RULES = {basic_english: BASIC, _split: SPLIT}
 
 
-def byte_tokens(joined: str):
-    """basic_english's byte rule on NUL-joined texts: ``(utf8, starts, ends, tokens per text)`` or ``None``.
+def byte_rule_for(fn: Callable) -> ByteRule | None:
+    """The byte rule that gives exactly ``fn``'s tokens, or ``None`` (the generic path)."""
+    return _RULES.get(fn)
 
-    After lower-casing and the '"' and '<br />' steps, every byte of the UTF-8 text either separates
-    tokens, belongs to a word, or is a one-byte token; ``starts``/``ends`` are each token's first and last
-    byte. ``None`` where the rule cannot be used (lone surrogates have no UTF-8 form).
-    """
-    text = joined.lower().replace('"', "").replace("<br />", " ")  # the order of tokenizer._normalize
-    if not text.isascii():
-        text = _OTHER_SPACE.sub(" ", text)
+
+def byte_tokens(joined: str, rule: ByteRule = BASIC):
+    """``rule`` on NUL-joined texts: ``(utf8, starts, ends, tokens per text)``, or ``None`` where it cannot
+    be used (lone surrogates have no UTF-8 form). ``starts``/``ends`` are each token's first/last byte."""
     try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
+        data = rule.normalize(joined).encode("utf-8")
+    except UnicodeEncodeError:
         return None
-    cls = np.frombuffer(data.translate(_CLASS), np.uint8)  # bytes.translate: one fast C pass
+    cls = np.frombuffer(data.translate(rule.classes), np.uint8)  # bytes.translate: one fast C pass
     word, single = cls == 1, cls == 2
     first, last = single.copy(), single  # a token's first and last byte
     first[1:] |= word[1:] & ~word[:-1]
@@ -90,80 +90,124 @@ def byte_tokens(joined: str):
     return data, starts, ends, np.diff(counts)
 
 
-def _chunk_bytes(chunk: list[str], value_set) -> tuple[np.ndarray, np.ndarray] | None:
-    pa, pc = _arrow()
-    joined = _SEP.join(chunk)
-    if joined.count(_SEP) != len(chunk) - 1:
-        return None  # some text contains NUL
-    split = byte_tokens(joined)
-    if split is None:
-        return None
-    data, starts, ends, lengths = split
-    # the kept bytes are the tokens back to back, so their offsets are the running token lengths
+def token_array(data: bytes, starts: np.ndarray, sizes: np.ndarray, rule: ByteRule):
+    """The tokens as a pyarrow string array, without a Python object per token."""
+    pa, _ = arrow()
     large = len(data) > _INT32_BYTES
     offsets = np.zeros(len(starts) + 1, np.int64 if large else np.int32)
-    np.cumsum(ends - starts + 1, out=offsets[1:])
+    np.cumsum(sizes, out=offsets[1:])
+    packed = data.translate(None, rule.separators)  # the token bytes, back to back
     kind = pa.LargeStringArray if large else pa.StringArray
-    packed = data.translate(None, _SEPARATORS)  # the token bytes, back to back
-    tokens = kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(packed))
-    ids = pc.fill_null(pc.index_in(tokens, value_set=value_set.cast(tokens.type)), _OOV)
-    return ids.to_numpy(zero_copy_only=False).astype(np.int64), lengths
+    return kind.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(packed))
 
 
-def _chunk_python(chunk: list[str], stoi: dict[str, int], stoi_sep: dict[str, int]):
-    joined = f" {_SEP} ".join(chunk)
-    if joined.count(_SEP) != len(chunk) - 1:  # some text contains NUL: one text at a time
-        per_text = [[stoi.get(t, _OOV) for t in _normalize(text).split()] for text in chunk]
-        lengths = np.fromiter(map(len, per_text), np.int64, count=len(chunk))
-        return np.array([i for ids in per_text for i in ids], np.int64), lengths
-    tokens = _normalize(joined).split()
-    ids = np.fromiter(map(stoi_sep.get, tokens, repeat(_OOV)), np.int64, count=len(tokens))
-    seps = np.flatnonzero(ids == -2)
-    ends = np.append(seps, len(ids))
-    lengths = ends - np.concatenate(([0], seps + 1))
-    return ids[ids != -2], lengths
+def _lookup_spans(table: ByteTable, data: bytes, starts, sizes, rule: ByteRule) -> np.ndarray:
+    if starts.size < _DISTINCT_MIN or arrow() is None:
+        return table.lookup(data, starts, sizes)
+    encoded = token_array(data, starts, sizes, rule).dictionary_encode()
+    distinct = encoded.dictionary
+    width = np.int64 if len(data) > _INT32_BYTES else np.int32
+    offsets = np.frombuffer(distinct.buffers()[1], width)[distinct.offset:distinct.offset + len(distinct) + 1]
+    ddata = distinct.buffers()[2].to_pybytes()
+    ids = table.lookup(ddata, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64))
+    indices = encoded.indices  # int32; read from its buffer (to_numpy would import pandas)
+    return ids[np.frombuffer(indices.buffers()[1], np.int32)[indices.offset:indices.offset + len(indices)]]
 
 
-def encode_flat(vocab, texts, *, num_workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """See ``Vocab.encode_flat``."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("texts must be a sequence of str, got a single "
-                        f"{type(texts).__name__}; use vocab.encode(text) or pass [text]")
-    texts = list(texts)
-    if not all(type(t) is str for t in texts):
-        for pos, t in enumerate(texts):
-            _check_str(t, name=f"texts[{pos}]")  # raises for a non-str item
-        texts = [str(t) for t in texts]  # str subclasses: plain str for the byte path
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError(f"num_workers must be an int >= 1, got {num_workers!r}")
-    value_set, stoi_sep = _tables(vocab)
+def _cut_ok(text: str, p: int) -> bool:
+    """Both rules may cut ``text`` at the ASCII space ``p``: it is not the space of a ``<br />`` (also not
+    once ``"`` are deleted or ``R`` lower-cased) and the pieces tokenize as the whole does (a space is
+    neither cased nor case-ignorable, so even the final-sigma rule sees the same context)."""
+    return text[p - 1] not in 'rR"' and text[p + 1:p + 2] not in ("/", '"')
 
-    def encode_chunk(chunk: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        fast = value_set is not None and not _prefers_python(len(chunk), len(vocab))
-        out = _chunk_bytes(chunk, value_set) if fast else None
-        return out if out is not None else _chunk_python(chunk, vocab._stoi, stoi_sep)
 
-    chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
-    if num_workers > 1 and len(chunks) > 1:
+def _safe_cut(text: str, lo: int, hi: int) -> int | None:
+    """A space in ``lo..hi`` where ``text`` may be cut, else the first one after ``hi``, else ``None``."""
+    p = hi
+    while (p := text.rfind(" ", lo, p)) > 0:
+        if _cut_ok(text, p):
+            return p
+    p = hi - 1
+    while (p := text.find(" ", p + 1, hi + 2 * (hi - lo))) > 0:
+        if _cut_ok(text, p):
+            return p
+    return None
+
+
+def _pieces(texts: list[str], limit: int) -> tuple[list[str], np.ndarray | None]:
+    """``texts`` with every text longer than ``limit`` cut into pieces; the index of each text's first piece."""
+    if not texts or max(map(len, texts)) <= limit:
+        return texts, None
+    pieces, first = [], []
+    for text in texts:
+        first.append(len(pieces))
+        start = 0
+        while len(text) - start > limit:
+            p = _safe_cut(text, start + limit // 2, start + limit)
+            if p is None:
+                break  # no safe place: the rest stays one piece
+            pieces.append(text[start:p])
+            start = p
+        pieces.append(text[start:] if start else text)
+    return pieces, np.array(first, np.int64)
+
+
+def _groups(texts: list[str], chars: np.ndarray) -> list[list[str]]:
+    """Consecutive runs of at most ``CHUNK_TEXTS`` texts and (unless one text is longer) ``CHUNK_CHARS``."""
+    cum = np.cumsum(chars)
+    out, i, n = [], 0, len(texts)
+    while i < n:
+        before = int(cum[i - 1]) if i else 0
+        j = min(i + CHUNK_TEXTS, int(np.searchsorted(cum, before + CHUNK_CHARS, side="right")))
+        j = max(j, i + 1)
+        out.append(texts[i:j])
+        i = j
+    return out
+
+
+def encode_flat(texts: list[str], *, rule: ByteRule | None, tokenize: Callable[[str], list[str]],
+                table: ByteTable, stoi: dict[str, int], num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, offsets)`` of ``texts`` (``str`` only, checked by the caller); unknown tokens are ``OOV``.
+
+    ``rule`` is the byte rule of the vocabulary's tokenizer or ``None``; ``tokenize`` the tokenizer itself
+    (its output checked), used text by text where no byte rule applies.
+    """
+
+    def python_ids(tokens: list[str]) -> np.ndarray:
+        return np.fromiter(map(stoi.get, tokens, repeat(OOV)), np.int64, count=len(tokens))
+
+    def byte_group(group: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        joined = _SEP.join(group)
+        split = byte_tokens(joined, rule) if joined.count(_SEP) == len(group) - 1 else None
+        if split is not None:
+            data, starts, ends, counts = split
+            return _lookup_spans(table, data, starts, ends + 1 - starts, rule), counts
+        if len(group) > 1:  # a text holds NUL or a lone surrogate: halve until it is alone
+            a, b = byte_group(group[:len(group) // 2]), byte_group(group[len(group) // 2:])
+            return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+        tokens = tokenize(group[0])
+        return python_ids(tokens), np.array([len(tokens)], np.int64)
+
+    def generic_group(group: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        token_lists = [tokenize(t) for t in group]
+        lengths = np.fromiter(map(len, token_lists), np.int64, count=len(group))
+        return python_ids(list(chain.from_iterable(token_lists))), lengths
+
+    first = None
+    if rule is not None:
+        texts, first = _pieces(texts, CHUNK_CHARS)
+    groups = _groups(texts, np.fromiter(map(len, texts), np.int64, count=len(texts)))
+    encode_group = byte_group if rule is not None else generic_group
+    if num_workers > 1 and len(groups) > 1 and rule is not None:
         # numpy's and pyarrow's kernels release the GIL, so threads run them in parallel, no copies
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            results = list(pool.map(encode_chunk, chunks))
-    else:
-        results = [encode_chunk(c) for c in chunks]
+            results = list(pool.map(encode_group, groups))
+    else:  # (a Python tokenizer holds the GIL: threads would only contend)
+        results = [encode_group(g) for g in groups]
     ids = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
-    offsets = np.zeros(len(texts) + 1, np.int64)
-    if results:
-        np.cumsum(np.concatenate([r[1] for r in results]), out=offsets[1:])
-    oov = ids == _OOV
-    if oov.any():
-        default = vocab.get_default_index()
-        if default is None:
-            pos = int(np.argmax(oov))
-            row = int(np.searchsorted(offsets, pos, side="right")) - 1
-            token = basic_english(texts[row])[pos - offsets[row]]
-            from textpipe.vocab import TokenNotFoundError  # subtle: vocab imports this module
-            raise TokenNotFoundError(
-                f"token {token!r} (in texts[{row}]) is not in the vocabulary and no default index "
-                f"is set; call vocab.set_default_index(vocab['<unk>'])")
-        ids[oov] = default
+    lengths = np.concatenate([r[1] for r in results]) if results else np.zeros(0, np.int64)
+    if first is not None:  # pieces back to texts
+        lengths = np.add.reduceat(lengths, first) if lengths.size else lengths
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     return ids, offsets

@@ -1,7 +1,8 @@
 """The checkpoint format: one `torch.save` dict, written atomically, read safely (`weights_only=True`).
 
 This module is the only place that knows the keys. Everything in the file is a tensor, a number, a string,
-a list or a dict, so loading never runs pickled code. Example:
+a list or a dict, so loading never runs pickled code. Version 2 files carry a SHA-256 of every entry
+(`checksum`), verified on load; version 1 files (no checksum) still load. Example:
 
     >>> model, vocab, ckpt = load_model("runs/ag_news/best.pt")  # doctest: +SKIP
 """
@@ -19,10 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from textpipe._checkpoint_integrity import (ALGORITHM, CheckpointError, check_consistency, entry_digests,
+                                            verify_digests)
 from textpipe.distributed import unwrap
+from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps, temp_path_for
 from textpipe.model import ModelConfig, TextClassifier
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: + "checksum" (SHA-256 of every entry)
+READABLE_VERSIONS = (1, 2)
 _REQUIRED = ("format_version", "model", "model_config", "vocab_itos", "epoch", "step")
 
 
@@ -64,8 +69,9 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
                     vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
                     train_config: dict | None = None, vocab_default_index: int | None = 1,
                     class_names: list[str] | None = None, sampler: dict | None = None,
-                    rng: dict | None = None, metrics: dict | None = None) -> Path:
-    """Write a checkpoint atomically (temp file in the same directory, then rename).
+                    rng: dict | None = None, metrics: dict | None = None, data: dict | None = None,
+                    fsync: bool = True) -> Path:
+    """Write a checkpoint atomically (through `textpipe.fileio.atomic_write`), with a SHA-256 of every entry.
 
     Args:
         path: target file; its directory is created.
@@ -74,9 +80,16 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
+        data: how the training data was read: `text_columns`, `label_column`, `label_values` (the raw label
+            of each class), `tokenizer`, `rows` (see `data_info`).
+        fsync: flush the file to the disk before the rename (survives a power cut; ~20 ms for 36 MB).
 
     Returns:
         The path written.
+
+    Raises:
+        WriteError: disk full, permission denied, ...: the message names the path; the previous file at
+            `path` is unchanged and no temp file is left.
     """
     bare = unwrap(model)  # never save the wrapper: its keys would start with "module."
     cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
@@ -95,18 +108,46 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "sampler": sampler or {},
         "rng": rng or {},
         "metrics": metrics or {},
+        "data": data or {},
     }
+    ckpt["checksum"] = {"algorithm": ALGORITHM, "entries": entry_digests(ckpt)}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(ckpt, tmp)
-        # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one.
-        # No fsync: it would survive a power cut too, but costs ~0.1 s per save (a fifth of the default run).
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one;
+    # a killed save's temp file is swept by the next save to the same path.
+    with atomic_write(path, mode="wb", fsync=fsync) as f:
+        _torch_save(ckpt, f)
     return path
+
+
+class _ErrorRecorder:
+    """A write-only file wrapper that remembers the first OSError of a write.
+
+    subtle: torch.save turns an OSError of the file object's write (ENOSPC) into
+    `RuntimeError: [enforce fail at inline_container.cc] unexpected pos`, which names neither cause nor file.
+    """
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _torch_save(obj: Any, f) -> None:
+    recorder = _ErrorRecorder(f)
+    try:
+        torch.save(obj, recorder)
+    except RuntimeError:
+        if recorder.error is not None:
+            raise recorder.error from None  # atomic_write turns it into a WriteError naming the path
+        raise
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -114,18 +155,28 @@ def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
     Safe because checkpoints are never modified in place: the next save of `src` replaces its name with a
     new file, and `dst` keeps the old one.
+
+    Raises:
+        WriteError: `dst` cannot be written (disk full, permission, a directory in the way); `dst` is unchanged.
+        FileNotFoundError: `src` does not exist.
     """
     src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    if not src.is_file():
+        raise FileNotFoundError(f"cannot copy checkpoint {str(src)!r}: it does not exist")
+    tmp = temp_path_for(dst)  # a name sweep_stale_temps knows, should this process be killed here
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+        os.link(src, tmp)
+    except OSError:  # no hard links here (or across devices): copy the bytes
+        with atomic_write(dst, mode="wb") as f, open(src, "rb") as g:
+            shutil.copyfileobj(g, f, 1 << 20)
+        return
+    try:
+        sweep_stale_temps(dst)
         os.replace(tmp, dst)
+    except OSError as e:
+        raise WriteError(e.errno, describe_os_error(e, dst)) from e
     finally:
-        tmp.unlink(missing_ok=True)  # gone after a successful replace; removes a partial copy otherwise
+        tmp.unlink(missing_ok=True)  # gone after a successful replace
 
 
 def check_resume(ckpt: dict[str, Any], config: dict[str, Any], keys: Sequence[str], path) -> None:
@@ -149,34 +200,73 @@ def class_names(ckpt: dict[str, Any]) -> list[str]:
     return ckpt.get("class_names") or [str(i) for i in range(ckpt["model_config"]["num_classes"])]
 
 
+def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How the checkpoint's training data was read, with the defaults of checkpoints saved without it.
+
+    Returns:
+        `{"text_columns", "label_column"}` (None: the reader's defaults), `"label_values"` (the raw label of
+        each class; old checkpoints: AG_NEWS's file labels 1..C), `"class_names"`, `"tokenizer"`, `"rows"`.
+    """
+    d = ckpt.get("data") or {}
+    n = ckpt["model_config"]["num_classes"]
+    return {"text_columns": d.get("text_columns"), "label_column": d.get("label_column"),
+            "label_values": list(d.get("label_values") or range(1, n + 1)), "class_names": class_names(ckpt),
+            "tokenizer": d.get("tokenizer") or "basic_english", "rows": d.get("rows") or {}}
+
+
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
+    """Read, verify and cross-check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
+
+    Version 2 files are checked against their SHA-256 record; every version is checked for consistency
+    (vocabulary size, class names, weight shapes against `model_config`).
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is corrupt or truncated, is not a textpipe checkpoint, or has an unknown version.
+        FileNotFoundError, IsADirectoryError, PermissionError: the file cannot be opened (the message says why).
+        CheckpointError (a ValueError): the file is corrupt, truncated or altered, is not a textpipe
+            checkpoint, has an unknown version, or its parts do not belong together.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    where = f"checkpoint {str(path)!r}"
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:  # before the generic handler: permission denied is not corruption
+        raise _open_error(e, path) from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types (zip, pickle, EOF, KeyError, ...)
         detail = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"checkpoint {str(path)!r} could not be read: the file is corrupt, truncated, or not "
-                         f"a textpipe checkpoint ({type(e).__name__}: {detail})") from e
+        raise CheckpointError(f"{where} could not be read: the file is corrupt, truncated, or not a textpipe "
+                              f"checkpoint ({type(e).__name__}: {detail})") from e
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
-        raise ValueError(f"checkpoint {str(path)!r} is not a textpipe checkpoint: no 'format_version' key")
-    if ckpt["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {str(path)!r} has format_version {ckpt['format_version']!r}, but this "
-                         f"textpipe reads format_version {FORMAT_VERSION}; load it with the textpipe "
-                         "version that wrote it")
+        raise CheckpointError(f"{where} is not a textpipe checkpoint: no 'format_version' key")
+    version = ckpt["format_version"]
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise CheckpointError(f"{where} has format_version {version!r}, but this textpipe reads format_version "
+                              f"{' or '.join(map(str, READABLE_VERSIONS))}; load it with the textpipe version "
+                              "that wrote it")
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
-        raise ValueError(f"checkpoint {str(path)!r} is missing keys {missing}; it is not a complete "
-                         "textpipe checkpoint")
-    ckpt["model"] = strip_module_prefix(ckpt["model"])
+        raise CheckpointError(f"{where} is missing keys {missing}; it is not a complete textpipe checkpoint")
+    stripped = strip_module_prefix(ckpt["model"]) if isinstance(ckpt["model"], dict) else ckpt["model"]
+    # The cross-checks first: for a file assembled from two runs they name the part that does not fit
+    # (a bit flip passes them and fails the checksum, which covers the file as saved, prefix and all).
+    check_consistency({**ckpt, "model": stripped}, path)
+    if version >= 2:
+        verify_digests(ckpt, path)
+    ckpt["model"] = stripped
     return ckpt
+
+
+def _open_error(e: OSError, path: Path) -> OSError:
+    """The OSError of opening a checkpoint, with a message that names the file and the fix (no errno
+    prefix: the CLI prints it as one `error:` line)."""
+    if isinstance(e, FileNotFoundError) or not path.exists():
+        return FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if isinstance(e, IsADirectoryError) or path.is_dir():
+        return IsADirectoryError(f"checkpoint {str(path)!r} is a directory; give the path of a "
+                                 "checkpoint file (e.g. best.pt or last.pt inside it)")
+    if isinstance(e, PermissionError):
+        return PermissionError(f"permission denied: cannot read checkpoint {str(path)!r}; check its "
+                               "permissions (and those of its directory)")
+    return type(e)(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}")
 
 
 def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):

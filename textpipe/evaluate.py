@@ -1,21 +1,30 @@
-"""Evaluate a checkpoint on an AG_NEWS-format CSV file (or a data directory's test split).
+"""Evaluate a checkpoint on labelled data: any table `textpipe train` reads, with the checkpoint's columns,
+classes and tokenizer unless told otherwise.
 
-    python -m textpipe.evaluate --checkpoint runs/ag_news/best.pt --data ../shared/data/ag_news
-    python -m textpipe.evaluate --checkpoint best.pt --data test.csv.gz --json     # one JSON object
+    textpipe evaluate --checkpoint runs/ag_news/best.pt --data-dir ../shared/data/ag_news
+    textpipe evaluate --checkpoint best.pt --test reviews_test.csv --json       # one JSON object
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from textpipe.checkpoint import class_names, load_model
-from textpipe.metrics import classification_report, format_report, save_confusion_png
+from textpipe.checkpoint import data_info, load_model
+from textpipe.metrics import classification_report
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` = the GPU if one is visible, else the CPU; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible here; use --device cpu (or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
 
 
 @torch.no_grad()
@@ -42,26 +51,58 @@ def evaluate_model(model: nn.Module, loader, *, device: torch.device | str = "cp
             "preds": preds_t.tolist(), "labels": labels_t.tolist()}
 
 
-def read_rows(data: str | os.PathLike) -> list[tuple[int, str]]:
-    """(label, text) rows from a CSV file (`.csv` or `.csv.gz`) or from a directory's test split."""
-    from textpipe.data.ag_news import load_ag_news, read_ag_news_csv
+def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
+                  on_bad_rows: str = "raise") -> list[tuple[int, str]]:
+    """(class id, text) rows of a file, directory (its test file) or datasets object, labelled as in training.
 
-    path = Path(data)
-    if path.is_dir():
-        return load_ag_news("test", root=path, download=False)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data {str(path)!r} is neither a CSV file nor a directory with test.csv")
-    return read_ag_news_csv(path)
+    Raises:
+        ValueError: a label the checkpoint was not trained on (naming it and its row), a missing column, ...
+    """
+    from textpipe.data.labels import LabelVocab
+    from textpipe.data.sources import Source, read_source, resolve_sources
+    from textpipe.data.table import inspect_table
+
+    info = data_info(ckpt)
+    columns = {"text_columns": info["text_columns"] if text_columns is None else text_columns,
+               "label_column": info["label_column"] if label_column is None else label_column}
+    if isinstance(data, (str, os.PathLike)) and os.path.isdir(data) and not _is_datasets_dir(data):
+        source = resolve_sources(data_dir=data, require_train=False, only="test", **columns)["test"]
+        if source is None:
+            raise FileNotFoundError(f"{data} holds no test file (test.csv, .tsv, .jsonl, .json, each also .gz, "
+                                    "or .parquet); give the file itself")
+    else:
+        if isinstance(data, (str, os.PathLike)) and not os.path.exists(data):
+            raise FileNotFoundError(f"{data}: no such file or directory")
+        if split is None and _is_dataset_dict(data):
+            split = "test"
+        source = Source(data, split, inspect_table(data, split=split, **columns), False)
+    raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
+    labels = LabelVocab(info["label_values"], names=info["class_names"])
+    return list(zip(labels.encode(raw, source=source.describe()).tolist(), texts))
 
 
-def evaluate(checkpoint: str | os.PathLike, data, *, batch_size: int = 512, device: str = "cpu") -> dict:
+def _is_datasets_dir(path) -> bool:
+    return any(os.path.isfile(os.path.join(path, f)) for f in ("dataset_info.json", "dataset_dict.json"))
+
+
+def _is_dataset_dict(data) -> bool:
+    if isinstance(data, (str, os.PathLike)):
+        return os.path.isfile(os.path.join(data, "dataset_dict.json"))
+    return type(data).__name__ == "DatasetDict"
+
+
+def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.device = "cpu", text_columns=None,
+             label_column=None, split: str | None = None, tokenizer: str | None = None,
+             on_bad_rows: str = "raise") -> dict:
     """Accuracy, per-class metrics and confusion matrix of a checkpoint on labelled data.
 
     Args:
-        checkpoint: a file written by `textpipe.train`.
-        data: a CSV path or directory (see `read_rows`), or a list of `(label, text)` rows.
+        checkpoint: a file written by `textpipe train`, or the `(model, vocab, ckpt)` that `load_model` returns.
+        data: a table file, a directory (its test file), a datasets object (a DatasetDict: its test split, or
+            `split`), or a list of `(class id, text)` rows.
         batch_size: texts per forward pass.
-        device: where to run ("cpu", "cuda", "cuda:1", ...); the checkpoint loads onto it.
+        device: where to run ("cpu", "cuda", "cuda:1", "auto", ...); the checkpoint loads onto it.
+        text_columns, label_column, tokenizer: override what the checkpoint recorded from training.
 
     Returns:
         `classification_report(...)` plus `loss` and `class_names`.
@@ -70,42 +111,37 @@ def evaluate(checkpoint: str | os.PathLike, data, *, batch_size: int = 512, devi
         >>> evaluate("runs/ag_news/best.pt", "../shared/data/ag_news")["accuracy"]  # doctest: +SKIP
         0.87
     """
-    from textpipe.corpus import EncodedCorpus
+    from textpipe._vocab_compat import encode_corpus, make_vocab
     from textpipe.loader import make_dataloader
 
-    model, vocab, ckpt = load_model(checkpoint, map_location=device)
-    rows = read_rows(data) if isinstance(data, (str, os.PathLike)) else list(data)
-    corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
+    device = pick_device(device) if isinstance(device, str) else device
+    if isinstance(checkpoint, tuple):
+        model, vocab, ckpt = checkpoint
+    else:
+        model, vocab, ckpt = load_model(checkpoint, map_location=device)
+    info = data_info(ckpt)
+    if tokenizer is not None or not isinstance(checkpoint, tuple):  # the tokenizer the vocabulary was built with
+        vocab = make_vocab(vocab.get_itos(), default_index=vocab.get_default_index(),
+                           tokenizer=tokenizer or info["tokenizer"])
+    if isinstance(data, list):
+        rows = data
+    else:
+        rows = read_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
+                             on_bad_rows=on_bad_rows)
+    corpus = encode_corpus([t for _, t in rows], [y for y, _ in rows], vocab)
     # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
     loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
                              pad_idx=model.config.pad_idx)
-    result = evaluate_model(model, loader, device=device)
+    result = evaluate_model(model.to(device), loader, device=device)
     report = classification_report(result["preds"], result["labels"], model.config.num_classes)
-    names = class_names(ckpt)
-    return {**report, "loss": result["loss"], "class_names": list(names)}
+    return {**report, "loss": result["loss"], "class_names": list(info["class_names"])}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m textpipe.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file written by textpipe.train")
-    parser.add_argument("--data", required=True, help="AG_NEWS-format CSV (.csv/.csv.gz), or a directory "
-                        "holding test.csv[.gz]")
-    parser.add_argument("--batch-size", type=int, default=512, help="texts per forward pass")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--confusion-png", default=None, help="also draw the confusion matrix to this PNG")
-    args = parser.parse_args(argv)
-    try:
-        report = evaluate(args.checkpoint, args.data, batch_size=args.batch_size, device=args.device)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if args.confusion_png and not save_confusion_png(report["confusion"], report["class_names"],
-                                                     args.confusion_png):
-        print("note: matplotlib is not installed, no PNG drawn (pip install matplotlib)", file=sys.stderr)
-    print(json.dumps(report) if args.json else format_report(report, report["class_names"]))
-    return 0
+    """`python -m textpipe.evaluate ...`: the same as `textpipe evaluate ...` (see textpipe.cli)."""
+    from textpipe.cli import evaluate_main
+
+    return evaluate_main(argv)
 
 
 if __name__ == "__main__":

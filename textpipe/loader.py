@@ -29,6 +29,8 @@ from textpipe.sampler import BucketBatchSampler
 
 __all__ = ["make_dataloader"]
 
+WINDOW = 1 << 20  # default sampler window: corpora up to 1M rows get the global order, larger ones windowed
+
 
 def _default_context() -> str:
     # Not "fork": forking a process that holds CUDA state or runs threads can deadlock. "forkserver"
@@ -48,7 +50,7 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
                     bucket: bool = True, num_workers: int = 0, pin_memory: bool = False,
                     drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None,
                     form: str = "pad", bucket_size_multiplier: int = 100,
-                    multiprocessing_context: str | None = None, window: int | None = None,
+                    multiprocessing_context: str | None = None, window: int | None = WINDOW,
                     **collate_options) -> DataLoader:
     """Build a ``DataLoader`` over an :class:`EncodedCorpus` that yields whole, padded batches.
 
@@ -74,9 +76,9 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
         bucket_size_multiplier: Bucket size in batches (when ``bucket``).
         multiprocessing_context: Worker start method; default ``"forkserver"`` where available, else
             ``"spawn"``.
-        window: ``None``: one global shuffle per epoch (about 16 bytes of RAM per row). An int: corpora
-            longer than ``window`` rows are shuffled and bucketed ``window`` rows at a time (memory bounded
-            by the window; see :class:`BucketBatchSampler`); shorter ones are batched exactly as with ``None``.
+        window: Corpora longer than ``window`` rows (default 1M) are shuffled and bucketed ``window`` rows at
+            a time (memory bounded by the window; see :class:`BucketBatchSampler`); shorter ones get the
+            global per-epoch order of ``None`` exactly (about 16 bytes of RAM per row).
         **collate_options: Passed to the collate: ``pad_idx``, ``max_len``, ``pad_to_multiple_of``,
             ``padding_side``, ``dtype`` (pad form) or ``max_len`` (offsets form).
 

@@ -1,6 +1,6 @@
 """Classification metrics: accuracy, per-class precision/recall/F1, confusion matrix, text table, PNG.
 
-Plain numpy; the PNG needs matplotlib (`pip install textpipe[plot]`) and is skipped with a note without it.
+Plain numpy; the PNG needs matplotlib (`pip install -e ".[plot]"`) and is skipped with a note without it.
 """
 from __future__ import annotations
 

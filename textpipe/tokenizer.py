@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-__all__ = ["basic_english", "basic_english_batch", "get_tokenizer"]
+__all__ = ["basic_english", "basic_english_batch", "get_tokenizer", "register_tokenizer",
+           "tokenizer_name", "TokenizerTypeError"]
 
 # subtle: the order in _normalize matters. '"' is deleted before '<br />' is matched
 # ('a<br "/>b' -> ['a', 'b']), and ';' ':' become spaces only after it ('a<br;/>b' -> ['a<br', '/>b']).
@@ -103,11 +104,98 @@ def _split(text: str) -> list[str]:
     return text.split()
 
 
-_TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
-    "basic_english": basic_english,
-    "split": _split,
-    "whitespace": _split,
-}
+class TokenizerTypeError(TypeError, ValueError):
+    """A tokenizer argument of the wrong type; also a ``ValueError`` (torchtext code may catch either)."""
+
+
+_BUILTIN = {"basic_english": basic_english, "split": _split, "whitespace": _split}
+_TOKENIZERS: dict[str, Callable[[str], list[str]]] = dict(_BUILTIN)
+
+
+def register_tokenizer(name: str, fn: Callable[[str], list[str]], *, overwrite: bool = False) -> None:
+    """Give a tokenizer function a name, so a ``Vocab`` built with it can be saved and loaded.
+
+    A vocabulary file records its tokenizer by name; the program that loads it registers the same
+    function under the same name first. Registering the same function twice is a no-op.
+
+    Args:
+        name: A non-empty name without whitespace, e.g. ``"my_project.wordpiece"``.
+        fn: A callable ``str -> list[str]``; a module-level function if vocabularies travel to worker
+            processes (it is pickled by reference).
+        overwrite: Replace a different function already registered under ``name`` (never allowed for
+            the built-in names).
+
+    Raises:
+        TypeError: If ``name`` is not a ``str`` or ``fn`` is not callable.
+        ValueError: If ``name`` is empty or holds whitespace, is a built-in name, or is taken by
+            another function and ``overwrite`` is false.
+
+    Example:
+        >>> register_tokenizer("example.chars", list)
+        >>> get_tokenizer("example.chars")("ab")
+        ['a', 'b']
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__} ({name!r})")
+    if not name or name != name.strip() or any(c.isspace() for c in name):
+        raise ValueError(f"name must be a non-empty name without whitespace, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable str -> list[str], got {type(fn).__name__}")
+    old = _TOKENIZERS.get(name)
+    if old is fn:
+        return
+    if name in _BUILTIN:
+        raise ValueError(f"{name!r} is a built-in tokenizer name and cannot be re-registered; choose "
+                         f"another name")
+    if old is not None and not overwrite:
+        raise ValueError(f"tokenizer name {name!r} is already registered for {old!r}; pass "
+                         f"overwrite=True to replace it, or choose another name")
+    _TOKENIZERS[name] = fn
+
+
+def tokenizer_name(fn: Callable[[str], list[str]]) -> str | None:
+    """The registered name of ``fn`` (``"split"`` for ``str.split``-like built-ins), or ``None``."""
+    for name, registered in _TOKENIZERS.items():
+        if registered is fn:
+            return name
+    return None
+
+
+def describe_tokenizer(fn: Callable) -> str:
+    """``'name'`` for a registered tokenizer, else the function's qualified name (for messages)."""
+    name = tokenizer_name(fn)
+    return repr(name) if name else getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def check_tokens(tokens: object, fn: Callable, text: str) -> list[str]:
+    """A custom tokenizer's output, checked: a list (or tuple, returned as a list) of ``str``.
+
+    Raises:
+        TypeError: Naming the tokenizer, the bad item and its position (nothing is coerced).
+    """
+    if isinstance(tokens, tuple):
+        tokens = list(tokens)
+    if not isinstance(tokens, list):
+        raise TypeError(f"tokenizer {describe_tokenizer(fn)} returned {type(tokens).__name__} for "
+                        f"{text[:40]!r}; expected a list of str tokens")
+    if not all(issubclass(t, str) for t in set(map(type, tokens))):
+        pos = next(i for i, t in enumerate(tokens) if not isinstance(t, str))
+        raise TypeError(f"tokenizer {describe_tokenizer(fn)} returned a {type(tokens[pos]).__name__} "
+                        f"({tokens[pos]!r}) at position {pos} for {text[:40]!r}; expected a list of str "
+                        f"tokens (convert with str() inside the tokenizer)")
+    return tokens
+
+
+def resolve_tokenizer(tokenizer: str | Callable[[str], list[str]] | None) -> tuple[str | None, Callable]:
+    """``(name or None, function)`` for a name, a callable or ``None`` (``"split"``, as in ``get_tokenizer``)."""
+    if tokenizer is None:
+        return "split", _split
+    if isinstance(tokenizer, str):
+        return tokenizer, get_tokenizer(tokenizer)
+    if callable(tokenizer):
+        return tokenizer_name(tokenizer), tokenizer
+    raise TokenizerTypeError(f"tokenizer must be a registered name (str), None or a callable "
+                             f"str -> list[str], got {type(tokenizer).__name__} ({tokenizer!r})")
 
 
 def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
@@ -116,7 +204,7 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
 
     Args:
         tokenizer: ``"basic_english"``; ``None``, ``"split"`` or ``"whitespace"`` for plain ``str.split()``
-            (no lower-casing); or a callable, which is returned unchanged.
+            (no lower-casing); a name given to ``register_tokenizer``; or a callable, returned unchanged.
         language: Only ``"en"`` for ``"basic_english"``, as in torchtext; ignored otherwise.
 
     Returns:
@@ -125,7 +213,8 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
     Raises:
         ValueError: For an unknown name (the message lists the known names), or a ``language``
             other than ``"en"`` with ``"basic_english"``.
-        TypeError: If ``tokenizer`` is neither a str, ``None`` nor callable.
+        TokenizerTypeError: If ``tokenizer`` is neither a str, ``None`` nor callable (a ``TypeError``
+            and a ``ValueError``).
 
     Example:
         >>> get_tokenizer(None)("A b,  c")
@@ -137,7 +226,7 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
     if callable(name):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"tokenizer must be a str, None or a callable, got {type(name).__name__}")
+        raise TokenizerTypeError(f"tokenizer must be a str, None or a callable, got {type(name).__name__}")
     if name == "basic_english" and language != "en":
         raise ValueError(f"basic_english is only available for language='en', got {language!r}")
     try:
@@ -145,4 +234,5 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
     except KeyError:
         known = ", ".join(repr(k) for k in [*_TOKENIZERS, None])
         raise ValueError(f"unknown tokenizer {name!r}; known tokenizers: {known}, "
-                         f"or pass a callable str -> list[str] (spacy/moses are not bundled)") from None
+                         f"or pass a callable str -> list[str] (spacy/moses are not bundled; "
+                         f"register your own with textpipe.tokenizer.register_tokenizer)") from None

@@ -1,17 +1,17 @@
 """Train a text classifier: `fit(config)` reads top to bottom: set-up -> data -> model -> epochs -> finish.
 
     python -m textpipe.train --data-dir ../shared/data/ag_news                  # CPU or one GPU
+    python -m textpipe.train --train reviews.csv --test test.csv --text-column body --label-column stars
     python -m textpipe.train --data-dir DIR --parallel dp                        # nn.DataParallel, all GPUs
     torchrun --nproc_per_node=N -m textpipe.train --data-dir DIR --parallel ddp  # DistributedDataParallel
 
 Multi-node: torchrun --nnodes=2 --node_rank=0|1 --master_addr=HOST --master_port=29500 --nproc_per_node=N ...
 Outputs in --output-dir: best.pt, last.pt, metrics.jsonl, summary.json, confusion_matrix.png.
-From Python: `fit(TrainConfig(data_dir="...", epochs=3), report=print)` returns the summary as a dict.
+From Python: `fit(TrainConfig(train="reviews.csv", epochs=3), report=print)` returns the summary as a dict.
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,108 +26,29 @@ from tqdm import tqdm
 
 from textpipe.checkpoint import (ResumeState, check_resume, copy_checkpoint, load_checkpoint, restore_rng_state,
                                  save_checkpoint)
-from textpipe.distributed import TORCHRUN_VARS, DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
+from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
 from textpipe.fileio import atomic_write_text
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
+from textpipe.prepare import Data, data_key, prepare_data, resolve
+from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
+                                   config_dict)
 
-PAD_IDX, UNK_IDX = 0, 1
-# Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
-RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
-               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets")
-MODEL_KEYS = ("embed_dim", "ngrams", "buckets")  # the TrainConfig fields that go to ModelConfig
-_MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
-
-
-@dataclass
-class TrainConfig:
-    # -- data
-    data_dir: str | None = None  # directory with train.csv[.gz] (+ test.csv[.gz]); None = cache/download
-    # -- model
-    embed_dim: int = _MODEL_DEFAULTS["embed_dim"].default  # embedding size
-    ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
-    buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
-    min_freq: int = 1  # keep tokens seen at least this often in the training portion
-    max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
-    # -- optimisation
-    epochs: int = 10  # passes over the training portion
-    batch_size: int = 16  # samples per step per process (DataParallel: split over the GPUs)
-    lr: float = 8.0  # peak learning rate (SGD on a mean loss wants a large one, as fastText's)
-    optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
-    schedule: str = "linear"  # linear (decay to 0) | cosine | constant
-    weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)
-    val_fraction: float = 0.0  # share of train held out for validation (0 = train on all; see docs)
-    seed: int = 0  # model init, split and sampler order
-    max_steps: int = -1  # stop after this many optimizer steps (-1 = run all epochs)
-    patience: int = 0  # stop after N epochs without a better validation accuracy (0 = never)
-    eval_batch_size: int = 512  # texts per forward pass in validation and test
-    # -- devices
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    parallel: str = "none"  # none | dp (nn.DataParallel) | ddp (DistributedDataParallel under torchrun)
-    num_workers: int = 0  # DataLoader worker processes (0 is fastest for the pre-encoded corpus)
-    pin_memory: bool | None = None  # page-locked batches for async host-to-GPU copies; None = on CUDA only
-    bucket: bool = True  # batch texts of similar length (less padding)
-    sparse: bool | None = None  # sparse embedding gradients; None = on for CPU + SGD, off otherwise
-    threads: int = 1  # torch CPU threads per process; 0 = torch's default (see examples/train_ag_news.md)
-    # -- output
-    output_dir: str = "runs/ag_news"  # checkpoints, metrics.jsonl, summary.json
-    resume: str | None = None  # "last" = <output-dir>/last.pt, or a checkpoint path
-    save_every: int = 0  # also write last.pt every N steps (0 = at the end of each epoch only)
-    tensorboard: str | None = None  # also log scalars to this TensorBoard directory
-    progress: bool = True  # tqdm progress bars (rank 0 only)
-    cache_dir: str | None = None  # corpus cache for --data-dir's train file; None = <textpipe cache>/corpora
-    cache: bool = True  # reuse a cached corpus; False (--no-cache) rebuilds it
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the first field (and its flag) whose value cannot work; no slow work."""
-    def bad(name: str, expected: str) -> ValueError:
-        return ValueError(f"{name} (--{name.replace('_', '-')}) must be {expected}, got {getattr(cfg, name)!r}")
-
-    for name in ("epochs", "batch_size", "eval_batch_size", "embed_dim"):
-        if getattr(cfg, name) < 1:
-            raise bad(name, ">= 1")
-    for name in ("min_freq", "num_workers", "threads", "save_every", "patience"):
-        if getattr(cfg, name) < 0:
-            raise bad(name, ">= 0")
-    if cfg.max_tokens is not None and cfg.max_tokens < 3:
-        raise bad("max_tokens", ">= 3 (the 2 specials and one token) or None")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise bad("val_fraction", "in [0, 1)")
-    if cfg.lr < 0 or cfg.weight_decay < 0:
-        raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
-    for name, choices in (("optimizer", ("sgd", "adamw")), ("schedule", ("linear", "cosine", "constant")),
-                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (1, 2))):
-        if getattr(cfg, name) not in choices:
-            raise bad(name, f"one of {choices}")
-    if cfg.ngrams == 2 and cfg.buckets < 1:
-        raise bad("buckets", ">= 1 with --ngrams 2")
-    if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
-        raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
-                         "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")
-    if cfg.sparse and cfg.optimizer == "adamw":
-        raise ValueError("--sparse needs --optimizer sgd (AdamW cannot take sparse gradients); use --no-sparse")
-    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
-        raise bad("device", "auto, cpu, cuda or cuda:N")
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {cfg.device}: no CUDA GPU is visible here; use --device cpu (or auto)")
-    if cfg.tensorboard:
-        try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+__all__ = ["TrainConfig", "fit", "main", "prepare_data"]
 
 
 # -- set-up ----------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
-    """The processes, devices and output directory of one `fit` call."""
+    """The processes, devices, output directory and data sources of one `fit` call."""
 
     cfg: TrainConfig
     info: DistInfo
     out: Path
     ckpt: dict | None  # the checkpoint to resume from, or None for a fresh run
+    sources: dict  # split -> textpipe.data.sources.Source (checked, not read yet)
+    classes: list | None  # --classes, read
     t_start: float = field(default_factory=time.perf_counter)
     writer: object = None  # TensorBoard SummaryWriter (rank 0, with --tensorboard)
 
@@ -140,8 +61,23 @@ class Run:
         return self.info.rank == 0
 
 
-def setup(cfg: TrainConfig) -> Run:
-    """Threads, processes and devices; the output directory; the checkpoint to resume from (checked)."""
+def setup(cfg: TrainConfig, *, data: Data | None) -> Run:
+    """Check the data sources and the checkpoint to resume (fast, before any slow work); processes, devices,
+    the output directory."""
+    sources, classes = (data.sources, None) if data is not None else resolve(cfg)
+    ckpt = None
+    out = Path(cfg.output_dir)
+    if cfg.resume:
+        path = out / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
+        if cfg.resume == "last" and not path.exists():
+            print0(f"note: --resume: no {path} yet, starting from scratch")
+        else:
+            ckpt = load_checkpoint(path, map_location="cpu")
+            saved = ckpt["train_config"]
+            check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
+                         path)
+            # checkpoints whose train_config predates the model fields: compare with their model config
+            check_resume({"train_config": ckpt["model_config"]}, config_dict(cfg), MODEL_KEYS, path)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.parallel == "ddp":
@@ -149,19 +85,8 @@ def setup(cfg: TrainConfig) -> Run:
     else:
         name = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         info = DistInfo(0, 0, 1, torch.device(name))
-    out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = None
-    if cfg.resume:
-        path = out / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
-        if cfg.resume == "last" and not path.exists():
-            print0(f"note: --resume: no {path} yet, starting from scratch")
-        else:
-            ckpt = load_checkpoint(path, map_location="cpu")
-            check_resume(ckpt, asdict(cfg), RESUME_KEYS, path)
-            # checkpoints whose train_config predates the model fields: compare with their model config
-            check_resume({"train_config": ckpt["model_config"]}, asdict(cfg), MODEL_KEYS, path)
-    run = Run(cfg, info, out, ckpt)
+    run = Run(cfg, info, out, ckpt, sources, classes)
     if run.is_main and cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
         run.writer = SummaryWriter(cfg.tensorboard)
@@ -170,70 +95,41 @@ def setup(cfg: TrainConfig) -> Run:
 
 # -- data ------------------------------------------------------------------------------------------------------
 @dataclass
-class Data:
-    vocab: object  # textpipe.Vocab of the training portion
-    class_names: list[str]  # label id -> name
-    train_loader: object  # this rank's shard of the training portion, bucketed
-    val_loader: object | None  # all of the validation carve-out (every rank), or None without one
-    test_rows: list | None  # (label, text) rows to test the best model on, or None
-    sizes: dict  # rows per split
+class Loaders:
+    train: object  # this rank's shard of the training portion, bucketed
+    val: object | None  # all of the validation data (every rank), or None
 
 
-def load_data(run: Run) -> Data:
-    """Rows (rank 0 first: it may download), validation carve-out, vocabulary, encoded corpora, loaders."""
-    from textpipe import corpus_cache
-    from textpipe.corpus import EncodedCorpus
-    from textpipe.data.ag_news import AG_NEWS_CLASSES, load_ag_news
+def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
+    """Read and encode the data (rank 0 first: it may download), or take the prepared `data`; the loaders."""
     from textpipe.loader import make_dataloader
-    from textpipe.tokenizer import basic_english_batch
-    from textpipe.vocab import Vocab, build_vocab_from_iterator
 
     cfg, ws = run.cfg, run.info.world_size
-
-    def rows(split):
-        try:
-            return load_ag_news(split, root=cfg.data_dir, download=cfg.data_dir is None, progress=cfg.progress)
-        except FileNotFoundError:
-            if split == "test" and cfg.data_dir is not None:
-                return None  # a --data-dir without a test split
-            raise
-
-    # --data-dir's train file streams into a memory-mapped corpus cache (rank 0 builds, the others map it)
-    cached = corpus_cache.training_corpora(cfg, run.info, ckpt=run.ckpt) if cfg.data_dir is not None else None
-    if ws > 1 and not run.is_main:
-        dist.barrier()
-    train_rows, test_rows = rows("train") if cached is None else None, rows("test")
-    if ws > 1 and run.is_main:
-        dist.barrier()
-    if cached is not None:
-        vocab, train_corpus, val_corpus = cached.vocab, cached.fit, cached.val
-    else:
-        # The validation carve-out comes from train, with its own seed-fixed permutation.
-        perm = np.random.default_rng(cfg.seed).permutation(len(train_rows))
-        n_val = int(round(len(train_rows) * cfg.val_fraction))
-        val_rows = [train_rows[i] for i in perm[:n_val]]
-        fit_rows = [train_rows[i] for i in np.sort(perm[n_val:])]
-        if run.ckpt is not None:
-            vocab = Vocab(run.ckpt["vocab_itos"], default_index=run.ckpt["vocab_default_index"])
-        else:  # subtle: built from the training portion only, so validation and test words stay unseen
-            vocab = build_vocab_from_iterator(basic_english_batch([t for _, t in fit_rows]), min_freq=cfg.min_freq,
-                                              specials=["<pad>", "<unk>"], max_tokens=cfg.max_tokens)
-            vocab.set_default_index(UNK_IDX)
-
-        def encode(rows):  # tokenize + encode once; the epochs reuse the arrays
-            return EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab) if rows else None
-
-        train_corpus, val_corpus = encode(fit_rows), encode(val_rows)
+    if data is None:
+        if ws > 1 and not run.is_main:
+            dist.barrier()
+        data = prepare_data(cfg, sources=run.sources, classes=run.classes, ckpt=run.ckpt)
+        if ws > 1 and run.is_main:
+            dist.barrier()
+    elif data.key != data_key(cfg):
+        diff = [k for k in data.key if data.key[k] != data_key(cfg)[k]]
+        raise ValueError(f"fit(data=...): the data was prepared with other settings ({', '.join(diff)}); "
+                         "prepare it again with this config")
+    if run.ckpt is not None:
+        saved_rows = (run.ckpt.get("data") or {}).get("rows", {}).get("train")
+        if saved_rows is not None and saved_rows != data.sizes["train"]:
+            raise ValueError(f"--resume: the checkpoint trained on {saved_rows} rows, this data has "
+                             f"{data.sizes['train']}; resume with the same training data")
+        if run.ckpt["vocab_itos"] != data.vocab.get_itos():
+            raise ValueError("--resume: the prepared vocabulary differs from the checkpoint's")
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
-    train_loader = make_dataloader(train_corpus, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                   bucket=cfg.bucket, num_workers=cfg.num_workers, pin_memory=pin,
-                                   num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX,
-                                   window=corpus_cache.SAMPLER_WINDOW)
+    train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=cfg.bucket,
+                            num_workers=cfg.num_workers, pin_memory=pin, num_replicas=ws, rank=run.info.rank,
+                            pad_idx=PAD_IDX)
     # every rank validates on all of val: same weights, same numbers, same early-stopping decision
-    val_loader = make_dataloader(val_corpus, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin,
-                                 num_replicas=1, rank=0, pad_idx=PAD_IDX) if val_corpus is not None else None
-    return Data(vocab, list(AG_NEWS_CLASSES), train_loader, val_loader, test_rows,
-                {"train": len(train_corpus), "val": len(val_corpus or []), "test": len(test_rows or [])})
+    val = make_dataloader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin, num_replicas=1,
+                          rank=0, pad_idx=PAD_IDX) if data.val is not None else None
+    return data, Loaders(train, val)
 
 
 # -- model -----------------------------------------------------------------------------------------------------
@@ -247,6 +143,7 @@ class Trainer:
     sched: torch.optim.lr_scheduler.LRScheduler
     state: ResumeState
     total_steps: int
+    best_weights: dict | None = None  # with --checkpoints end|none: the best epoch's weights, kept in memory
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
@@ -261,18 +158,17 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 
-def build_model(run: Run, data: Data) -> Trainer:
+def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     """Model, optimizer and schedule: fresh (seeded), or restored from the resume checkpoint."""
     cfg, device, ws = run.cfg, run.device, run.info.world_size
     sparse = cfg.sparse if cfg.sparse is not None else (device.type == "cpu" and cfg.optimizer == "sgd")
-    mcfg = ModelConfig(vocab_size=len(data.vocab), num_classes=len(data.class_names), pad_idx=PAD_IDX,
-                       sparse=sparse, **{k: getattr(cfg, k) for k in MODEL_KEYS})
+    mcfg = ModelConfig(vocab_size=len(data.vocab), num_classes=len(data.labels), pad_idx=PAD_IDX, sparse=sparse,
+                       **{k: getattr(cfg, k) for k in MODEL_KEYS})
     if run.ckpt is not None:  # the checkpoint's model; sparse follows this run's device (same math)
         mcfg = ModelConfig(**{**run.ckpt["model_config"], "sparse": sparse})
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = TextClassifier(mcfg).to(device)
-    steps_per_epoch = len(data.train_loader)
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1))
     state = ResumeState(num_replicas=ws)
@@ -307,19 +203,23 @@ def build_model(run: Run, data: Data) -> Trainer:
     return Trainer(model, mcfg, opt, sched, state, total_steps)
 
 
-def save(run: Run, data: Data, tr: Trainer, name: str) -> Path:
+def save(run: Run, data: Data, tr: Trainer, name: str, *, weights: dict | None = None) -> Path:
     """Write `name` (last.pt / best.pt) in the output directory: weights, optimizer, vocabulary, resume state."""
-    return save_checkpoint(run.out / name, model=tr.model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
-                           vocab_default_index=UNK_IDX, optimizer=tr.opt, scheduler=tr.sched,
-                           train_config=asdict(run.cfg), class_names=data.class_names,
+    model = tr.model
+    if weights is not None:  # --checkpoints end: best.pt from the weights kept in memory (no optimizer state)
+        model = TextClassifier(tr.config)
+        model.load_state_dict(weights)
+    return save_checkpoint(run.out / name, model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
+                           vocab_default_index=UNK_IDX, optimizer=tr.opt if weights is None else None,
+                           scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
+                           class_names=data.labels.names, data=data.checkpoint_info(),
                            **tr.state.checkpoint_fields())
 
 
 # -- one epoch -------------------------------------------------------------------------------------------------
-def train_one_epoch(run: Run, data: Data, tr: Trainer) -> None:
+def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], object]) -> None:
     """Train on this rank's batches of `tr.state.epoch`, from `batches_done` on; stops at `total_steps`."""
-    cfg, st, device = run.cfg, tr.state, run.device
-    loader, model = data.train_loader, tr.model
+    cfg, st, device, model = run.cfg, tr.state, run.device, tr.model
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
@@ -342,14 +242,14 @@ def train_one_epoch(run: Run, data: Data, tr: Trainer) -> None:
             bar.set_postfix(loss=f"{st.running['loss_sum'] / st.running['seen']:.4f}",
                             acc=f"{st.running['correct'] / st.running['seen']:.4f}")
         if cfg.save_every and st.step % cfg.save_every == 0 and run.is_main and st.step < tr.total_steps:
-            save(run, data, tr, "last.pt")
+            save_last()
         if st.step >= tr.total_steps:
             break
     bar.close()
 
 
 # -- end of epoch ----------------------------------------------------------------------------------------------
-def end_epoch(run: Run, data: Data, tr: Trainer, t_loop: float) -> dict:
+def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float) -> dict:
     """All-reduce the train stats, validate, update best/patience, checkpoint, log; returns the epoch record."""
     st, device = tr.state, run.device
     stats = torch.tensor([st.running["loss_sum"], st.running["correct"], st.running["seen"]], dtype=torch.float64,
@@ -357,7 +257,7 @@ def end_epoch(run: Run, data: Data, tr: Trainer, t_loop: float) -> dict:
     if run.info.world_size > 1:
         dist.all_reduce(stats)
     # validation on the bare model (no DDP sync needed)
-    val = evaluate_model(unwrap(tr.model), data.val_loader, device=device) if data.val_loader else None
+    val = evaluate_model(unwrap(tr.model), loaders.val, device=device) if loaders.val else None
     improved = val is None or val["accuracy"] > st.best
     if val is not None:
         st.best, st.bad_epochs = (val["accuracy"], 0) if improved else (st.best, st.bad_epochs + 1)
@@ -368,16 +268,19 @@ def end_epoch(run: Run, data: Data, tr: Trainer, t_loop: float) -> dict:
               "time_s": round(time.perf_counter() - t_loop, 3)}
     st.history.append(record)
     st.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
-    if st.batches_done == len(data.train_loader):  # else stopped by --max-steps: resume mid-epoch
+    if st.batches_done == len(loaders.train):  # else stopped by --max-steps: resume mid-epoch
         st.epoch, st.batches_done = st.epoch + 1, 0
     if run.is_main:
-        # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
-        # since the resumed run rewrites metrics.jsonl from the checkpoint's history
-        if improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
+        if run.cfg.checkpoints != "epoch":
+            if improved:
+                tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
+        elif improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
             save(run, data, tr, "best.pt")
             copy_checkpoint(run.out / "best.pt", run.out / "last.pt")
         else:
             save(run, data, tr, "last.pt")
+        # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
+        # since the resumed run rewrites metrics.jsonl from the checkpoint's history
         write_metrics(run.out / "metrics.jsonl", st.history)
         if run.writer is not None:
             for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
@@ -395,9 +298,9 @@ def write_metrics(path: Path, records: list[dict]) -> None:
 
 
 # -- finish ----------------------------------------------------------------------------------------------------
-def finish(run: Run, data: Data, tr: Trainer, loop_s: float) -> dict:
-    """Check the replicas agree, test the best checkpoint, write summary.json; returns the summary."""
-    st = tr.state
+def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -> dict:
+    """Check the replicas agree, test the best model, write summary.json; returns the summary."""
+    st, cfg = tr.state, run.cfg
     mine = {"rank": run.info.rank, "step": st.step, "weights": weights_digest(tr.model)}
     ranks = [mine]
     if run.info.world_size > 1:
@@ -405,18 +308,30 @@ def finish(run: Run, data: Data, tr: Trainer, loop_s: float) -> dict:
         dist.all_gather_object(ranks, mine)
     best_path = run.out / "best.pt"
     summary = {"steps": st.step, "last": st.history[-1] if st.history else None,
-               "best_val_accuracy": st.best if data.val_loader else None, "checkpoint": str(best_path),
+               "best_val_accuracy": st.best if loaders.val else None,
+               "checkpoint": None if cfg.checkpoints == "none" else str(best_path),
                "train_loop_s": round(loop_s, 3), "ranks": ranks,
-               "replicas_in_sync": len({(r["step"], r["weights"]) for r in ranks}) == 1, "test": None}
+               "replicas_in_sync": len({(r["step"], r["weights"]) for r in ranks}) == 1, "test": None,
+               "classes": data.labels.names, "rows": data.sizes}
     if not run.is_main:
         return summary
     if not summary["replicas_in_sync"]:
         print(f"warning: replicas diverged: {ranks}", flush=True)
-    if data.test_rows is not None:  # the best checkpoint, as a user would load it
-        report = evaluate(best_path, data.test_rows, batch_size=run.cfg.eval_batch_size, device=run.device)
+    if cfg.checkpoints == "end":
+        save(run, data, tr, "last.pt")
+        save(run, data, tr, "best.pt", weights=tr.best_weights)
+    if data.test is not None:
+        if cfg.checkpoints == "none":  # the best weights, from memory
+            model = TextClassifier(tr.config).to(run.device)
+            model.load_state_dict(tr.best_weights)
+            target = (model, data.vocab, {"class_names": data.labels.names, "model_config": asdict(tr.config),
+                                          "data": data.checkpoint_info()})
+        else:  # the best checkpoint, as a user would load it
+            target = best_path
+        report = evaluate(target, data.test, batch_size=cfg.eval_batch_size, device=run.device)
         summary["test"] = report
-        print(format_report(report, data.class_names))
-        if not save_confusion_png(report["confusion"], data.class_names, run.out / "confusion_matrix.png"):
+        print(format_report(report, data.labels.names))
+        if not save_confusion_png(report["confusion"], data.labels.names, run.out / "confusion_matrix.png"):
             print("note: matplotlib is not installed: no confusion_matrix.png (pip install matplotlib)")
     summary["command_s"] = round(time.perf_counter() - run.t_start, 3)
     # the caller gets exactly what the file holds (JSON turns tuples into lists)
@@ -424,47 +339,52 @@ def finish(run: Run, data: Data, tr: Trainer, loop_s: float) -> dict:
     atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=1) + "\n")
     test_msg = f"test accuracy {summary['test']['accuracy']:.4f} | " if summary["test"] else ""
     print(f"{test_msg}training loop {loop_s:.2f} s | whole command {summary['command_s']:.2f} s | "
-          f"best model: {best_path}", flush=True)
+          f"best model: {summary['checkpoint']}", flush=True)
     return summary
 
 
-def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None) -> dict:
-    """Train (or resume) as `python -m textpipe.train` does, and return the run's summary.
+def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, data: Data | None = None) -> dict:
+    """Train (or resume) as `textpipe train` does, and return the run's summary.
 
     Args:
-        config: the run's settings; checked first (ValueError) before any slow work.
+        config: the run's settings; checked first (ValueError), with the data files and columns, before any
+            slow work.
         report: called on rank 0 after every epoch with that epoch's record (`epoch`, `step`, `lr`,
             `train_loss`, `train_accuracy`, `val_loss`, `val_accuracy`, `time_s`; val_* are None without
-            a validation carve-out). A hyperparameter search stops a trial early by raising from it: the
-            exception propagates, and the last checkpoint and metrics.jsonl stay consistent.
+            validation data). A hyperparameter search stops a trial early by raising from it: the exception
+            propagates, and the last checkpoint and metrics.jsonl stay consistent.
+        data: what `prepare_data(config)` returned, to reuse one read-and-encode over several runs with the
+            same data settings (`textpipe.prepare.DATA_KEYS`).
 
     Returns:
         The summary that is written to summary.json: `best_val_accuracy`, `test` (the evaluate report of
-        best.pt on the test split, or None without one), `checkpoint` (best.pt), `train_loop_s`, `steps`,
-        `last` (the last epoch's record) and more. Ranks other than 0 get it without `test`.
+        the best model on the test data, or None without any), `checkpoint` (best.pt; None with
+        `checkpoints="none"`), `train_loop_s`, `steps`, `last` (the last epoch's record), `classes`, and more.
+        Ranks other than 0 get it without `test`.
 
     Example:
         >>> fit(TrainConfig(data_dir="../shared/data/ag_news", epochs=1))["test"]["accuracy"]  # doctest: +SKIP
         0.845
     """
     check_config(config)
-    run = setup(config)
+    run = setup(config, data=data)
     try:
-        data = load_data(run)
-        tr = build_model(run, data)
+        data, loaders = load_data(run, data)
+        tr = build_model(run, data, loaders)
         print0(f"train {data.sizes['train']}, val {data.sizes['val']}, test {data.sizes['test']} | "
-               f"vocab {len(data.vocab)} | {sum(p.numel() for p in tr.model.parameters()):,} parameters | "
+               f"{len(data.labels)} classes | vocab {len(data.vocab)} | "
+               f"{sum(p.numel() for p in tr.model.parameters()):,} parameters | "
                f"{run.info.world_size} process(es) on {run.device}")
         t_loop = time.perf_counter()
         while tr.state.epoch < config.epochs and tr.state.step < tr.total_steps:
-            train_one_epoch(run, data, tr)
-            record = end_epoch(run, data, tr, t_loop)
+            train_one_epoch(run, loaders.train, tr, lambda: save(run, data, tr, "last.pt"))
+            record = end_epoch(run, data, loaders, tr, t_loop)
             if report is not None and run.is_main:
                 report(dict(record))
             if config.patience and tr.state.bad_epochs >= config.patience:
                 print0(f"early stop: no better validation accuracy for {tr.state.bad_epochs} epochs")
                 break
-        return finish(run, data, tr, time.perf_counter() - t_loop)
+        return finish(run, data, loaders, tr, time.perf_counter() - t_loop)
     finally:
         if run.writer is not None:
             run.writer.close()

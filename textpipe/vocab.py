@@ -1,9 +1,12 @@
 """``Vocab`` (stoi/itos, encode/decode) and torchtext's two constructors with their exact ordering.
 
 ``vocab(mapping)`` keeps the mapping's iteration order; ``build_vocab_from_iterator`` sorts by count
-descending, then token ascending (spec §2-§3). Unlike torchtext, nothing here mutates its input,
-segfaults, or raises a misleading message. No torch; numpy (and pyarrow, if present) serve the corpus
-fast path in ``textpipe/_encode.py``. Save/load lives in ``textpipe/_vocab_format.py``.
+descending, then token ascending (spec §2-§3); ``build_vocab_from_texts`` gives the same result from raw
+text chunks, counted in parallel in bounded memory. A ``Vocab`` remembers its tokenizer (a registered name
+or a callable) and owns its lookup tables (built lazily, dropped whenever its tokens change). Unlike
+torchtext, nothing here mutates its input, segfaults, or raises a misleading message; each clearer error is
+still an instance of the class torchtext raised. No torch; numpy (and pyarrow, if present) serve the fast
+paths in ``textpipe/_encode.py``. Save/load lives in ``textpipe/_vocab_format.py``.
 
 Run the tests: python3 -m pytest -q tests/test_vocab.py
 """
@@ -11,12 +14,17 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from textpipe import _encode, _vocab_format
-from textpipe.tokenizer import basic_english
+import numpy as np
 
-__all__ = ["Vocab", "vocab", "build_vocab_from_iterator", "TokenNotFoundError", "IdOutOfRangeError"]
+from textpipe import _count, _encode, _vocab_format
+from textpipe._bytetable import OOV, ByteTable
+from textpipe.tokenizer import (_check_str, basic_english, check_tokens, describe_tokenizer, get_tokenizer,
+                                resolve_tokenizer, tokenizer_name)
+
+__all__ = ["Vocab", "vocab", "build_vocab_from_iterator", "build_vocab_from_texts", "TokenNotFoundError",
+           "IdOutOfRangeError", "DuplicateTokenError", "MaxTokensError"]
 
 
 class TokenNotFoundError(KeyError, RuntimeError):
@@ -28,6 +36,14 @@ class TokenNotFoundError(KeyError, RuntimeError):
 
 class IdOutOfRangeError(IndexError, RuntimeError):
     """An id outside ``0..len(vocab)-1``. Also a ``RuntimeError``, as in torchtext."""
+
+
+class DuplicateTokenError(ValueError, RuntimeError):
+    """A token given twice (itos, specials, insert/append). Also a ``RuntimeError``, as in torchtext."""
+
+
+class MaxTokensError(ValueError, AssertionError):
+    """``max_tokens <= len(specials)``. Also an ``AssertionError``, as torchtext's ``assert``."""
 
 
 def _check_token(token: object, name: str = "token") -> None:
@@ -47,6 +63,16 @@ def _check_int(value: object, name: str) -> int:
     return operator.index(value)
 
 
+def _check_workers(value: object) -> int:
+    """An int >= 1 (numpy ints too); bools and floats are refused."""
+    if isinstance(value, bool) or isinstance(value, str) or not hasattr(value, "__index__"):
+        raise TypeError(f"num_workers must be an int >= 1, got {type(value).__name__} ({value!r})")
+    n = operator.index(value)
+    if n < 1:
+        raise ValueError(f"num_workers must be an int >= 1, got {n}")
+    return n
+
+
 class Vocab:
     """A token <-> id mapping: ``itos`` is a list of unique tokens, ids are their positions.
 
@@ -54,14 +80,21 @@ class Vocab:
         itos: The tokens in id order; must be unique ``str``.
         default_index: The id returned for out-of-vocabulary tokens; ``None`` (the default, as in
             torchtext) makes an OOV lookup raise ``TokenNotFoundError``.
+        tokenizer: What ``encode``/``encode_flat``/``TextCollate`` split texts with: ``"basic_english"``
+            (the default), ``"split"`` (``str.split``), a name given to ``register_tokenizer``, ``None``
+            (``"split"``, as ``get_tokenizer(None)``), or any callable ``str -> list[str]`` (saving then
+            needs a registered name).
 
     Example:
         >>> v = Vocab(["<pad>", "<unk>", "the", "cat"], default_index=1)
         >>> v.encode("The dog"), v.decode([2, 3])
         ([2, 1], ['the', 'cat'])
+        >>> Vocab(["<unk>", "The"], default_index=0, tokenizer="split").encode("The dog")
+        [1, 0]
     """
 
-    def __init__(self, itos: Iterable[str], *, default_index: int | None = None) -> None:
+    def __init__(self, itos: Iterable[str], *, default_index: int | None = None,
+                 tokenizer: str | Callable[[str], list[str]] | None = "basic_english") -> None:
         if isinstance(itos, (str, bytes)) or isinstance(itos, Mapping):
             raise TypeError(f"itos must be a list of str tokens, got {type(itos).__name__}; "
                             f"use vocab(mapping) or build_vocab_from_iterator(...) to build from counts")
@@ -74,10 +107,46 @@ class Vocab:
             seen: dict[str, int] = {}
             for i, token in enumerate(self._itos):
                 if seen.setdefault(token, i) != i:
-                    raise ValueError(f"itos must hold unique tokens, but {token!r} is at ids "
-                                     f"{seen[token]} and {i}; remove the duplicate")
+                    raise DuplicateTokenError(f"itos must hold unique tokens, but {token!r} is at ids "
+                                              f"{seen[token]} and {i}; remove the duplicate")
         self._default: int | None = None
         self.set_default_index(default_index)
+        self._set_tokenizer(tokenizer)
+        self._tables: ByteTable | None = None
+
+    # -- tokenizer -------------------------------------------------------------------------------------
+    def _set_tokenizer(self, tokenizer) -> None:
+        name, fn = resolve_tokenizer(tokenizer)
+        self._tokenizer_given = name if isinstance(tokenizer, str) else None
+        self._tokenize_fn = fn
+        self._rule = _encode.byte_rule_for(fn)  # None: the generic path, output checked
+
+    @property
+    def tokenizer_name(self) -> str | None:
+        """The tokenizer's registered name (``"basic_english"``, ``"split"``, ...), ``None`` if it has none."""
+        return self._tokenizer_given or tokenizer_name(self._tokenize_fn)
+
+    @property
+    def tokenizer(self) -> Callable[[str], list[str]]:
+        """The tokenizer function."""
+        return self._tokenize_fn
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of ``text`` by this vocabulary's tokenizer (a custom tokenizer's output is checked).
+
+        Raises:
+            TypeError: If ``text`` is not a ``str``, or the tokenizer returns anything but a list of ``str``.
+        """
+        _check_str(text)
+        tokens = self._tokenize_fn(text)
+        return tokens if self._rule is not None else check_tokens(tokens, self._tokenize_fn, text)
+
+    def _table(self) -> ByteTable:
+        """The byte-key lookup table of the current tokens: built on first use, dropped on every change."""
+        table = self._tables
+        if table is None:
+            table = self._tables = ByteTable(self._itos, self._stoi)
+        return table
 
     # -- lookups -------------------------------------------------------------------------------------
     def __getitem__(self, token: str) -> int:
@@ -173,17 +242,21 @@ class Vocab:
             raise IdOutOfRangeError(f"index {index} is out of range for insert_token into a vocabulary "
                                     f"of size {len(self)} (valid: 0..{len(self)})")
         if token in self._stoi:
-            raise ValueError(f"token {token!r} is already in the vocabulary with id {self._stoi[token]}")
+            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id "
+                                      f"{self._stoi[token]}")
         self._itos.insert(index, token)
         self._stoi = {t: i for i, t in enumerate(self._itos)}
+        self._tables = None  # the one invalidation rule: the tokens changed
 
     def append_token(self, token: str) -> None:
         """Add ``token`` with id ``len(vocab)``; an existing token raises ``ValueError``."""
         _check_token(token)
         if token in self._stoi:
-            raise ValueError(f"token {token!r} is already in the vocabulary with id {self._stoi[token]}")
+            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id "
+                                      f"{self._stoi[token]}")
         self._stoi[token] = len(self._itos)
         self._itos.append(token)
+        self._tables = None  # the one invalidation rule: the tokens changed
 
     def get_stoi(self) -> dict[str, int]:
         """A new ``{token: id}`` dict in id order; changing it does not change the vocab."""
@@ -195,18 +268,18 @@ class Vocab:
 
     # -- encoder / decoder ----------------------------------------------------------------------------
     def encode(self, text_or_tokens: str | Sequence[str]) -> list[int]:
-        """Ids for a text (tokenized with ``basic_english``) or for an already tokenized list.
+        """Ids for a text (tokenized with this vocabulary's tokenizer) or for an already tokenized list.
 
         Example:
             >>> Vocab(["<unk>", "hello", "!"], default_index=0).encode("Hello, world!")
             [1, 0, 0, 2]
         """
         if isinstance(text_or_tokens, str):
-            return self.lookup_indices(basic_english(text_or_tokens))
+            return self.lookup_indices(self.tokenize(text_or_tokens))
         return self.lookup_indices(text_or_tokens)
 
     def decode(self, ids: Sequence[int]) -> list[str]:
-        """Tokens for ``ids`` (``lookup_tokens``): ``decode(encode(t)) == basic_english(t)`` in-vocab."""
+        """Tokens for ``ids`` (``lookup_tokens``): ``decode(encode(t)) == tokenize(t)`` in-vocab."""
         return self.lookup_tokens(ids)
 
     def encode_batch(self, texts: Sequence[str], *, num_workers: int = 1) -> list[list[int]]:
@@ -222,61 +295,149 @@ class Vocab:
     def encode_flat(self, texts: Sequence[str], *, num_workers: int = 1):
         """Tokenize and encode a whole corpus into one flat id array plus offsets (the fastest path).
 
+        ``basic_english`` and ``split`` run as byte rules in numpy and each chunk's distinct tokens are
+        looked up in this vocabulary's byte table, so the cost per token does not grow with the
+        vocabulary; other tokenizers run text by text. Memory stays bounded: texts go in chunks of at
+        most ~1M characters (a longer text is cut at a space that cannot change its tokens).
+
         Args:
-            texts: The texts (``str``), tokenized with ``basic_english``.
+            texts: The texts (``str``), tokenized with this vocabulary's tokenizer.
             num_workers: 1 = this thread only; 2+ = that many threads (the heavy kernels release
-                the GIL when pyarrow is installed).
+                the GIL; a custom Python tokenizer runs in this thread).
 
         Returns:
             ``(ids, offsets)``: int64 numpy arrays; text ``i`` is ``ids[offsets[i]:offsets[i+1]]``
             and ``len(offsets) == len(texts) + 1``.
+
+        Raises:
+            TypeError: If ``texts`` is a single ``str`` or holds a non-``str``, or ``num_workers`` is not
+                an int (numpy ints are fine; ``bool`` is not).
+            ValueError: If ``num_workers < 1``.
+            TokenNotFoundError: For an OOV token when no default index is set (it is named).
 
         Example:
             >>> ids, offsets = Vocab(["<unk>", "a", "b"], default_index=0).encode_flat(["a b", "b c"])
             >>> ids.tolist(), offsets.tolist()
             ([1, 2, 2, 0], [0, 2, 4])
         """
-        return _encode.encode_flat(self, texts, num_workers=num_workers)
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a sequence of str, got a single "
+                            f"{type(texts).__name__}; use vocab.encode(text) or pass [text]")
+        texts = list(texts)
+        if not all(type(t) is str for t in texts):
+            for pos, t in enumerate(texts):
+                _check_str(t, name=f"texts[{pos}]")  # raises for a non-str item
+            texts = [str(t) for t in texts]  # str subclasses: plain str for the byte path
+        num_workers = _check_workers(num_workers)
+        ids, offsets = _encode.encode_flat(texts, rule=self._rule, tokenize=self.tokenize,
+                                           table=self._table(), stoi=self._stoi, num_workers=num_workers)
+        oov = ids == OOV
+        if oov.any():
+            if self._default is None:
+                pos = int(np.argmax(oov))
+                row = int(np.searchsorted(offsets, pos, side="right")) - 1
+                token = self.tokenize(texts[row])[pos - offsets[row]]
+                raise TokenNotFoundError(
+                    f"token {token!r} (in texts[{row}]) is not in the vocabulary and no default index "
+                    f"is set; call vocab.set_default_index(vocab['<unk>'])")
+            ids[oov] = self._default
+        return ids, offsets
 
     # -- equality, pickling, save/load ----------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
-        return self._itos == other._itos and self._default == other._default
+        return (self._itos == other._itos and self._default == other._default
+                and self._tokenize_fn is other._tokenize_fn)
 
     __hash__ = None  # mutable
 
     def __repr__(self) -> str:
-        return f"Vocab(size={len(self)}, default_index={self._default})"
+        extra = "" if self._tokenize_fn is basic_english else f", tokenizer={self.tokenizer_name or self._tokenize_fn!r}"
+        return f"Vocab(size={len(self)}, default_index={self._default}{extra})"
 
     def __getstate__(self) -> dict:
-        return {"itos": self._itos, "default_index": self._default}
+        state = {"itos": self._itos, "default_index": self._default, "tokenizer": self.tokenizer_name}
+        if self._rule is None:  # a custom function travels by reference (workers may lack the registry)
+            state["tokenizer_fn"] = self._tokenize_fn
+        return state
 
     def __setstate__(self, state: dict) -> None:
         self._itos = list(state["itos"])
         self._stoi = {t: i for i, t in enumerate(self._itos)}
         self._default = state["default_index"]
-        self._cache = None
-
-    _cache = None  # built lazily by textpipe/_encode.py; dropped whenever the tokens change
+        name = state.get("tokenizer", "basic_english")  # pickles from before tokenizers were recorded
+        self._set_tokenizer(state.get("tokenizer_fn") or name)
+        self._tokenizer_given = name
+        self._tables = None
 
     def save(self, path) -> None:
-        """Write the vocab in the ``textpipe-vocab 1`` text format (see ``_vocab_format``)."""
-        _vocab_format.save(path, self._itos, self._default)
+        """Write the vocab atomically in the ``textpipe-vocab 2`` text format (see ``_vocab_format``).
+
+        Raises:
+            ValueError: If the tokenizer is a callable with no registered name (register it with
+                ``textpipe.tokenizer.register_tokenizer(name, fn)`` first).
+            WriteError: Disk full, permission denied, a directory in the way (the old file is kept).
+        """
+        name = self.tokenizer_name
+        if name is None:
+            raise ValueError(f"cannot save a vocabulary whose tokenizer {describe_tokenizer(self._tokenize_fn)} has "
+                             f"no registered name: call textpipe.tokenizer.register_tokenizer('my_name', fn) "
+                             f"before saving, and again before Vocab.load in the program that reads it")
+        _vocab_format.save(path, self._itos, self._default, name)
 
     @classmethod
     def load(cls, path) -> "Vocab":
-        """Read a file written by ``save``; a bad header or line raises naming the line number."""
-        itos, default_index = _vocab_format.load(path)
-        return cls(itos, default_index=default_index)
+        """Read a file written by ``save`` (format 1 files use ``basic_english``).
+
+        Raises:
+            FileNotFoundError, PermissionError, IsADirectoryError: With a message naming the path.
+            ValueError: A bad header or line (named), invalid UTF-8, a checksum mismatch, a truncated file,
+                or a tokenizer name that is not registered in this process.
+        """
+        itos, default_index, name = _vocab_format.load(path)
+        try:
+            get_tokenizer(name)
+        except ValueError:
+            raise ValueError(f"{path}: the vocabulary was built with the tokenizer {name!r}, which is not "
+                             f"registered in this process; call textpipe.tokenizer.register_tokenizer("
+                             f"{name!r}, fn) with the same function before Vocab.load") from None
+        return cls(itos, default_index=default_index, tokenizer=name)
+
+
+def _specials(specials: object) -> list[str]:
+    if specials is None:
+        return []
+    if isinstance(specials, (str, bytes)):
+        raise TypeError(f"specials must be a list of str tokens, got a single {type(specials).__name__} "
+                        f"{specials!r}; wrap it in a list: specials=[{specials!r}]")
+    specials = list(specials)
+    for i, token in enumerate(specials):
+        _check_token(token, f"specials[{i}]")
+    if len(set(specials)) != len(specials):
+        dup = next(t for t in specials if specials.count(t) > 1)
+        raise DuplicateTokenError(f"specials must be unique, but {dup!r} is given more than once: "
+                                  f"{specials!r}")
+    return specials
+
+
+def _check_max_tokens(max_tokens: object, specials: list[str]) -> int | None:
+    if max_tokens is None:
+        return None
+    max_tokens = _check_int(max_tokens, "max_tokens")
+    if len(specials) >= max_tokens:
+        raise MaxTokensError(f"max_tokens must be greater than len(specials) = {len(specials)}, got "
+                             f"{max_tokens}: the vocab would be entirely special tokens")
+    return max_tokens
 
 
 def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence[str] | None = None,
-          special_first: bool = True) -> Vocab:
+          special_first: bool = True, *, tokenizer: str | Callable | None = "basic_english") -> Vocab:
     """torchtext's ``vocab()``: keep tokens with count >= ``min_freq`` in the mapping's own order.
 
     No sorting happens (a plain ``Counter`` gives first-seen order). Specials skip ``min_freq`` and go
     first (or last); a special's own count is ignored. The caller's mapping is never changed.
+    ``tokenizer`` is the resulting ``Vocab``'s (see ``Vocab``).
 
     Example:
         >>> from collections import OrderedDict
@@ -288,19 +449,21 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
                         f"{type(ordered_dict).__name__}; for a most_common() list pass "
                         f"OrderedDict(counter.most_common())")
     min_freq = _check_int(min_freq, "min_freq")
-    specials = list(specials or [])
-    for i, token in enumerate(specials):
-        _check_token(token, f"specials[{i}]")
+    specials = _specials(specials)
     skip = set(specials)
     items = list(ordered_dict.items())
     if not _all_str(t for t, _ in items):
         _check_token(next(t for t, _ in items if not isinstance(t, str)), "every key of ordered_dict")
     tokens = [t for t, freq in items if freq >= min_freq and t not in skip]
     tokens = specials + tokens if special_first else tokens + specials
-    if len(skip) != len(specials):
-        dup = next(t for t in specials if specials.count(t) > 1)
-        raise ValueError(f"specials must be unique, but {dup!r} is given more than once: {specials!r}")
-    return Vocab(tokens)
+    return Vocab(tokens, tokenizer=tokenizer)
+
+
+def _ordered(counter: Mapping[str, int]) -> list[tuple[str, int]]:
+    """``(token, count)`` by count descending, then token ascending: torchtext's order."""
+    ordered = sorted(counter.items(), key=operator.itemgetter(0))
+    ordered.sort(key=operator.itemgetter(1), reverse=True)  # stable: ties stay in token order
+    return ordered
 
 
 def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int = 1,
@@ -310,27 +473,60 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
 
     Each item is an iterable of tokens (a bare ``str`` item counts its characters, as in torchtext).
     ``max_tokens`` keeps the first ``max_tokens - len(specials)`` sorted entries *before* ``min_freq``
-    and specials are applied, so the result can be shorter than ``max_tokens`` (spec §3).
+    and specials are applied, so the result can be shorter than ``max_tokens`` (spec §3). The result's
+    tokenizer is ``basic_english``; for raw texts and another tokenizer use ``build_vocab_from_texts``.
 
     Example:
         >>> build_vocab_from_iterator([["b", "a"], ["a"]], specials=["<unk>"]).get_itos()
         ['<unk>', 'a', 'b']
     """
-    specials = list(specials or [])
-    if max_tokens is not None:
-        max_tokens = _check_int(max_tokens, "max_tokens")
-        if len(specials) >= max_tokens:
-            raise ValueError(f"max_tokens must be greater than len(specials) = {len(specials)}, got "
-                             f"{max_tokens}: the vocab would be entirely special tokens")
+    specials = _specials(specials)
+    max_tokens = _check_max_tokens(max_tokens, specials)
     counter: Counter = Counter()
     update = counter.update
     for tokens in iterator:  # one C-level count per item; faster than chaining the items
         update(tokens)
     if not _all_str(counter):
         _check_token(next(t for t in counter if not isinstance(t, str)), "every token yielded by iterator")
-    # by token ascending, then (stable) by count descending: the (-count, token) order of torchtext
-    ordered = sorted(counter.items(), key=operator.itemgetter(0))
-    ordered.sort(key=operator.itemgetter(1), reverse=True)
+    ordered = _ordered(counter)
     if max_tokens is not None:
         ordered = ordered[:max_tokens - len(specials)]
     return vocab(dict(ordered), min_freq=min_freq, specials=specials, special_first=special_first)
+
+
+def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
+                           tokenizer: str | Callable[[str], list[str]] | None = "basic_english",
+                           min_freq: int = 1, specials: Sequence[str] | None = ("<pad>", "<unk>"),
+                           max_tokens: int | None = None, num_workers: int = 2) -> Vocab:
+    """The vocabulary of raw texts, streamed: the same result as ``build_vocab_from_iterator`` over their tokens.
+
+    Chunks are tokenized and counted as they arrive (``basic_english`` and ``split`` by their byte rules,
+    counts per chunk by pyarrow in ``num_workers`` threads, a few chunks in flight) and
+    the counts merged, so memory grows with the number of distinct tokens, not with the corpus.
+
+    Args:
+        text_chunks: An iterable of chunks, each a list (or tuple) of ``str`` texts, e.g. the texts of
+            ``textpipe.data.table.iter_table``'s batches.
+        tokenizer: As for ``Vocab``; the result's tokenizer.
+        min_freq, specials, max_tokens: As for ``build_vocab_from_iterator`` (torchtext order, the
+            ``max_tokens`` cut before ``min_freq``). Specials go first; the default index is unset.
+        num_workers: Threads counting chunks (an int >= 1).
+
+    Returns:
+        The ``Vocab``, equal to ``build_vocab_from_iterator((tokenize(t) for chunk in text_chunks for t in
+        chunk), min_freq, specials, max_tokens=max_tokens)`` with ``tokenizer`` attached.
+
+    Example:
+        >>> build_vocab_from_texts([["The cat.", "the dog"], ["A cat"]]).get_itos()
+        ['<pad>', '<unk>', 'cat', 'the', '.', 'a', 'dog']
+    """
+    specials = _specials(specials)
+    max_tokens = _check_max_tokens(max_tokens, specials)
+    min_freq = _check_int(min_freq, "min_freq")
+    num_workers = _check_workers(num_workers)
+    probe = Vocab([], tokenizer=tokenizer)  # resolves and checks the tokenizer once
+    counts = _count.count_tokens(text_chunks, rule=probe._rule, tokenize=probe.tokenize,
+                                 num_workers=num_workers, ordered=_ordered)
+    if max_tokens is not None:
+        counts = counts[:max_tokens - len(specials)]
+    return vocab(dict(counts), min_freq=min_freq, specials=specials, tokenizer=tokenizer)

@@ -24,7 +24,7 @@ def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list
 
     `bad` collects `(row, reason)` of CSV rows with the wrong number of fields when `skip`.
     """
-    needed = [*spec.text_columns, spec.label_column]
+    needed = [*spec.text_columns, *([spec.label_column] if spec.label_column is not None else [])]
     try:
         if spec.format in ("csv", "tsv"):
             batches = _csv_batches(Path(source), spec, bad=bad, skip=skip)

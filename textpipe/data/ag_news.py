@@ -6,9 +6,11 @@ Tests: python3 -m pytest -q tests/test_ag_news.py tests/test_download.py
 """
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import os
+import re
 import warnings
 import zlib
 from pathlib import Path
@@ -31,14 +33,18 @@ AG_NEWS_URLS = {
 _LABELS = {"1": 0, "2": 1, "3": 2, "4": 3}
 _ON_BAD_ROWS = ("raise", "skip")
 _SHOW_LINES = 5  # line numbers listed in the skip warning
+_RECORD_START = re.compile(r'"?[1-4]"?,')  # a line that can start an AG_NEWS record: its class, then a comma
 
 
 def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> list[tuple[int, str]]:
     """Parses one AG_NEWS CSV file (`.csv`, or gzip-compressed if the name ends in `.gz`).
 
     Each record is `"class","title","description"` with class 1..4. A malformed record (not 3
-    fields, class outside 1..4, invalid UTF-8) raises by default; with `on_bad_rows="skip"` it is
-    skipped and one warning gives the count and the first line numbers. Nothing is dropped silently.
+    fields, class outside 1..4, invalid UTF-8, a quote left open to the end of the file) raises by
+    default; with `on_bad_rows="skip"` it is skipped and one warning gives the count and the first
+    line numbers. A malformed record never takes a good row with it: when one spans several lines
+    (an unclosed quote), parsing starts again at the next line that begins a record, and every line
+    skipped on the way is counted. Nothing is dropped silently.
 
     Args:
         path: the file to read.
@@ -50,6 +56,8 @@ def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> 
     Raises:
         ValueError: a malformed record (message: file, line, what was wrong), an empty file, a corrupt
             or truncated gzip file, or a bad `on_bad_rows`.
+        FileNotFoundError, IsADirectoryError, PermissionError: the file cannot be opened (the message
+            says which, with the path).
 
     Example:
         >>> _ = Path("t.csv").write_text('"3","Fed Up","Rates rise, again."\\n')
@@ -60,11 +68,9 @@ def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> 
         raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
     path = Path(path)
     rows: list[tuple[int, str]] = []
-    bad: list[tuple[int, str]] = []  # (line, reason)
+    bad: list[tuple[int, str]] = []  # (line, reason), one per skipped line
     try:
         for line, record, error in _records(path):
-            if error is None:
-                error = _check(record)
             if error is None:
                 rows.append((_LABELS[record[0]], " ".join(record[1:])))  # torchtext: " ".join(row[1:])
             elif on_bad_rows == "raise":
@@ -75,41 +81,72 @@ def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> 
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise ValueError(f"{path}: corrupt or truncated gzip file ({e}); delete it and copy or "
                          f"download it again") from e
+    except OSError as e:  # after BadGzipFile, which is an OSError too
+        raise _open_error(e, path) from None
     if not rows and not bad:
         raise ValueError(f"{path} is empty: expected AG_NEWS rows like "
                          f'"3","title","description"')
     if bad:
         shown = ", ".join(str(line) for line, _ in bad[:_SHOW_LINES])
         more = ", ..." if len(bad) > _SHOW_LINES else ""
-        warnings.warn(f"{path}: skipped {len(bad)} malformed row(s) at line(s) {shown}{more}; "
+        warnings.warn(f"{path}: skipped {len(bad)} malformed line(s): {shown}{more}; "
                       f"first: line {bad[0][0]}: {bad[0][1]}", UserWarning, stacklevel=2)
         if not rows:
-            raise ValueError(f"{path}: all {len(bad)} rows are malformed (first: line {bad[0][0]}: "
-                             f"{bad[0][1]})")
+            raise ValueError(f"{path}: no valid row: all {len(bad)} line(s) are malformed (first: line "
+                             f"{bad[0][0]}: {bad[0][1]})")
     return rows
 
 
-def _records(path: Path):
-    """Yields (first line number, csv record, decode error or None) for each record of the file."""
-    bad_lines: dict[int, str] = {}  # line number -> UnicodeDecodeError text
+def _open_error(e: OSError, path: Path) -> OSError:
+    """The OSError of reading `path`, with a message that says which problem it is and the fix."""
+    if isinstance(e, FileNotFoundError):
+        return FileNotFoundError(f"{path} does not exist")
+    if isinstance(e, IsADirectoryError) or path.is_dir():
+        return IsADirectoryError(f"{path} is a directory, expected an AG_NEWS CSV file "
+                                          f"(.csv or .csv.gz)")
+    if isinstance(e, PermissionError):
+        return PermissionError(f"permission denied: cannot read {path}; check its permissions "
+                                        f"(and those of {path.parent})")
+    return type(e)(f"cannot read {path}: {e.strerror or e}")
 
-    def lines(f):
-        # Decode line by line so invalid UTF-8 can be pinned to a line; surrogateescape keeps the
-        # csv parser going so the record boundaries (and the following line numbers) stay right.
-        for i, raw in enumerate(f, start=1):
+
+def _records(path: Path):
+    """Yields (line number, valid record or None, error or None), one per record or skipped line.
+
+    A record that is malformed and spans several lines (an unclosed quote swallowed the lines after it)
+    is reported at its first line; the lines it swallowed are read again, from the first one that starts
+    a record (`_RECORD_START`), and those before it are reported one by one.
+    """
+    bad_lines: dict[int, str] = {}  # line number -> UnicodeDecodeError text
+    replay: collections.deque = collections.deque()  # (line number, text) swallowed lines to parse again
+    fed: list[tuple[int, str]] = []  # the lines the current record consumed
+    state = [0, False]  # last line number read from the file, "the reader hit the end inside a record"
+
+    def feed(f):
+        while replay:  # first the lines a malformed record swallowed, then the rest of the file
+            item = replay.popleft()
+            fed.append(item)
+            yield item[1]
+        for raw in f:
+            state[0] = i = state[0] + 1
+            # Decode line by line so invalid UTF-8 can be pinned to a line; surrogateescape keeps the
+            # csv parser going so the record boundaries (and the following line numbers) stay right.
             try:
                 # subtle: a byte-order mark (files saved by spreadsheet tools) would glue itself
                 # to the first label, so line 1 drops it.
-                yield raw.decode("utf-8-sig" if i == 1 else "utf-8")
+                text = raw.decode("utf-8-sig" if i == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 bad_lines[i] = f"invalid UTF-8 ({e.reason} at byte {e.start} of the line)"
-                yield raw.decode("utf-8", errors="surrogateescape")
+                text = raw.decode("utf-8", errors="surrogateescape")
+            fed.append((i, text))
+            yield text
+        state[1] = bool(fed)  # subtle: the reader asks for more mid-record only while a quote is open
 
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as f:
-        reader = csv.reader(lines(f))
-        start = 1
+        reader = csv.reader(feed(f))
         while True:
+            fed.clear()
             try:
                 record = next(reader)
             except StopIteration:
@@ -117,14 +154,32 @@ def _records(path: Path):
             except csv.Error as e:  # e.g. a field over csv's size limit
                 record, error = None, f"unparsable CSV ({e})"
             else:
-                error = next((bad_lines[i] for i in range(start, reader.line_num + 1)
-                              if i in bad_lines), None) if bad_lines else None
-            yield start, record, error
-            start = reader.line_num + 1
+                error = _check(record, fed, bad_lines, state[1])
+            if error is None:
+                yield fed[0][0], record, None
+                continue
+            start = fed[0][0]
+            yield start, None, error
+            if len(fed) > 1:  # resynchronise: the swallowed lines may hold good rows
+                rest = fed[1:]
+                k = 0
+                while k < len(rest) and not _RECORD_START.match(rest[k][1]):
+                    yield rest[k][0], None, f"inside the malformed record that starts at line {start}"
+                    k += 1
+                replay.extendleft(reversed(rest[k:]))
+                reader = csv.reader(feed(f))  # a fresh parser, at a line boundary
 
 
-def _check(record: list[str]) -> str | None:
+def _check(record: list[str], fed: list[tuple[int, str]], bad_lines: dict[int, str],
+           open_at_eof: bool) -> str | None:
     """Returns what is wrong with a parsed record, or None when it is a valid AG_NEWS row."""
+    if open_at_eof:
+        return (f"unclosed quote: the quoted field opened on line {fed[0][0]} runs to the end of the "
+                f"file ({len(fed)} line(s))")
+    if bad_lines:
+        error = next((bad_lines[i] for i, _ in fed if i in bad_lines), None)
+        if error is not None:
+            return error
     if len(record) != 3:
         return (f"expected 3 fields (class, title, description), found {len(record)}: "
                 f"{_preview(record)}")
@@ -147,7 +202,8 @@ def read_ag_news_classes(directory: str | os.PathLike) -> tuple[str, ...]:
         ValueError: classes.txt lists other names or another order than `AG_NEWS_CLASSES`.
 
     Example:
-        >>> read_ag_news_classes("/work/shared/data/ag_news")
+        >>> _ = Path("classes.txt").write_text("World\\nSports\\nBusiness\\nSci/Tech\\n")
+        >>> read_ag_news_classes(".")
         ('World', 'Sports', 'Business', 'Sci/Tech')
     """
     path = Path(directory) / "classes.txt"
@@ -191,9 +247,12 @@ def load_ag_news(split: str, *, root: str | os.PathLike | None = None, download:
         ValueError: bad arguments or malformed data (see `read_ag_news_csv`).
 
     Example:
-        >>> rows = load_ag_news("test", root="/work/shared/data/ag_news")
+        >>> _ = Path("data").mkdir(exist_ok=True)
+        >>> _ = Path("data/test.csv").write_text('"3","Fears for T N pension after talks","Unions ..."\\n')
+        >>> rows = load_ag_news("test", root="data")
         >>> len(rows), rows[0][0], rows[0][1][:24]
-        (2000, 2, 'Fears for T N pension af')
+        (1, 2, 'Fears for T N pension af')
+        >>> rows = load_ag_news("test", root="../shared/data/ag_news")  # doctest: +SKIP
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -204,6 +263,9 @@ def load_ag_news(split: str, *, root: str | os.PathLike | None = None, download:
         if data_dir.is_file():
             raise ValueError(f"{source} must be a directory holding {split}.csv or {split}.csv.gz, "
                              f"got the file {data_dir}; pass its parent directory")
+        if not data_dir.is_dir():
+            raise FileNotFoundError(f"{source} points to {data_dir}, which does not exist. Give the directory "
+                                    f"that holds the AG_NEWS files, or unset it to use the cache.")
         found = _find(data_dir, split)
         if found is None:
             raise FileNotFoundError(
@@ -235,7 +297,16 @@ def load_ag_news(split: str, *, root: str | os.PathLike | None = None, download:
 
 
 def _find(directory: Path, split: str) -> Path | None:
+    """`directory/{split}.csv[.gz]`, or None; a directory of that name or an unreadable one is an error."""
     for name in (f"{split}.csv", f"{split}.csv.gz"):
-        if (directory / name).is_file():
-            return directory / name
+        path = directory / name
+        try:
+            if path.is_file():
+                return path
+            if path.is_dir():
+                raise IsADirectoryError(f"{path} is a directory, expected the AG_NEWS {split} split as a CSV "
+                                        f"file (.csv or .csv.gz)")
+        except PermissionError as e:
+            raise PermissionError(f"permission denied: cannot look into {directory}; check its "
+                                           f"permissions") from None
     return None

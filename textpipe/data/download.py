@@ -1,22 +1,25 @@
 """Download a file once: streamed, checksummed, renamed atomically, guarded by a file lock.
 
-The file at `dest` only ever appears complete: bytes go to a temporary file beside it, and
-`os.replace` moves it into place after the MD5 matches. A `FileLock` on `dest + ".lock"` makes
-concurrent processes (distributed ranks) download once; the others wait, then find the file.
+The file at `dest` only ever appears complete: bytes go to a temporary file beside it
+(`textpipe.fileio.atomic_write`), which replaces `dest` after the MD5 matches; the temp files of killed
+downloads are swept on the next call. A `FileLock` on `dest + ".lock"` makes concurrent processes
+(distributed ranks) download once; the others wait, then find the file.
 Tests: python3 -m pytest -q tests/test_download.py
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from filelock import FileLock
 from tqdm.auto import tqdm
+
+from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps
 
 __all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file"]
 
@@ -90,62 +93,100 @@ def download_file(url: str, dest: str | os.PathLike, *, md5: str, timeout: float
     if not isinstance(md5, str) or len(md5) != 32:
         raise ValueError(f"md5 must be a 32-character hex string, got {md5!r}")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest) + ".lock"):
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(e.errno, describe_os_error(e, dest.parent, action="create the directory")) from e
+    try:
+        lock = FileLock(str(dest) + ".lock")
+        lock.acquire()
+    except OSError as e:  # a read-only or foreign cache directory
+        raise WriteError(e.errno, describe_os_error(e, Path(str(dest) + ".lock"), action="create the lock file")) from e
+    try:
+        # Under the lock nobody else downloads `dest`: temps of dead writers can go, also the old
+        # `.NAME.XXXXXXXX.part` names of textpipe 0.1.0, which carried no PID.
+        sweep_stale_temps(dest)
+        for part in dest.parent.glob(f".{dest.name}.*.part"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+        if dest.is_dir():
+            raise IsADirectoryError(f"{dest} is a directory, so the download cannot be stored there; remove it "
+                                    "or choose another cache directory")
         if dest.exists():  # another process finished while we waited for the lock
             return dest
         _fetch(url, dest, md5=md5.lower(), timeout=timeout, progress=progress)
+    finally:
+        lock.release()
     return dest
 
 
+class _Abort(Exception):
+    """Carries a DownloadError out of `atomic_write`, which would report any OSError as a write error."""
+
+    def __init__(self, error: DownloadError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def _fetch(url: str, dest: Path, *, md5: str, timeout: float, progress: bool) -> None:
-    """Streams `url` into a temp file beside `dest`, checks the MD5, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """Streams `url` into a temp file beside `dest`, checks the MD5, then renames it into place.
+
+    On any failure (KeyboardInterrupt included) `atomic_write` removes the temp file; a write error
+    (disk full, permission) is a `WriteError` naming `dest`, a network or checksum failure a `DownloadError`.
+    """
     try:
-        with os.fdopen(fd, "wb") as f:
-            got_md5, n_bytes = _stream(url, f, timeout=timeout, progress=progress, desc=dest.name)
-            f.flush()
-            os.fsync(f.fileno())
-        if got_md5 != md5:
-            raise DownloadError(
-                f"checksum mismatch for {url}: expected MD5 {md5}, got {got_md5} ({n_bytes} bytes); "
-                f"the downloaded file was removed and {dest} was not written. If the server's file "
-                f"changed on purpose, pass the new md5; otherwise retry.")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by all
-        os.replace(tmp, dest)  # atomic on POSIX: dest is either absent or complete
-    except BaseException:  # includes KeyboardInterrupt: never leave a partial file behind
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        with atomic_write(dest, mode="wb") as f:
+            try:
+                got_md5, n_bytes = _stream(url, f, timeout=timeout, progress=progress, desc=dest.name)
+            except DownloadError as e:
+                raise _Abort(e) from None
+            if got_md5 != md5:
+                raise _Abort(DownloadError(
+                    f"checksum mismatch for {url}: expected MD5 {md5}, got {got_md5} ({n_bytes} bytes); "
+                    f"the downloaded file was removed and {dest} was not written. If the server's file "
+                    f"changed on purpose, pass the new md5; otherwise retry."))
+    except _Abort as abort:
+        raise abort.error from abort.error.__cause__  # the network error, as _stream raised it
 
 
 def _stream(url: str, f, *, timeout: float, progress: bool, desc: str) -> tuple[str, int]:
-    """Copies the body of `url` into `f`; returns (hex md5, byte count). Raises DownloadError."""
+    """Copies the body of `url` into `f`; returns (hex md5, byte count).
+
+    Raises:
+        DownloadError: a network failure (HTTP status, unreachable, cut short).
+        OSError: writing to `f` failed (disk full, ...): not a network error, so not a DownloadError.
+    """
     h = hashlib.md5()
     n = 0
+    total = None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                      disable=not progress, leave=False) as bar:
-                # subtle: HTTPResponse.read(amt) returns b"" (no IncompleteRead) when the
-                # server closes early, so the byte count is checked against Content-Length below.
-                while chunk := resp.read(_CHUNK):
-                    h.update(chunk)
-                    f.write(chunk)
-                    n += len(chunk)
-                    bar.update(len(chunk))
+        resp = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as e:
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
         raise DownloadError(f"could not reach {url}: {e.reason}") from e
-    except (http.client.HTTPException, OSError) as e:  # IncompleteRead, reset, timeout
-        raise DownloadError(
-            f"download of {url} was interrupted after {n} bytes: {type(e).__name__}: {e}; "
-            f"the partial file was removed") from e
+    except (http.client.HTTPException, OSError) as e:
+        raise DownloadError(f"could not reach {url}: {type(e).__name__}: {e}") from e
+    with resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                  disable=not progress, leave=False) as bar:
+            while True:
+                try:
+                    # subtle: HTTPResponse.read(amt) returns b"" (no IncompleteRead) when the
+                    # server closes early, so the byte count is checked against Content-Length below.
+                    chunk = resp.read(_CHUNK)
+                except (http.client.HTTPException, OSError) as e:  # IncompleteRead, reset, timeout
+                    raise DownloadError(
+                        f"download of {url} was interrupted after {n} bytes: {type(e).__name__}: {e}; "
+                        f"the partial file was removed") from e
+                if not chunk:
+                    break
+                h.update(chunk)
+                f.write(chunk)  # outside the network handler: a full disk is not a network error
+                n += len(chunk)
+                bar.update(len(chunk))
     if total is not None and n != total:
         raise DownloadError(
             f"download of {url} was cut short: got {n} of {total} bytes (connection dropped?); "

@@ -62,9 +62,15 @@ class TableSpec:
     format: str  # see `table_format`
     columns: tuple[str, ...]  # names found (headerless CSV/TSV: "0", "1", ...)
     text_columns: tuple[str, ...]  # joined with one space, in this order
-    label_column: str
+    label_column: str | None  # None: no labels (need_label=False and no label column)
     header: bool  # CSV/TSV: the first row holds the column names
     class_names: tuple[str, ...] | None = None  # a datasets ClassLabel's names (the labels are 0..C-1)
+
+    def column_args(self) -> dict:
+        """`text_columns`/`label_column` as `inspect_table` takes them (0-based indexes without a header)."""
+        conv = (lambda c: c) if self.header else int
+        return {"text_columns": [conv(c) for c in self.text_columns],
+                "label_column": None if self.label_column is None else conv(self.label_column)}
 
 
 def _open_text(path: Path):
@@ -98,28 +104,37 @@ def _name(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
 
 
+def _show(names: Sequence[str], *, most: int = 12, width: int = 40) -> str:
+    """The column names for a message: each cut to `width` characters, at most `most` of them."""
+    shown = [n if len(n) <= width else n[:width] + "..." for n in names[:most]]
+    return repr(shown)[:-1] + (f", ... ({len(names)} in all)]" if len(names) > most else "]")
+
+
 def _resolve(names: Sequence[str], col: Column, what: str, source: str, *, by_index: bool) -> str:
     if isinstance(col, bool) or not isinstance(col, (str, int)):
         raise TypeError(f"{what} must be a column name or a 0-based index, got {col!r}")
     if isinstance(col, int):
         if not by_index:
             raise ValueError(f"{source}: {what} {col} is an index, but this file has named columns "
-                             f"{list(names)}; give the name")
+                             f"{_show(names)}; give the name")
         if not 0 <= col < len(names):
             raise ValueError(f"{source}: {what} {col} is out of range: the file has {len(names)} columns "
                              f"(0..{len(names) - 1})")
         return names[col]
     if col not in names:
-        raise ValueError(f"{source}: no column {col!r} ({what}); the columns found are {list(names)}")
+        raise ValueError(f"{source}: no column {col!r} ({what}); the columns found are {_show(names)}")
     return col
 
 
 def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = None,
-                  label_column: Column | None = None, split: str | None = None) -> TableSpec:
+                  label_column: Column | None = None, split: str | None = None, need_label: bool = True) -> TableSpec:
     """Find the format and resolve the columns, reading only the schema or the first row (fast).
 
     Columns: by name; headerless CSV/TSV by 0-based index. Defaults: `text` and `label` when the file has
     them, else for a headerless 3-column CSV/TSV the AG_NEWS layout (label 0, texts 1 and 2).
+
+    With `need_label=False` (texts to classify) a table without the (default) label column is fine: its
+    `label_column` is None.
 
     Raises:
         FileNotFoundError: no such file.
@@ -142,15 +157,15 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
         if any(isinstance(c, str) for c in asked) and any(isinstance(c, int) for c in asked):
             raise ValueError("give the columns either all by name (files with a header row) or all by 0-based "
                              f"index (files without one), got {asked}")
-        header = isinstance(asked[0], str) if asked else {"text", "label"} <= set(first)
+        header = isinstance(asked[0], str) if asked else bool({"text", "label"} & set(first))
         if not header:
             if not asked and (len(first) != 3 or not isinstance(_try_label(first[0]), int)):
                 raise ValueError(f"{name}: cannot tell which columns hold the text and the label: no 'text'/"
-                                 f"'label' header, and the first row {first[:6]} is not the AG_NEWS layout "
+                                 f"'label' header, and the first row {_show(first, most=6)} is not the AG_NEWS layout "
                                  "(int label, title, description); give --text-column and --label-column "
                                  "(names for a header row, 0-based indexes for a file without one)")
             if {"text", "label"} & set(first):
-                raise ValueError(f"{name}: columns given by index, but the first row {first[:6]} looks like a "
+                raise ValueError(f"{name}: columns given by index, but the first row {_show(first, most=6)} looks like a "
                                  "header; give the columns by name")
             ag_news = len(first) == 3 and label_column in (None, 0) and text_columns in (None, [1, 2])
             if (text_columns is None or label_column is None) and not ag_news:
@@ -172,10 +187,13 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
     label_column = "label" if label_column is None else label_column
     by_index = not header
     texts = tuple(_resolve(columns, c, "text column", name, by_index=by_index) for c in text_columns)
-    label = _resolve(columns, label_column, "label column", name, by_index=by_index)
-    if label in texts:
+    if not need_label and label_column == "label" and "label" not in columns:
+        label = None
+    else:
+        label = _resolve(columns, label_column, "label column", name, by_index=by_index)
+    if label is not None and label in texts:
         raise ValueError(f"{name}: column {label!r} is both a text column and the label column")
-    if fmt == "datasets":
+    if fmt == "datasets" and label is not None:
         feature = ds.features[label]
         class_names = tuple(feature.names) if hasattr(feature, "names") else None  # a ClassLabel
     return TableSpec(name, fmt, columns, texts, label, header, class_names)
@@ -207,8 +225,8 @@ def _jsonl_columns(path: Path) -> tuple[str, ...]:
 
 
 def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
-               batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None
-               ) -> Iterator[tuple[list, list[str]]]:
+               batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None,
+               need_label: bool = True) -> Iterator[tuple[list, list[str]]]:
     """Yield `(raw_labels, texts)` chunks of at most `batch_rows` rows, in file order, in bounded memory.
 
     Args:
@@ -220,6 +238,7 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
         on_bad_rows: "raise" (default) or "skip" rows with a missing text or label or, in CSV/TSV, the wrong
             number of fields: one warning gives the count and the first row numbers.
         split: the split of a DatasetDict.
+        need_label: False: a table without a label column is read too, with labels None.
 
     Raises:
         ValueError: unreadable or malformed data (the message names the file and row), bad arguments.
@@ -228,7 +247,8 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
         raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ValueError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
-    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split)
+    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split,
+                         need_label=need_label)
     import pyarrow as pa
 
     from textpipe.data._arrow import arrow_batches
@@ -238,8 +258,9 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
     for batch in arrow_batches(source, spec, batch_rows=batch_rows, split=split, bad=bad,
                                skip=on_bad_rows == "skip"):
         cols = batch.to_pydict()
-        label_col, text_cols = cols[spec.label_column], [cols[c] for c in spec.text_columns]
-        if pa.types.is_floating(batch.schema.field(spec.label_column).type):  # never truncate 1.7 to 1
+        text_cols = [cols[c] for c in spec.text_columns]
+        label_col = cols[spec.label_column] if spec.label_column is not None else [None] * batch.num_rows
+        if spec.label_column is not None and pa.types.is_floating(batch.schema.field(spec.label_column).type):  # never truncate 1.7 to 1
             i = next((i for i, v in enumerate(label_col) if v is not None and not float(v).is_integer()), 0)
             raise ValueError(f"{spec.source}, row {row + 1 + i}: label {label_col[i]!r}: the label column "
                              f"{spec.label_column!r} holds floats, expected int or string labels")
@@ -253,7 +274,7 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
                 if not all(isinstance(p, str) for p in parts):
                     raise ValueError(f"the text is a {type(next(p for p in parts if not isinstance(p, str))).__name__}"
                                      ", expected a string")
-                y = canonical_label(y)
+                y = canonical_label(y) if spec.label_column is not None else None
             except ValueError as e:
                 if on_bad_rows == "raise":
                     raise ValueError(f"{spec.source}, row {row}: {e}. Fix the row, or pass on_bad_rows='skip' "

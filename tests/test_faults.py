@@ -1,0 +1,312 @@
+"""Fault injection: SIGKILL in the middle of every writer, a full disk, and a reader racing a writer.
+
+Each writer (checkpoint save, Vocab.save, EncodedCorpus.save, download) runs in a forked child that writes
+versions k, k + 1, ... of one file in a loop; the parent kills it with SIGKILL after a random delay (10 kills
+per writer, seeded), then checks that the file is still a complete, valid version, never older than the one
+seen before, and, after one more write, that no temp file is left. The disk-full tests mount a 1 MiB tmpfs
+(root only; skipped with the reason otherwise). The race tests read a file while a child replaces it.
+Tests marked xfail are of writers that other branches fix (the lead flips them at merge).
+
+Run: python3 -m pytest -q tests/test_faults.py
+"""
+import errno
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import torch
+
+from textpipe.checkpoint import load_checkpoint, save_checkpoint
+from textpipe.corpus import EncodedCorpus
+from textpipe.data.download import download_file
+from textpipe.fileio import WriteError
+from textpipe.model import ModelConfig, TextClassifier
+from textpipe.vocab import Vocab
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault injection forks writer processes")
+
+KILLS, MAX_KILLS = 10, 30  # SIGKILLs per writer: 10, or more (at most 30) until one has landed mid-write
+FIXED_BY_SCALE = lambda test: test  # noqa: E731  (fixed on the scale branch: saves go through textpipe.fileio)
+
+
+def debris(directory, target):
+    """Files beside `target` other than itself and lock files: temps a writer left behind."""
+    return sorted(n for n in os.listdir(directory) if n != target.name and not n.endswith(".lock"))
+
+
+def fork_writer(write, first_version: int) -> int:
+    """Fork a child that calls `write(k)` for k = first_version, first_version + 1, ... until killed."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            os.close(ready_r)
+            os.write(ready_w, b"1")
+            k = first_version
+            while True:
+                write(k)
+                k += 1
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    os.read(ready_r, 1)  # the child runs
+    os.close(ready_r)
+    return pid
+
+
+def kill_loop(write, read_version, target, *, seed: int, max_delay: float = 0.08, versioned: bool = True) -> int:
+    """SIGKILL writer children at random moments; after each, `target` must hold a valid version.
+
+    `read_version()` loads `target`, checks it is a complete version and returns its number. Kills `KILLS`
+    times, and on up to `MAX_KILLS` until one of them left a temp file behind (it landed mid-write).
+    Returns how many did; a writer that never writes to a temp file (in place) gets 0.
+    """
+    rng = random.Random(seed)
+    write(1)  # the first good version, written in full
+    last, mid_write = read_version(), 0
+    for i in range(MAX_KILLS):
+        if i >= KILLS and mid_write:
+            break
+        pid = fork_writer(write, first_version=(i + 1) * 1_000_000)
+        time.sleep(rng.uniform(0.002, max_delay))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+            f"writer {i} ended on its own (status {status}), not by the SIGKILL"
+        mid_write += bool(debris(target.parent, target))
+        version = read_version()  # the previous good file, or a newer complete one
+        assert version >= last, f"after kill {i}: version {version} is older than {last}"
+        last = version
+    write(last + 1)  # the next write sweeps what the killed ones left
+    assert read_version() == last + 1 or not versioned
+    assert debris(target.parent, target) == []
+    return mid_write
+
+
+# ---------------------------------------------------------------- the writers, each writing version k
+
+ITOS = ["<pad>", "<unk>"] + [f"w{i}" for i in range(30)]
+
+
+def checkpoint_writer(path):
+    model = TextClassifier(ModelConfig(vocab_size=len(ITOS), embed_dim=16, buckets=2**15))  # ~2 MB of weights
+
+    def write(k):
+        with torch.no_grad():
+            model.fc.bias.fill_(float(k % 2**20))
+        save_checkpoint(path, model=model, model_config=model.config, vocab_itos=ITOS, epoch=0, step=k)
+
+    def read_version():
+        ckpt = load_checkpoint(path)  # checksum and cross-checks verified
+        assert torch.all(ckpt["model"]["fc.bias"] == float(ckpt["step"] % 2**20)), "weights of another version"
+        return ckpt["step"]
+    return write, read_version
+
+
+TOKENS = [f"token{i}" for i in range(20_000)]
+
+
+def vocab_writer(path):
+    def write(k):
+        Vocab([f"v{k}"] + TOKENS, default_index=0).save(path)
+
+    def read_version():
+        itos = Vocab.load(path).get_itos()
+        assert itos[1:] == TOKENS, "a partial vocabulary"
+        return int(itos[0][1:])
+    return write, read_version
+
+
+N_ROWS, ROW = 2_000, 100  # 200,000 ids: 1.6 MB
+
+
+def corpus_writer(path):
+    offsets = np.arange(N_ROWS + 1, dtype=np.int64) * ROW
+
+    def write(k):
+        EncodedCorpus(np.full(N_ROWS * ROW, k, np.int64), offsets, np.full(N_ROWS, k, np.int64)).save(path)
+
+    def read_version():
+        corpus = EncodedCorpus.load(path, mmap=False)
+        k = int(corpus.labels[0])
+        assert len(corpus) == N_ROWS and (corpus.ids == k).all() and (corpus.labels == k).all(), \
+            "ids and labels of different versions"
+        return k
+    return write, read_version
+
+
+# ---------------------------------------------------------------- SIGKILL at random points
+
+def test_killed_checkpoint_saves_keep_the_previous_checkpoint_and_leave_no_temp(tmp_path):
+    path = tmp_path / "last.pt"
+    assert kill_loop(*checkpoint_writer(path), path, seed=1) >= 1  # some kills landed mid-write
+
+
+def test_killed_vocab_saves_keep_the_previous_vocab_and_leave_no_temp(tmp_path):
+    path = tmp_path / "vocab.txt"
+    assert kill_loop(*vocab_writer(path), path, seed=2) >= 1
+
+
+@FIXED_BY_SCALE
+def test_killed_corpus_saves_keep_the_previous_corpus_and_leave_no_temp(tmp_path):
+    path = tmp_path / "train.corpus"
+    assert kill_loop(*corpus_writer(path), path, seed=3) >= 1
+
+
+BODY = bytes(range(256)) * 4096  # 1 MiB
+BODY_MD5 = hashlib.md5(BODY).hexdigest()
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    """Sends BODY in 32 chunks with a pause between them, so a kill lands mid-stream."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        step = len(BODY) // 32
+        try:
+            for i in range(0, len(BODY), step):
+                self.wfile.write(BODY[i:i + step])
+                self.wfile.flush()
+                time.sleep(0.003)
+        except OSError:  # the killed client went away
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/data.csv"
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def test_killed_downloads_leave_no_partial_file_and_their_temps_are_swept(tmp_path, slow_server):
+    dest = tmp_path / "cache" / "data.csv"
+
+    def write(k):  # download, then remove it, so the next one downloads again
+        download_file(slow_server, dest, md5=BODY_MD5, progress=False)
+        if k >= 1_000_000:
+            os.unlink(dest)
+
+    def read_version():  # the file is absent or complete (downloads have no versions)
+        if dest.exists():
+            assert dest.read_bytes() == BODY, "a partial download under the final name"
+        return 0
+
+    assert kill_loop(write, read_version, dest, seed=4, max_delay=0.1, versioned=False) >= 1
+    assert dest.read_bytes() == BODY
+
+
+# ---------------------------------------------------------------- disk full (a 1 MiB tmpfs)
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs: the second large write there runs out of space."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 1 MiB tmpfs for the disk-full tests needs root")
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True,
+                                text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs here ({e})")
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def test_disk_full_checkpoint_save_names_the_file_and_keeps_the_old_one(full_disk):
+    small = TextClassifier(ModelConfig(vocab_size=len(ITOS), embed_dim=8, buckets=64))
+    big = TextClassifier(ModelConfig(vocab_size=len(ITOS), embed_dim=16, buckets=2**15))  # 2 MB > 1 MiB
+    path = full_disk / "last.pt"
+    save_checkpoint(path, model=small, model_config=small.config, vocab_itos=ITOS, epoch=0, step=1)
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*tiny/last\.pt: "
+                                         r"free some space or use another directory") as e:
+        save_checkpoint(path, model=big, model_config=big.config, vocab_itos=ITOS, epoch=0, step=2)
+    assert e.value.errno == errno.ENOSPC and "inline_container" not in str(e.value)
+    assert load_checkpoint(path)["step"] == 1 and debris(full_disk, path) == []
+
+
+def test_disk_full_download_names_the_file_and_leaves_nothing(full_disk, slow_server):
+    (full_disk / "filler").write_bytes(b"x" * 300_000)  # 1 MiB body + 300 kB > 1 MiB
+    dest = full_disk / "data.csv"
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*tiny/data\.csv"):
+        download_file(slow_server, dest, md5=BODY_MD5, progress=False)
+    assert not dest.exists() and debris(full_disk, dest) == ["filler"]
+
+
+def test_disk_full_vocab_save_names_the_file_and_keeps_the_old_one(full_disk):
+    path = full_disk / "vocab.txt"
+    Vocab(["<unk>", "a"], default_index=0).save(path)
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*tiny/vocab\.txt"):
+        Vocab([f"token{i}" for i in range(200_000)], default_index=0).save(path)  # ~2 MB
+    assert Vocab.load(path).get_itos() == ["<unk>", "a"] and debris(full_disk, path) == []
+
+
+@FIXED_BY_SCALE
+def test_disk_full_corpus_save_names_the_file_and_keeps_the_old_one(full_disk):
+    path = full_disk / "train.corpus"
+    EncodedCorpus([1, 2], [0, 1, 2], [0, 1]).save(path)
+    with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*tiny/train\.corpus"):
+        EncodedCorpus(np.full(200_000, 2**40, np.int64), [0, 200_000], [0]).save(path)  # 1.6 MB (int64 ids)
+    assert EncodedCorpus.load(path).ids.tolist() == [1, 2] and debris(full_disk, path) == []
+
+
+# ---------------------------------------------------------------- a reader racing a writer
+
+def race(write, read_version, *, seconds: float = 1.5) -> int:
+    """Read while a child replaces the file as fast as it can; every read must be a complete version."""
+    write(1)
+    pid = fork_writer(write, first_version=2)
+    reads, versions = 0, set()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            versions.add(read_version())
+            reads += 1
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert len(versions) > 1, "the writer never replaced the file during the race"
+    return reads
+
+
+def test_a_checkpoint_read_while_it_is_replaced_is_always_one_complete_version(tmp_path):
+    assert race(*checkpoint_writer(tmp_path / "last.pt")) > 0
+
+
+def test_a_corpus_read_while_it_is_replaced_is_always_one_complete_version(tmp_path):
+    path = tmp_path / "train.corpus"
+    offsets = np.arange(201, dtype=np.int64) * 5  # small: many replacements per second
+
+    def write(k):
+        EncodedCorpus(np.full(1000, k, np.int64), offsets, np.full(200, k, np.int64)).save(path)
+
+    def read_version():
+        corpus = EncodedCorpus.load(path, mmap=True)
+        k = int(corpus.labels[0])
+        assert (np.asarray(corpus.ids) == k).all() and (corpus.labels == k).all(), \
+            "ids and labels of different versions"
+        return k
+
+    assert race(write, read_version) > 0

@@ -1,0 +1,128 @@
+"""The data half of training: read the splits, map labels to class ids, carve out validation, build the
+vocabulary from the training portion and encode everything once.
+
+`prepare_data(config)` is what `fit` runs first; a hyperparameter search can run it once and pass the result
+to every `fit(config, data=...)` whose data settings (`DATA_KEYS`) are the same:
+
+    >>> data = prepare_data(TrainConfig(data_dir="../shared/data/ag_news"))  # doctest: +SKIP
+    >>> data.sizes, data.labels.names                                       # doctest: +SKIP
+    ({'train': 5600, 'val': 0, 'test': 2000}, ['World', 'Sports', 'Business', 'Sci/Tech'])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from textpipe.data.labels import LabelVocab
+from textpipe.data.sources import Source, load_classes, make_label_vocab, read_source, resolve_sources
+
+# The config fields the prepared data depends on (the seed picks the validation carve-out).
+DATA_KEYS = ("data_dir", "train", "val", "test", "text_columns", "label_column", "classes", "tokenizer",
+             "min_freq", "max_tokens", "val_fraction", "seed", "on_bad_rows")
+UNK_IDX = 1
+
+
+@dataclass
+class Data:
+    """Everything training needs from the data, encoded; see `prepare_data`."""
+
+    vocab: object  # textpipe.Vocab of the training portion (tokenizer included)
+    labels: LabelVocab  # raw label <-> class id, and the class names
+    train: object  # EncodedCorpus of the training portion
+    val: object | None  # EncodedCorpus of the validation data, or None
+    test: list | None  # (class id, text) rows to test the best model on, or None
+    sizes: dict  # rows per split
+    sources: dict  # split -> Source (files, for summary.json)
+    columns: dict  # text_columns / label_column as given (stored in checkpoints; None = reader defaults)
+    key: dict = field(default_factory=dict)  # the DATA_KEYS values it was prepared with
+
+    def checkpoint_info(self) -> dict:
+        """The `data=` of `save_checkpoint`: how to read and label more data like this."""
+        from textpipe._vocab_compat import tokenizer_of
+
+        return {**self.columns, "label_values": list(self.labels.values), "tokenizer": tokenizer_of(self.vocab),
+                "rows": dict(self.sizes)}
+
+
+def data_key(cfg) -> dict:
+    """The DATA_KEYS of a config, comparable (datasets objects by identity)."""
+    return {k: (v if v is None or isinstance(v, (str, int, float, bool, list, tuple)) else id(v))
+            for k, v in ((k, getattr(cfg, k)) for k in DATA_KEYS)}
+
+
+def resolve(cfg) -> tuple[dict[str, Source | None], list[str] | None]:
+    """The sources of each split and the `--classes` list, checked without reading the data (fast)."""
+    from textpipe._vocab_compat import check_tokenizer
+
+    check_tokenizer(cfg.tokenizer)
+    sources = resolve_sources(data_dir=cfg.data_dir, train=cfg.train, val=cfg.val, test=cfg.test,
+                              text_columns=cfg.text_columns, label_column=cfg.label_column)
+    if sources["val"] is not None and cfg.val_fraction > 0:
+        raise ValueError(f"validation data given ({sources['val'].describe()}) and --val-fraction "
+                         f"{cfg.val_fraction}: use one of them (--val-fraction 0 to use the file)")
+    return sources, load_classes(cfg.classes, cfg.data_dir if not sources["train"].ag_news else None)
+
+
+def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -> Data:
+    """Read, split, build the vocabulary (or take the checkpoint's) and encode; see the module docstring.
+
+    Args:
+        cfg: a TrainConfig (its DATA_KEYS fields are used).
+        sources, classes: what `resolve(cfg)` returned (resolved here if None).
+        ckpt: a checkpoint to resume: its vocabulary and label classes are used, not rebuilt.
+
+    Raises:
+        ValueError: malformed rows, a val/test label unseen in training (naming it and its row), fewer than
+            two classes, labels that do not match the checkpoint's.
+    """
+    from textpipe._vocab_compat import build_vocab, encode_corpus, make_vocab
+
+    if sources is None:
+        sources, classes = resolve(cfg)
+    from textpipe.corpus_cache import prepare_cached
+    cached = prepare_cached(cfg, sources, classes, ckpt)  # one training file on disk: streamed, cached, mapped
+    if cached is not None:
+        return cached
+
+    def read(split):
+        s = sources[split]
+        return read_source(s, split=split, on_bad_rows=cfg.on_bad_rows, progress=cfg.progress) if s else None
+
+    train_labels, train_texts = read("train")
+    if ckpt is not None:  # the run being resumed fixed the classes and the vocabulary
+        info = ckpt.get("data") or {}
+        values = info.get("label_values") or list(range(1, ckpt["model_config"]["num_classes"] + 1))
+        labels = LabelVocab(values, names=ckpt.get("class_names") or [str(v) for v in values])
+    else:
+        labels = make_label_vocab(sources["train"], train_labels, classes=classes)
+    source_name = sources["train"].describe()
+    train_ids = labels.encode(train_labels, source=source_name)
+    del train_labels
+    # The validation carve-out comes from train, with its own seed-fixed permutation.
+    perm = np.random.default_rng(cfg.seed).permutation(len(train_texts))
+    n_val = int(round(len(train_texts) * cfg.val_fraction))
+    fit_idx, val_idx = np.sort(perm[n_val:]), perm[:n_val]
+    fit_texts = [train_texts[i] for i in fit_idx]
+    if ckpt is not None:
+        vocab = make_vocab(ckpt["vocab_itos"], default_index=ckpt["vocab_default_index"],
+                           tokenizer=(ckpt.get("data") or {}).get("tokenizer") or "basic_english")
+    else:  # subtle: built from the training portion only, so validation and test words stay unseen
+        vocab = build_vocab(fit_texts, tokenizer=cfg.tokenizer, min_freq=cfg.min_freq, max_tokens=cfg.max_tokens,
+                            unk_idx=UNK_IDX)
+    train = encode_corpus(fit_texts, train_ids[fit_idx], vocab)
+    if n_val:
+        val = encode_corpus([train_texts[i] for i in val_idx], train_ids[val_idx], vocab)
+    elif sources["val"] is not None:
+        val_labels, val_texts = read("val")
+        val = encode_corpus(val_texts, labels.encode(val_labels, source=sources["val"].describe()), vocab)
+    else:
+        val = None
+    test = None
+    if sources["test"] is not None:
+        test_labels, test_texts = read("test")
+        test = list(zip(labels.encode(test_labels, source=sources["test"].describe()).tolist(), test_texts))
+    # as given (None = the reader's defaults), so that a test file in another layout still reads by default
+    columns = {"text_columns": cfg.text_columns, "label_column": cfg.label_column}
+    sizes = {"train": len(train), "val": 0 if val is None else len(val), "test": 0 if test is None else len(test)}
+    return Data(vocab, labels, train, val, test, sizes, sources, columns, data_key(cfg))

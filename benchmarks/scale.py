@@ -84,9 +84,8 @@ def _chunks(work: Path):
 
 
 def stage_vocab(work: Path, args) -> dict:
-    from textpipe.corpus_cache import _build_vocab
-    vocab = _build_vocab((t for _, t in _chunks(work)), min_freq=1, max_tokens=None,
-                         specials=("<pad>", "<unk>"), num_workers=2)
+    from textpipe.vocab import build_vocab_from_texts
+    vocab = build_vocab_from_texts((t for _, t in _chunks(work)), specials=("<pad>", "<unk>"), num_workers=2)
     vocab.set_default_index(1)
     vocab.save(work / "vocab.txt")
     return {"vocab_size": len(vocab)}
@@ -98,6 +97,7 @@ def _vocab(work: Path):
 
 
 def stage_write(work: Path, args) -> dict:
+    import textpipe.corpus_cache  # noqa: F401  (the reader's imports: not what the write adds)
     from textpipe.corpus_writer import CorpusWriter
     vocab = _vocab(work)
     base = _status_kb("RssAnon")
@@ -190,7 +190,7 @@ def _cli(work: Path, args, tag: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"train CLI failed: {proc.stderr[-2000:]}")
     import resource
-    return {"cli_s": round(time.perf_counter() - t, 3),
+    return {"cli_s": round(time.perf_counter() - t, 3), "peak_anon": None,  # RssAnon of the CLI is not sampled
             "peak_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
 
 
@@ -253,11 +253,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             results["stages"][name] = r
-            extra = r.get("peak_anon", 0) - r["base_anon"] if "base_anon" in r else None
+            anon = r.get("peak_anon")
+            extra = anon - r["base_anon"] if anon is not None and "base_anon" in r else None
             notes = {k: v for k, v in r.items() if k in ("vocab_size", "corpus_bytes", "batches", "open_s", "cli_s")}
             if "corpus_bytes" in r and "csv_bytes" in r:
                 notes["corpus/csv"] = round(r["corpus_bytes"] / r["csv_bytes"], 3)
-            print(f"{name:<16}{r['seconds']:>9.2f}{r['peak_rss'] / GiB:>10.3f}G{r.get('peak_anon', 0) / GiB:>10.3f}G"
+            anon_s = f"{anon / GiB:>10.3f}G" if anon is not None else f"{'-':>11}"
+            print(f"{name:<16}{r['seconds']:>9.2f}{r['peak_rss'] / GiB:>10.3f}G{anon_s}"
                   f"{'' if extra is None else f'{extra / GiB:>12.3f}G'}  {notes}", flush=True)
     finally:
         if not args.keep and not args.workdir:

@@ -52,13 +52,20 @@ class _AnonPeak:
     """Samples RssAnon every 5 ms in a thread: the heap part of the RSS, without mapped file pages."""
 
     def __init__(self) -> None:
-        self.peak, self._stop = _status_kb("RssAnon"), threading.Event()
+        self.peak, self._stop, self._lock = _status_kb("RssAnon"), threading.Event(), threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _status_kb("RssAnon"))
+            with self._lock:
+                self.peak = max(self.peak, _status_kb("RssAnon"))
+
+    def reset(self) -> int:
+        """Forget the peak so far (the stage's set-up, e.g. loading the vocabulary); returns the RSS now."""
+        with self._lock:
+            self.peak = _status_kb("RssAnon")
+            return self.peak
 
     def stop(self) -> int:
         self._stop.set()
@@ -100,7 +107,7 @@ def stage_write(work: Path, args) -> dict:
     import textpipe.corpus_cache  # noqa: F401  (the reader's imports: not what the write adds)
     from textpipe.corpus_writer import CorpusWriter
     vocab = _vocab(work)
-    base = _status_kb("RssAnon")
+    base = _base()
     for old in work.glob("train.corpus*"):
         old.unlink()
     with CorpusWriter(work / "train.corpus", vocab_size=len(vocab)) as writer:
@@ -122,8 +129,8 @@ def _epoch(loader) -> tuple[int, int]:
 def stage_epoch(work: Path, args, num_workers: int = 0) -> dict:
     from textpipe.corpus import EncodedCorpus
     from textpipe.loader import make_dataloader
-    _vocab(work)  # held, as in training: the figure of interest is what the corpus adds beyond it
-    base = _status_kb("RssAnon")
+    vocab = _vocab(work)  # held, as in training: the figure of interest is what the corpus adds beyond it
+    base = _base()
     path = work / "train.corpus"
     if not path.exists():  # stages run without "write": the training CLI's cached corpus
         path = next((work / "cache").glob("corpus-*/fit.corpus"))
@@ -132,6 +139,7 @@ def stage_epoch(work: Path, args, num_workers: int = 0) -> dict:
     open_s = time.perf_counter() - t
     loader = make_dataloader(corpus, batch_size=args.batch_size, seed=0, window=args.window, num_workers=num_workers)
     batches, tokens = _epoch(loader)
+    del vocab
     return {"base_anon": base, "open_s": round(open_s, 3), "batches": batches, "tokens": tokens}
 
 
@@ -144,7 +152,7 @@ def stage_hf_write(work: Path, args) -> dict:
     from datasets import disable_progress_bars, load_dataset
     disable_progress_bars()
     vocab = _vocab(work)
-    base = _status_kb("RssAnon")
+    base = _base()
     for old in ("hf_cache", "hf_corpus"):  # no reuse of an earlier run's Arrow cache
         shutil.rmtree(work / old, ignore_errors=True)
 
@@ -166,8 +174,8 @@ def stage_hf_epoch(work: Path, args) -> dict:
     import torch
     from datasets import load_from_disk
     from textpipe.collate import pad_collate
-    _vocab(work)
-    base = _status_kb("RssAnon")
+    vocab = _vocab(work)  # noqa: F841  (held, as above)
+    base = _base()
     t = time.perf_counter()
     ds = load_from_disk(str(work / "hf_corpus")).with_format("numpy")
     open_s = time.perf_counter() - t
@@ -208,9 +216,18 @@ STAGES = {"vocab": stage_vocab, "write": stage_write, "epoch": stage_epoch, "epo
           "cli_warm": stage_cli_warm}
 
 
+PEAK: _AnonPeak | None = None
+
+
+def _base() -> int:
+    """Anonymous RSS after a stage's set-up; the peak is measured from here on."""
+    return PEAK.reset() if PEAK is not None else _status_kb("RssAnon")
+
+
 def run_stage(name: str, work: Path, args) -> None:
     """Child process: run one stage and print its JSON line."""
-    peak = _AnonPeak()
+    global PEAK
+    peak = PEAK = _AnonPeak()
     t = time.perf_counter()
     result = STAGES[name](work, args)
     seconds = time.perf_counter() - t

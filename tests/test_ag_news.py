@@ -98,7 +98,8 @@ def test_line_numbers_count_physical_lines(tmp_path):
 
 def test_unclosed_quote_does_not_swallow_rows_silently(tmp_path):
     text = '"1","t","d\n"2","t2","d2"\n"3","t3","d3"\n'  # the first description never closes
-    with pytest.raises(ValueError, match=r"x\.csv, line 1: expected 3 fields .* found 5"):
+    with pytest.raises(ValueError, match=r"x\.csv, line 1: unclosed quote: the quoted field opened on line 1 "
+                                         r"runs into line 2, which starts the next record"):
         read_ag_news_csv(write(tmp_path / "x.csv", text))
 
 
@@ -136,7 +137,8 @@ def test_a_malformed_row_never_takes_a_good_row_with_it(tmp_path, kind, bad_row)
 def test_every_line_a_broken_record_swallowed_is_counted_and_parsing_resumes_at_the_next_record(tmp_path):
     text = '"1","a","b"\n"2","t","unclosed\nmore text, here\nand more\n"3","good","row"\n"4","c","d"\n'
     path = write(tmp_path / "x.csv", text)
-    with pytest.warns(UserWarning, match=r"skipped 3 malformed line\(s\): 2, 3, 4; first: line 2: expected 3 fields"):
+    with pytest.warns(UserWarning, match=r"skipped 3 malformed line\(s\): 2, 3, 4; first: line 2: unclosed quote: "
+                                         r"the quoted field opened on line 2 runs into line 5"):
         rows = read_ag_news_csv(path, on_bad_rows="skip")
     assert rows == [(0, "a b"), (2, "good row"), (3, "c d")]
 
@@ -155,9 +157,24 @@ def test_an_unclosed_quote_at_the_end_of_the_file_raises_and_is_reported_when_sk
         assert read_ag_news_csv(path, on_bad_rows="skip") == [(0, "a b")]
 
 
+def test_many_unclosed_quotes_cost_only_their_own_lines(tmp_path):
+    # every other row never closes its description: each is cut at the next record, none swallows a good one
+    lines = [f'"1","bad {i}","open' if i % 2 else f'"2","good {i}","row"' for i in range(3000)]
+    path = write(tmp_path / "x.csv", "\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped 1500 malformed line\(s\): 2, 4, 6, 8, 10, \.\.\."):
+        rows = read_ag_news_csv(path, on_bad_rows="skip")
+    assert rows == [(1, f"good {i} row") for i in range(0, 3000, 2)]
+
+
+def test_a_legit_multi_line_field_still_parses(tmp_path):
+    text = '"1","title","first line\nsecond line, with ""quotes""\n1, 2, 3 go"\n"2","t","d"\n'
+    assert read_ag_news_csv(write(tmp_path / "x.csv", text)) == [
+        (0, 'title first line\nsecond line, with "quotes"\n1, 2, 3 go'), (1, "t d")]
+
+
 def test_resynchronised_then_open_at_the_end(tmp_path):
     path = write(tmp_path / "x.csv", '"2","t","unclosed\n"3","x","y"\n"4","p","q\n')
-    with pytest.warns(UserWarning, match=r"skipped 2 malformed line\(s\): 1, 3; first: line 1: expected 3 fields"):
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed line\(s\): 1, 3; first: line 1: unclosed quote"):
         assert read_ag_news_csv(path, on_bad_rows="skip") == [(2, "x y")]
 
 

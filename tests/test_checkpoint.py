@@ -321,3 +321,37 @@ def test_the_shapes_checked_on_load_are_those_of_a_real_model(cfg):
 
     config = ModelConfig(**cfg)
     assert expected_shapes(config) == {k: tuple(v.shape) for k, v in TextClassifier(config).state_dict().items()}
+
+
+def test_integrity_module_docstring_examples_run():
+    import doctest
+
+    import textpipe._checkpoint_integrity as integrity
+
+    result = doctest.testmod(integrity, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_temps_of_killed_saves_are_swept_also_those_of_textpipe_0_1_0(tmp_path):
+    import subprocess
+    import sys
+
+    import textpipe.fileio as fileio
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a PID that no longer runs
+    for name in (f".last.pt.tmp{dead}", f".last.pt.tmp-{fileio._HOST}-{dead}-0123abcd"):
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    (tmp_path / f".last.pt.tmp{os.getpid()}").write_bytes(b"a live writer's")  # kept: its writer runs
+    _save(tmp_path / "last.pt", _model())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".last.pt.tmp{os.getpid()}", "last.pt"]
+
+
+def test_digests_tell_apart_what_a_naive_encoding_would_not():
+    from textpipe._checkpoint_integrity import entry_digests
+
+    pairs = [(["ab", "c"], ["a", "bc"]), ([1], [1.0]), ([1], [True]), (["1"], [1]), ([None], [[]]),
+             ({"a": 1}, [["a", 1]]), ([torch.zeros(2)], [torch.zeros(2, 1)]), ([torch.zeros(2)], [torch.zeros(2).half()])]
+    for a, b in pairs:
+        assert entry_digests({"x": a}) != entry_digests({"x": b}), (a, b)
+    assert entry_digests({"x": ("a", "b")}) == entry_digests({"x": ["a", "b"]})  # pickle may turn one into the other

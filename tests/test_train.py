@@ -269,3 +269,72 @@ def test_tensorboard_flag(data_dir, tmp_path, capsys):
     else:
         assert main(args) == 0
         assert any((tmp_path / "tb").iterdir())
+
+
+def test_a_directory_holding_a_run_is_refused_unless_resume_or_overwrite(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3")) == 0
+    first = (tmp_path / "metrics.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(_args(data_dir, tmp_path, "--max-steps", "3")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a run (last.pt, best.pt, metrics.jsonl, summary.json" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert (tmp_path / "metrics.jsonl").read_bytes() == first  # untouched
+    assert main(_args(data_dir, tmp_path, "--max-steps", "5", "--overwrite")) == 0
+    assert "--overwrite: removed last.pt, best.pt, summary.json" in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 5
+    assert main(_args(data_dir, tmp_path, "--max-steps", "5", "--overwrite", "--resume")) == 2
+    assert "give one" in capsys.readouterr().err
+
+
+def test_a_locked_directory_is_refused_naming_the_holder(data_dir, tmp_path, capsys):
+    from textpipe.rundir import RunLock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from textpipe.rundir import RunLock; lock = RunLock(Path(sys.argv[1])).acquire(); "
+                               "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
+                              env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(_args(data_dir, tmp_path, "--max-steps", "2")) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another run (pid {holder.pid} on" in err and err.count("\n") == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died (SIGKILL): the kernel dropped its lock, and the next run takes the directory over
+    with RunLock(tmp_path) as lock:
+        assert lock.previous["pid"] == holder.pid
+    assert main(_args(data_dir, tmp_path, "--max-steps", "2", "--resume")) == 0
+
+
+def test_summary_records_how_the_run_was_made(data_dir, tmp_path):
+    import hashlib
+
+    import textpipe
+
+    assert main(_args(data_dir, tmp_path, "--max-steps", "2", "--seed", "5")) == 0
+    run = json.loads((tmp_path / "summary.json").read_text())["run"]
+    assert run["config"]["seed"] == 5 == run["seed"] and run["config"]["batch_size"] == 8
+    assert run["versions"]["torch"] == torch.__version__ and run["versions"]["textpipe"] == textpipe.__version__
+    assert run["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert run["device"]["type"] == "cpu" and run["started"].endswith("+00:00")
+    train = next(d for d in run["data"] if d["split"] == "train")
+    raw = (data_dir / "train.csv").read_bytes()
+    assert train["bytes"] == len(raw) and train["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert {d["split"] for d in run["data"]} == {"train", "test"}
+    git = run["git"]  # a checkout: its commit; an installed wheel: None
+    assert git is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+
+
+def test_tensorboard_gets_test_metrics_and_hparams(data_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(_args(data_dir, tmp_path / "run", "--tensorboard", str(tmp_path / "tb"), "--max-steps", "4")) == 0
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert {"train_loss", "val_accuracy", "test_accuracy", "test_macro_f1"} <= set(acc.Tags()["scalars"])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert acc.Scalars("test_accuracy")[-1].value == pytest.approx(summary["test"]["accuracy"])
+    hp = EventAccumulator(str(tmp_path / "tb" / "hparams")).Reload()
+    assert "hparam/test_accuracy" in hp.Tags()["scalars"]

@@ -22,6 +22,7 @@ from torch import nn
 
 from textpipe._checkpoint_integrity import (ALGORITHM, CheckpointError, check_consistency, entry_digests,
                                             verify_digests)
+from textpipe._checkpoint_io import open_error, sweep_legacy_temps, torch_save
 from textpipe.distributed import unwrap
 from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps, temp_path_for
 from textpipe.model import ModelConfig, TextClassifier
@@ -114,40 +115,10 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     path = Path(path)
     # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one;
     # a killed save's temp file is swept by the next save to the same path.
+    sweep_legacy_temps(path)
     with atomic_write(path, mode="wb", fsync=fsync) as f:
-        _torch_save(ckpt, f)
+        torch_save(ckpt, f)
     return path
-
-
-class _ErrorRecorder:
-    """A write-only file wrapper that remembers the first OSError of a write.
-
-    subtle: torch.save turns an OSError of the file object's write (ENOSPC) into
-    `RuntimeError: [enforce fail at inline_container.cc] unexpected pos`, which names neither cause nor file.
-    """
-
-    def __init__(self, f):
-        self._f, self.error = f, None
-
-    def write(self, data) -> int:
-        try:
-            return self._f.write(data)
-        except OSError as e:
-            self.error = self.error or e
-            raise
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
-def _torch_save(obj: Any, f) -> None:
-    recorder = _ErrorRecorder(f)
-    try:
-        torch.save(obj, recorder)
-    except RuntimeError:
-        if recorder.error is not None:
-            raise recorder.error from None  # atomic_write turns it into a WriteError naming the path
-        raise
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -230,7 +201,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except OSError as e:  # before the generic handler: permission denied is not corruption
-        raise _open_error(e, path) from None
+        raise open_error(e, path) from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types (zip, pickle, EOF, KeyError, ...)
         detail = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(f"{where} could not be read: the file is corrupt, truncated, or not a textpipe "
@@ -253,20 +224,6 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
         verify_digests(ckpt, path)
     ckpt["model"] = stripped
     return ckpt
-
-
-def _open_error(e: OSError, path: Path) -> OSError:
-    """The OSError of opening a checkpoint, with a message that names the file and the fix (no errno
-    prefix: the CLI prints it as one `error:` line)."""
-    if isinstance(e, FileNotFoundError) or not path.exists():
-        return FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if isinstance(e, IsADirectoryError) or path.is_dir():
-        return IsADirectoryError(f"checkpoint {str(path)!r} is a directory; give the path of a "
-                                 "checkpoint file (e.g. best.pt or last.pt inside it)")
-    if isinstance(e, PermissionError):
-        return PermissionError(f"permission denied: cannot read checkpoint {str(path)!r}; check its "
-                               "permissions (and those of its directory)")
-    return type(e)(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}")
 
 
 def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):

@@ -90,6 +90,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
     g.add_argument("--buckets", type=int, default=t.buckets, help="bigram hash buckets")
+    g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
+                   "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
     g = p.add_argument_group("optimisation")
@@ -126,6 +128,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--output-dir", default=t.output_dir, help="where checkpoints and metrics go")
     g.add_argument("--resume", nargs="?", const="last", default=t.resume,
                    help="resume from <output-dir>/last.pt (no value), or from the given checkpoint")
+    g.add_argument("--overwrite", action="store_true", default=t.overwrite,
+                   help="replace the run already in --output-dir (without it, or --resume, it is refused)")
     g.add_argument("--save-every", type=int, default=t.save_every, help="also write last.pt every N steps "
                    "(0 = at each epoch's end only)")
     g.add_argument("--checkpoints", choices=["epoch", "end", "none"], default=t.checkpoints,

@@ -18,12 +18,12 @@ Run the tests: python3 -m pytest -q tests/test_loader.py
 from __future__ import annotations
 
 import functools
-import multiprocessing
 
 import torch
 from torch.utils.data import DataLoader
 
 from textpipe.collate import offsets_collate, pad_collate
+from textpipe._workers import default_start_method
 from textpipe.corpus import EncodedCorpus
 from textpipe.sampler import BucketBatchSampler
 
@@ -33,10 +33,8 @@ WINDOW = 1 << 20  # default sampler window: corpora up to 1M rows get the global
 
 
 def _default_context() -> str:
-    # Not "fork": forking a process that holds CUDA state or runs threads can deadlock. "forkserver"
-    # starts workers from a clean process and, like "spawn" on macOS/Windows, requires a picklable dataset
-    # and collate, so a recipe that works here works on every platform.
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    # fork where it is safe (no CUDA, no other threads), else forkserver/spawn; see textpipe/_workers.py
+    return default_start_method()
 
 
 def _worker_init(worker_id: int) -> None:
@@ -74,8 +72,8 @@ def make_dataloader(corpus: EncodedCorpus, *, batch_size: int, shuffle: bool = T
         form: ``"pad"`` for ``(ids (B, T), lengths, labels)``, ``"offsets"`` for ``nn.EmbeddingBag``'s
             ``(flat ids, offsets, labels)``.
         bucket_size_multiplier: Bucket size in batches (when ``bucket``).
-        multiprocessing_context: Worker start method; default ``"forkserver"`` where available, else
-            ``"spawn"``.
+        multiprocessing_context: Worker start method; default ``"fork"`` where safe (no CUDA, no other
+            threads), else ``"forkserver"``/``"spawn"`` (see ``textpipe/_workers.py``).
         window: Corpora longer than ``window`` rows (default 1M) are shuffled and bucketed ``window`` rows at
             a time (memory bounded by the window; see :class:`BucketBatchSampler`); shorter ones get the
             global per-epoch order of ``None`` exactly (about 16 bytes of RAM per row).

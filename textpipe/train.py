@@ -32,6 +32,7 @@ from textpipe.fileio import atomic_write_text
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
+from textpipe.rundir import RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_metrics
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
                                    config_dict)
 
@@ -49,8 +50,11 @@ class Run:
     ckpt: dict | None  # the checkpoint to resume from, or None for a fresh run
     sources: dict  # split -> textpipe.data.sources.Source (checked, not read yet)
     classes: list | None  # --classes, read
+    lock: RunLock | None = None  # rank 0's lock on `out`
     t_start: float = field(default_factory=time.perf_counter)
+    started: str = field(default_factory=now)  # wall-clock start, UTC
     writer: object = None  # TensorBoard SummaryWriter (rank 0, with --tensorboard)
+    record: dict | None = None  # summary.json's "run" block (rank 0)
 
     @property
     def device(self) -> torch.device:
@@ -62,22 +66,10 @@ class Run:
 
 
 def setup(cfg: TrainConfig, *, data: Data | None) -> Run:
-    """Check the data sources and the checkpoint to resume (fast, before any slow work); processes, devices,
-    the output directory."""
+    """Check the data sources and the output directory (fast, before any slow work); processes and devices."""
     sources, classes = (data.sources, None) if data is not None else resolve(cfg)
-    ckpt = None
     out = Path(cfg.output_dir)
-    if cfg.resume:
-        path = out / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
-        if cfg.resume == "last" and not path.exists():
-            print0(f"note: --resume: no {path} yet, starting from scratch")
-        else:
-            ckpt = load_checkpoint(path, map_location="cpu")
-            saved = ckpt["train_config"]
-            check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
-                         path)
-            # checkpoints whose train_config predates the model fields: compare with their model config
-            check_resume({"train_config": ckpt["model_config"]}, config_dict(cfg), MODEL_KEYS, path)
+    check_run_dir(out, resume=bool(cfg.resume), overwrite=cfg.overwrite)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.parallel == "ddp":
@@ -85,12 +77,35 @@ def setup(cfg: TrainConfig, *, data: Data | None) -> Run:
     else:
         name = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         info = DistInfo(0, 0, 1, torch.device(name))
+    return Run(cfg, info, out, None, sources, classes)
+
+
+def open_output(run: Run) -> None:
+    """Lock the output directory (rank 0: a second run into it is refused while this one lives), clear it
+    with --overwrite, load and check the checkpoint to resume, open TensorBoard."""
+    cfg, out = run.cfg, run.out
+    if run.is_main:
+        run.lock = RunLock(out).acquire()
+        if run.lock.previous:
+            print(f"note: {out} was last locked by pid {run.lock.previous.get('pid')}, which is gone; "
+                  "taking it over", flush=True)
+        if cfg.overwrite and (removed := remove_run(out)):
+            print(f"note: --overwrite: removed {', '.join(removed)} of the previous run in {out}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    run = Run(cfg, info, out, ckpt, sources, classes)
+    if cfg.resume:
+        path = out / "last.pt" if cfg.resume == "last" else Path(cfg.resume)
+        if cfg.resume == "last" and not path.exists():
+            print0(f"note: --resume: no {path} yet, starting from scratch")
+        else:
+            run.ckpt = load_checkpoint(path, map_location="cpu")
+            saved = run.ckpt["train_config"]
+            check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
+                         path)
+            # checkpoints whose train_config predates the model fields: compare with their model config
+            check_resume({"train_config": run.ckpt["model_config"]}, config_dict(cfg), MODEL_KEYS, path)
     if run.is_main and cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
         run.writer = SummaryWriter(cfg.tensorboard)
-    return run
 
 
 # -- data ------------------------------------------------------------------------------------------------------
@@ -122,6 +137,9 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
                              f"{data.sizes['train']}; resume with the same training data")
         if run.ckpt["vocab_itos"] != data.vocab.get_itos():
             raise ValueError("--resume: the prepared vocabulary differs from the checkpoint's")
+    if run.is_main:  # what summary.json records about the run (data files hashed: after the checks)
+        run.record = run_record(config_dict(cfg), data.sources, device=run.device, started=run.started,
+                                world_size=ws)
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
     train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=cfg.bucket,
                             num_workers=cfg.num_workers, pin_memory=pin, num_replicas=ws, rank=run.info.rank,
@@ -168,6 +186,9 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = ModelConfig(**{**run.ckpt["model_config"], "sparse": sparse})
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = TextClassifier(mcfg).to(device)
+    if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
+        from textpipe.vectors import init_embedding_from_file
+        print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1))
@@ -292,11 +313,6 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
     return record
 
 
-def write_metrics(path: Path, records: list[dict]) -> None:
-    """Replace metrics.jsonl atomically with one JSON line per record (the old file stays until then)."""
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
 # -- finish ----------------------------------------------------------------------------------------------------
 def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -> dict:
     """Check the replicas agree, test the best model, write summary.json; returns the summary."""
@@ -330,10 +346,16 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
             target = best_path
         report = evaluate(target, data.test, batch_size=cfg.eval_batch_size, device=run.device)
         summary["test"] = report
+        if run.writer is not None:
+            for k in ("accuracy", "macro_f1", "loss"):
+                run.writer.add_scalar(f"test_{k}", report[k], st.step)
         print(format_report(report, data.labels.names))
         if not save_confusion_png(report["confusion"], data.labels.names, run.out / "confusion_matrix.png"):
             print("note: matplotlib is not installed: no confusion_matrix.png (pip install matplotlib)")
     summary["command_s"] = round(time.perf_counter() - run.t_start, 3)
+    summary["run"] = run.record
+    if run.writer is not None:
+        log_hparams(run.writer, summary)
     # the caller gets exactly what the file holds (JSON turns tuples into lists)
     summary = json.loads(json.dumps(summary))
     atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=1) + "\n")
@@ -369,6 +391,7 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
     check_config(config)
     run = setup(config, data=data)
     try:
+        open_output(run)
         data, loaders = load_data(run, data)
         tr = build_model(run, data, loaders)
         print0(f"train {data.sizes['train']}, val {data.sizes['val']}, test {data.sizes['test']} | "
@@ -388,6 +411,8 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
     finally:
         if run.writer is not None:
             run.writer.close()
+        if run.lock is not None:
+            run.lock.release()
         cleanup()
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     embed_dim: int = _MODEL_DEFAULTS["embed_dim"].default  # embedding size
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
+    vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
@@ -64,6 +65,7 @@ class TrainConfig:
     # -- output
     output_dir: str = "runs/ag_news"  # checkpoints, metrics.jsonl, summary.json
     resume: str | None = None  # "last" = <output-dir>/last.pt, or a checkpoint path
+    overwrite: bool = False  # replace the run already in output_dir (else it is refused, unless resuming)
     save_every: int = 0  # also write last.pt every N steps (0 = at the end of each epoch only)
     checkpoints: str = "epoch"  # epoch: last.pt/best.pt each epoch | end: once, at the end | none: never
     tensorboard: str | None = None  # also log scalars to this TensorBoard directory
@@ -99,6 +101,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
                          "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the run in --output-dir and --overwrite replaces it: give one")
     if cfg.resume and cfg.checkpoints == "none":
         raise ValueError("--resume needs checkpoints to resume from: leave --checkpoints at epoch")
     if cfg.save_every and cfg.checkpoints != "epoch":

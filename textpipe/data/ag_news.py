@@ -34,6 +34,7 @@ _LABELS = {"1": 0, "2": 1, "3": 2, "4": 3}
 _ON_BAD_ROWS = ("raise", "skip")
 _SHOW_LINES = 5  # line numbers listed in the skip warning
 _RECORD_START = re.compile(r'"?[1-4]"?,')  # a line that can start an AG_NEWS record: its class, then a comma
+_NEXT_RECORD = re.compile(r'"[1-4]","')  # ... and quoted as AG_NEWS quotes it: never inside a quoted field
 
 
 def read_ag_news_csv(path: str | os.PathLike, *, on_bad_rows: str = "raise") -> list[tuple[int, str]]:
@@ -113,19 +114,31 @@ def _open_error(e: OSError, path: Path) -> OSError:
 def _records(path: Path):
     """Yields (line number, valid record or None, error or None), one per record or skipped line.
 
-    A record that is malformed and spans several lines (an unclosed quote swallowed the lines after it)
-    is reported at its first line; the lines it swallowed are read again, from the first one that starts
-    a record (`_RECORD_START`), and those before it are reported one by one.
+    A quoted field never runs into a line that starts the next record (`"1","...`): the record is cut
+    there, reported as an unclosed quote, and parsing goes on at that line (so one bad quote costs its own
+    row and the lines it swallowed, never a good row, and parsing stays linear). A malformed record that
+    spans several lines is reported at its first line; its other lines are read again from the first one
+    that can start a record (`_RECORD_START`), and those before it are reported one by one.
     """
     bad_lines: dict[int, str] = {}  # line number -> UnicodeDecodeError text
-    replay: collections.deque = collections.deque()  # (line number, text) swallowed lines to parse again
+    replay: collections.deque = collections.deque()  # (line number, text) lines to parse again
     fed: list[tuple[int, str]] = []  # the lines the current record consumed
-    state = [0, False]  # last line number read from the file, "the reader hit the end inside a record"
+    state = [0, None]  # last line number read from the file; why the current record ended early ("eof", "next")
+
+    def take(item) -> bool:
+        """Feed `item` to the current record, unless it starts the next one while a quote is open."""
+        if fed and _NEXT_RECORD.match(item[1]):
+            state[1] = "next"
+            return False
+        fed.append(item)
+        return True
 
     def feed(f):
-        while replay:  # first the lines a malformed record swallowed, then the rest of the file
+        while replay:  # first the lines to parse again, then the rest of the file
             item = replay.popleft()
-            fed.append(item)
+            if not take(item):
+                replay.appendleft(item)
+                return
             yield item[1]
         for raw in f:
             state[0] = i = state[0] + 1
@@ -138,23 +151,34 @@ def _records(path: Path):
             except UnicodeDecodeError as e:
                 bad_lines[i] = f"invalid UTF-8 ({e.reason} at byte {e.start} of the line)"
                 text = raw.decode("utf-8", errors="surrogateescape")
-            fed.append((i, text))
+            if not take((i, text)):
+                replay.append((i, text))
+                return
             yield text
-        state[1] = bool(fed)  # subtle: the reader asks for more mid-record only while a quote is open
+        if fed:  # subtle: the reader asks for more mid-record only while a quote is open
+            state[1] = "eof"
 
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as f:
         reader = csv.reader(feed(f))
         while True:
             fed.clear()
+            state[1] = None
             try:
                 record = next(reader)
             except StopIteration:
-                return
+                if not replay:
+                    return
+                reader = csv.reader(feed(f))  # the last record was cut at a record start: go on there
+                continue
             except csv.Error as e:  # e.g. a field over csv's size limit
                 record, error = None, f"unparsable CSV ({e})"
             else:
-                error = _check(record, fed, bad_lines, state[1])
+                cut = state[1] and ("runs to the end of the file" if state[1] == "eof" else
+                                    f"runs into line {replay[0][0]}, which starts the next record")
+                error = _check(record, fed, bad_lines, cut)
+            if state[1] == "next":
+                reader = csv.reader(feed(f))  # the feed ended at that line: a fresh parser starts there
             if error is None:
                 yield fed[0][0], record, None
                 continue
@@ -171,11 +195,10 @@ def _records(path: Path):
 
 
 def _check(record: list[str], fed: list[tuple[int, str]], bad_lines: dict[int, str],
-           open_at_eof: bool) -> str | None:
+           cut: str | None) -> str | None:
     """Returns what is wrong with a parsed record, or None when it is a valid AG_NEWS row."""
-    if open_at_eof:
-        return (f"unclosed quote: the quoted field opened on line {fed[0][0]} runs to the end of the "
-                f"file ({len(fed)} line(s))")
+    if cut:
+        return f"unclosed quote: the quoted field opened on line {fed[0][0]} {cut} ({len(fed)} line(s))"
     if bad_lines:
         error = next((bad_lines[i] for i, _ in fed if i in bad_lines), None)
         if error is not None:
@@ -306,7 +329,7 @@ def _find(directory: Path, split: str) -> Path | None:
             if path.is_dir():
                 raise IsADirectoryError(f"{path} is a directory, expected the AG_NEWS {split} split as a CSV "
                                         f"file (.csv or .csv.gz)")
-        except PermissionError as e:
+        except PermissionError:
             raise PermissionError(f"permission denied: cannot look into {directory}; check its "
-                                           f"permissions") from None
+                                  f"permissions") from None
     return None

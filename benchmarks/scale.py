@@ -192,7 +192,7 @@ def stage_hf_epoch(work: Path, args) -> dict:
 def _cli(work: Path, args, tag: str) -> dict:
     out = work / f"run_{tag}"
     cmd = [sys.executable, "-m", "textpipe.train", "--data-dir", str(work), "--output-dir", str(out),
-           "--max-steps", "200", "--no-progress", "--cache-dir", str(work / "cache")]
+           "--max-steps", "200", "--no-progress", "--cache-dir", str(work / "cache"), "--overwrite"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:

@@ -96,12 +96,13 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
     csv = write_csv(tmp_path / "data" / "train.csv", 360)
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "textpipe.train",
-           "--data-dir", str(csv.parent), "--output-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+           "--data-dir", str(csv.parent), "--cache-dir", str(tmp_path / "cache"),
            "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--parallel", "ddp", "--device", "cpu",
            "--val-fraction", "0.1", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     for attempt in range(2):
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        out = ["--output-dir", str(tmp_path / f"run{attempt}")]
+        proc = subprocess.run(cmd + out, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
         assert len(entries) == 1 and len(list(entries[0].glob("fit.corpus.*.shard"))) == 1
@@ -110,5 +111,5 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
             first = meta
     assert meta == first  # the second run reused the entry
     import json
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["replicas_in_sync"] and [r["step"] for r in summary["ranks"]] == [21, 21]  # 324 rows: 41 batches

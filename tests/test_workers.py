@@ -80,7 +80,7 @@ from textpipe import EncodedCorpus, make_dataloader
 print("TOP-LEVEL RAN", flush=True)
 {extra}
 loader = make_dataloader(EncodedCorpus([5, 6, 7, 8], [0, 2, 3, 4], [1, 0, 1]), batch_size=2, num_workers=2)
-print("method", loader.loader.multiprocessing_context.get_start_method(), flush=True)
+print("method", loader.multiprocessing_context.get_start_method(), flush=True)
 print("batches", sum(1 for _ in loader), flush=True)
 """
 

@@ -139,6 +139,11 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "weights in memory for the test)")
     g.add_argument("--tensorboard", metavar="DIR", default=t.tensorboard, help="also log to TensorBoard in DIR")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=t.progress, help="tqdm bars")
+    g.add_argument("--cache-dir", default=t.cache_dir, help="where the encoded, memory-mapped training corpus "
+                   "is cached (None: <textpipe cache>/corpora)")
+    g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
+                   help="stream the training file into the memory-mapped corpus cache and reuse it (--no-cache: "
+                   "read the data into memory, as before)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

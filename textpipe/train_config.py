@@ -73,6 +73,8 @@ class TrainConfig:
     checkpoints: str = "epoch"  # epoch: last.pt/best.pt each epoch | end: once, at the end | none: never
     tensorboard: str | None = None  # also log scalars to this TensorBoard directory
     progress: bool = True  # tqdm progress bars (rank 0 only)
+    cache_dir: str | None = None  # where a training file's encoded corpus is cached; None = <textpipe cache>/corpora
+    cache: bool = True  # stream the training file into the memory-mapped corpus cache; False = read it into memory
 
 
 def uses_fused_step(cfg: TrainConfig) -> bool:

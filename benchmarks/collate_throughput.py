@@ -109,6 +109,27 @@ def epoch_times(loaders: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
+def real_torchtext(python: str, args, rows, vocab, corpus) -> dict:
+    """The tutorial's collate and DataLoader epoch through torchtext 0.18 itself (its own venv), next to
+    textpipe's TextCollate (offsets, from text) and make_dataloader epoch (num_workers=0) timed here again."""
+    from _torchtext_peer import _timed, run_peer
+
+    B = args.batch_size
+    peer = run_peer(python, "collate", data=args.data, rows=len(rows), batch_size=B, repeats=args.repeats)
+    batches = [rows[i:i + B] for i in range(0, len(rows), B)]
+    text_collate, loader = TextCollate(vocab, form="offsets"), make_dataloader(corpus, batch_size=B)
+    ours = {"collate_from_text": _timed(lambda: [text_collate(b) for b in batches], args.repeats),
+            "dataloader_epoch": _timed(lambda: sum(1 for _ in loader), args.repeats)}
+    print(f"real torchtext {peer['torchtext']} (torch {peer['torch']}, {python}) vs textpipe:")
+    out = {}
+    for key, what in (("collate_from_text", "tutorial collate (torchtext tokenizer + vocab) vs TextCollate"),
+                      ("dataloader_epoch", "tutorial DataLoader epoch vs make_dataloader epoch, 0 workers")):
+        (tw, tc), (ow, oc) = peer[key], ours[key]
+        out[f"torchtext_{key}_x"], out[f"torchtext_{key}_cpu_x"] = round(tw / ow, 2), round(tc / oc, 2)
+        print(f"  {what:<64s} {tw:7.3f} s vs {ow:7.3f} s: {tw / ow:5.1f}x (CPU {tc / oc:5.1f}x)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="collate throughput, tutorial vs textpipe")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="AG_NEWS-format CSV(.gz)")
@@ -116,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="samples per batch")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per case (median), >= 1")
     parser.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="DataLoader num_workers to try")
+    parser.add_argument("--torchtext-python", metavar="PYTHON", help="also run the tutorial through the real "
+                        "torchtext 0.18 in this interpreter, e.g. /work/venvs/torchtext/bin/python")
     args = parser.parse_args(argv)
     B = args.batch_size
 
@@ -193,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                 "dataloader_epoch_best_x": round(best["tutorial"] / best["textpipe"], 2) if epoch else None,
                 "padding_random": round(pad_random, 4), "padding_bucketed": round(pad_bucketed, 4),
                 "samples_per_s": {name: round(rate[name]) for name in sorted(rate)}}
+    if args.torchtext_python:
+        headline.update(real_torchtext(args.torchtext_python, args, rows, vocab, corpus))
     print(json.dumps(headline))
     return 0
 

@@ -3,14 +3,18 @@
     python3 benchmarks/train_throughput.py                     # AG_NEWS stand-in cycled to 120,000 texts
     python3 benchmarks/train_throughput.py --data FILE --rows N --steps 300 --repeats 3 --threads 1
 
-Contenders, same batch size, same embedding size (64, unigrams), SGD, a shuffled epoch order:
-  tutorial: the tutorial's collate from raw text each batch (regex basic_english, dict lookup, a tensor per
-            sample, cat, cumsum offsets) + EmbeddingBag(offsets) model + SGD(lr=5) + clip_grad_norm_(0.1).
-  textpipe: the corpus encoded once, make_dataloader (bucketed, padded) + TextClassifier on (B, T) + SGD,
-            as `python -m textpipe.train` runs it (sparse embedding gradients on CPU).
-  textpipe_dense: the same with dense gradients, to show what the sparse update contributes.
-Each timing is --steps steps after --warmup steps, median over --repeats interleaved rounds. The last line
-is one JSON object; train_samples_per_s_x = textpipe / tutorial.
+Contenders, each as its recipe trains (a shuffled epoch order, SGD):
+  tutorial: the torchtext tutorial: batch 64, EmbeddingBag(64) over unigrams; the tutorial's collate from raw
+            text each batch (regex basic_english, dict lookup, a tensor per sample, cat, cumsum offsets) +
+            SGD(lr=5) + clip_grad_norm_(0.1).
+  textpipe: `python -m textpipe.train`'s default model and step: words + hashed bigrams, embed_dim and
+            batch size from TrainConfig (10, 256), the corpus encoded once, the fused SGD step
+            (textpipe._fast_sgd: bags computed once, one gather per epoch).
+  textpipe_autograd: the same model and batch through the autograd loop (make_dataloader's padded batches,
+            TextClassifier forward, backward, sparse torch.optim.SGD), to show what the fused step contributes.
+Each timing is --steps steps after --warmup steps, median over --repeats interleaved rounds; throughput is
+texts per second (batches differ in size between contenders). The last line is one JSON object;
+train_samples_per_s_x = textpipe / tutorial.
 """
 from __future__ import annotations
 
@@ -28,10 +32,13 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
+from textpipe._fast_sgd import FlatBatches, corpus_bags, sgd_step  # noqa: E402
 from textpipe.corpus import EncodedCorpus  # noqa: E402
 from textpipe.loader import make_dataloader  # noqa: E402
 from textpipe.model import ModelConfig, TextClassifier  # noqa: E402
+from textpipe.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
+from textpipe.train import TrainConfig  # noqa: E402
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
 
 
@@ -67,15 +74,23 @@ def tutorial_loader(labels, texts, stoi, batch_size):
     return DataLoader(list(zip(labels, texts)), batch_size=batch_size, shuffle=True, collate_fn=collate_batch)
 
 
-def time_steps(batches, step, warmup: int, steps: int) -> float:
-    """Seconds for `steps` training steps after `warmup` steps (loader time included)."""
+def time_steps(batches, step, warmup: int, steps: int) -> tuple[float, int]:
+    """(seconds, texts) for `steps` training steps after `warmup` steps (loader time included)."""
     it = iter(batches)
     for _ in range(warmup):
         step(next(it))
-    t0 = time.perf_counter()
+    t0, texts = time.perf_counter(), 0
     for _ in range(steps):
-        step(next(it))
-    return time.perf_counter() - t0
+        texts += step(next(it))
+    return time.perf_counter() - t0, texts
+
+
+def cycle_epochs(make_epoch):
+    """Batches of epoch 0, 1, 2, ... back to back (a timing may span an epoch boundary)."""
+    epoch = 0
+    while True:
+        yield from make_epoch(epoch)
+        epoch += 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="texts, cycling the file (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="the tutorial's batch size (default %(default)s)")
     p.add_argument("--embed-dim", type=int, default=64, help="the tutorial's emsize (default %(default)s)")
+    p.add_argument("--textpipe-batch-size", type=int, default=TrainConfig.batch_size,
+                   help="textpipe's batch size (default: TrainConfig's, %(default)s)")
     p.add_argument("--steps", type=int, default=300, help="timed steps per round (default %(default)s)")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median counts")
@@ -96,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     need = (args.warmup + args.steps) * args.batch_size
     if need > len(texts):
         p.error(f"--rows {args.rows} is too small for --warmup + --steps = {need // args.batch_size} batches")
+    cfg = TrainConfig()
 
     # tutorial: vocabulary from the tokenized corpus, "<unk>" first; no encoding ahead of time
     t0 = time.perf_counter()
@@ -121,43 +139,67 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 0.1)
             opt.step()
-            return loss.item()
+            loss.item()
+            return label.numel()
         return tutorial_loader(labels, texts, stoi, args.batch_size), step
 
-    def make_textpipe(sparse: bool):
-        def build():
-            torch.manual_seed(0)
-            model = TextClassifier(ModelConfig(vocab_size=len(vocab), embed_dim=args.embed_dim, ngrams=1, sparse=sparse))
-            opt = torch.optim.SGD(model.parameters(), lr=5.0)
+    def textpipe_model():
+        torch.manual_seed(0)
+        return TextClassifier(ModelConfig(vocab_size=len(vocab), embed_dim=cfg.embed_dim, ngrams=cfg.ngrams,
+                                          buckets=cfg.buckets, sparse=True))
 
-            def step(batch):
-                ids, _, y = batch
-                logits = model(ids)
-                loss = nn.functional.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return loss.item()
-            return make_dataloader(corpus, batch_size=args.batch_size, shuffle=True, seed=0), step
-        return build
+    def make_fused():  # the default path of textpipe.train (bags computed once per run, like the corpus)
+        model = textpipe_model()
+        sampler = BucketBatchSampler(corpus.lengths, args.textpipe_batch_size, seed=0,
+                                     bucket_size_multiplier=1)  # random batches, as the fused default
+        flat = FlatBatches(corpus_bags(model, corpus), sampler, num_rows=model.embedding.num_embeddings)
 
-    contenders = {"tutorial": make_tutorial, "textpipe": make_textpipe(True), "textpipe_dense": make_textpipe(False)}
+        def step(batch):
+            sgd_step(model, *batch, lr=cfg.lr)
+            return batch[3].numel()
+        return cycle_epochs(flat.epoch), step
+
+    def make_autograd():
+        model = textpipe_model()
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        loader = make_dataloader(corpus, batch_size=args.textpipe_batch_size, shuffle=True, seed=0)
+
+        def step(batch):
+            ids, _, y = batch
+            logits = model(ids)
+            loss = nn.functional.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()
+            return y.numel()
+
+        def epoch(e):
+            loader.batch_sampler.set_epoch(e)
+            return iter(loader)
+        return cycle_epochs(epoch), step
+
+    contenders = {"tutorial": make_tutorial, "textpipe": make_fused, "textpipe_autograd": make_autograd}
+    steps = {"tutorial": args.steps, "textpipe": max(1, args.steps * args.batch_size // args.textpipe_batch_size)}
+    steps["textpipe_autograd"] = steps["textpipe"]  # about the same number of texts for every contender
     times = {name: [] for name in contenders}
     for r in range(args.repeats):
         for name, make in contenders.items():  # interleaved: machine noise hits all contenders alike
             loader, step = make()
-            times[name].append(time_steps(loader, step, args.warmup, args.steps))
-    sps = {name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()}
-    print(f"{args.rows} texts ({Path(args.data).name} cycled), batch {args.batch_size}, embed {args.embed_dim}, "
-          f"threads {torch.get_num_threads()}, {args.steps} steps x {args.repeats} rounds")
+            times[name].append(time_steps(loader, step, args.warmup, steps[name]))
+    sps = {name: statistics.median(n / s for s, n in t) for name, t in times.items()}
+    print(f"{args.rows} texts ({Path(args.data).name} cycled), threads {torch.get_num_threads()}, {args.repeats} "
+          f"rounds | tutorial: batch {args.batch_size}, unigrams, embed {args.embed_dim}, {steps['tutorial']} steps "
+          f"| textpipe: batch {args.textpipe_batch_size}, bigrams, embed {cfg.embed_dim}, {steps['textpipe']} steps")
     print(f"one-time setup: tutorial vocab {tut_setup:.2f} s | textpipe vocab + encoded corpus {tp_setup:.2f} s")
     for name, v in sps.items():
         print(f"{name:>15}: {v:10,.0f} samples/s  ({v / sps['tutorial']:.2f}x tutorial)")
     print(json.dumps({"rows": args.rows, "batch_size": args.batch_size, "embed_dim": args.embed_dim,
-                      "threads": torch.get_num_threads(), "steps": args.steps, "repeats": args.repeats,
+                      "textpipe_batch_size": args.textpipe_batch_size, "textpipe_embed_dim": cfg.embed_dim,
+                      "threads": torch.get_num_threads(), "steps": steps, "repeats": args.repeats,
                       "tutorial_samples_per_s": round(sps["tutorial"]),
                       "textpipe_samples_per_s": round(sps["textpipe"]),
-                      "textpipe_dense_samples_per_s": round(sps["textpipe_dense"]),
+                      "textpipe_autograd_samples_per_s": round(sps["textpipe_autograd"]),
                       "train_samples_per_s_x": round(sps["textpipe"] / sps["tutorial"], 2),
                       "setup_s": {"tutorial": round(tut_setup, 2), "textpipe": round(tp_setup, 2)}}))
     return 0

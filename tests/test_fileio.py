@@ -81,3 +81,12 @@ def test_plain_oserror_in_body_becomes_write_error(tmp_path):
     with pytest.raises(WriteError, match="no space left"):
         with atomic_write(tmp_path / "x.bin") as f:
             raise OSError(_errno.ENOSPC, "No space left on device")
+
+
+def test_missing_file_message_names_what_is_missing(tmp_path):
+    import errno as _errno
+
+    from textpipe.fileio import describe_os_error
+    err = FileNotFoundError(_errno.ENOENT, "No such file or directory")
+    assert describe_os_error(err, tmp_path / "a.txt", action="read").endswith(f"{tmp_path / 'a.txt'} does not exist")
+    assert describe_os_error(err, tmp_path / "no" / "a.txt").endswith(f"{tmp_path / 'no'} does not exist")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from textpipe.corpus import EncodedCorpus
-from textpipe.loader import ChunkedLoader, make_dataloader
+from textpipe.loader import make_dataloader
 
 
 def make_corpus(n=203, seed=0):
@@ -53,16 +53,13 @@ def test_batches_match_the_corpus_rows():
 @pytest.mark.parametrize("form, drop_last, num_replicas, rank", [
     ("pad", False, 1, 0), ("offsets", True, 1, 0), ("pad", True, 2, 1), ("offsets", False, 2, 0)])
 def test_two_workers_give_the_same_batches_as_none(form, drop_last, num_replicas, rank):
-    # 203 rows / 16 = 12.7 batches: chunks of 5 batches never divide an epoch evenly, with or without
-    # drop_last and ranks, so the short last chunk of every epoch is exercised.
     corpus = make_corpus()
     options = {"batch_size": 16, "seed": 5, "form": form, "max_len": 20, "drop_last": drop_last,
                "num_replicas": num_replicas, "rank": rank}
     serial_loader = make_dataloader(corpus, **options)
     serial = epochs(serial_loader, 3)
-    loader = make_dataloader(corpus, num_workers=2, chunk_size=5, **options)
-    assert isinstance(loader, ChunkedLoader) and len(loader) == len(serial_loader) == len(serial[0])
-    assert len(serial[0]) % 5 != 0
+    loader = make_dataloader(corpus, num_workers=2, **options)
+    assert len(loader) == len(serial_loader) == len(serial[0])
     assert_same(epochs(loader, 3), serial)
     assert [b[2].tolist() for b in serial[0]] != [b[2].tolist() for b in serial[1]]  # set_epoch reorders
     # resume mid-epoch as train.py does: islice over the same (persistent-worker) loader
@@ -117,5 +114,5 @@ def test_bad_arguments_are_named():
         make_dataloader(corpus, batch_size=2, form="offsets", pad_idx=0)
     with pytest.raises(ValueError, match="form must be 'pad' or 'offsets'"):
         make_dataloader(corpus, batch_size=2, form="bags")
-    with pytest.raises(ValueError, match="chunk_size must be an int >= 1, got 0"):
-        make_dataloader(corpus, batch_size=2, num_workers=1, chunk_size=0)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['chunk_size'\]"):  # ChunkedLoader is gone
+        make_dataloader(corpus, batch_size=2, num_workers=1, chunk_size=4)

@@ -87,3 +87,25 @@ def test_degenerate_batches():
     assert model(torch.zeros((3, 0), dtype=torch.long)).shape == (3, 3)  # T = 0 (all texts empty)
     assert model(torch.zeros((0, 5), dtype=torch.long)).shape == (0, 3)  # B = 0
     torch.testing.assert_close(model(torch.zeros((2, 4), dtype=torch.long)), model.fc.bias.expand(2, 3))
+
+
+@given(st.lists(st.lists(st.integers(0, 29), max_size=8), min_size=1, max_size=6))
+def test_bigram_ids_never_overlap_word_ids(seqs):
+    # words keep their ids (< vocab_size); every bigram gets a row of its own in [vocab_size, vocab_size + buckets)
+    model = _model(ngrams=2)
+    T = max(1, max(len(s) for s in seqs))
+    bag, _ = model.bags(torch.tensor([s + [0] * (T - len(s)) for s in seqs]))
+    words = sorted(i for s in seqs for i in s if i != 0)
+    n_bigrams = sum(1 for s in seqs for a, b in zip(s, s[1:]) if a != 0 and b != 0)
+    assert sorted(bag[bag < 30].tolist()) == words
+    assert ((bag >= 30) & (bag < 30 + 101)).sum().item() == n_bigrams == bag.numel() - len(words)
+
+
+def test_a_bigram_row_never_changes_a_one_word_text():
+    # with the bigram rows overwritten, texts without bigrams give the same logits (the rows are disjoint)
+    model = _model(ngrams=2)
+    single = torch.tensor([[i] for i in range(2, 30)])
+    before = model(single)
+    with torch.no_grad():
+        model.embedding.weight[30:] = 100.0
+    torch.testing.assert_close(model(single), before)

@@ -100,7 +100,7 @@ def test_jsonl_two_classes_with_a_classes_order_and_the_split_tokenizer(tmp_path
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps({"text": t.upper(), "label": y}) + "\n" for y, t in _rows(120, 0, ["pos", "neg"])))
     cfg = TrainConfig(train=str(path), classes=["pos", "neg"], tokenizer="split", output_dir=str(tmp_path / "r"),
-                      val_fraction=0.25, embed_dim=8, buckets=64, epochs=2, progress=False)
+                      val_fraction=0.25, embed_dim=8, buckets=64, epochs=2, batch_size=16, progress=False)
     result = fit(cfg)
     ckpt = load_checkpoint(tmp_path / "r" / "best.pt")
     assert ckpt["class_names"] == ["pos", "neg"] and ckpt["data"]["tokenizer"] == "split"

@@ -40,7 +40,8 @@ def test_unknown_attribute_is_an_attribute_error():
 DOCTEST_MODULES = ["textpipe", "textpipe.tokenizer", "textpipe.vocab", "textpipe.corpus", "textpipe.collate",
                    "textpipe.text_collate", "textpipe.loader", "textpipe.sampler", "textpipe.transforms",
                    "textpipe.functional", "textpipe.data.ag_news", "textpipe.model", "textpipe.checkpoint",
-                   "textpipe.metrics"]
+                   "textpipe.metrics", "textpipe.data.utils", "textpipe.data.functional", "textpipe._workers",
+                   "textpipe._fast_sgd"]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

@@ -147,3 +147,107 @@ def test_rank_and_replicas_default_from_torch_distributed(monkeypatch):
     monkeypatch.setattr(dist, "get_rank", lambda: 2)
     sampler = BucketBatchSampler(list(range(10)), 2)
     assert (sampler.num_replicas, sampler.rank, len(sampler)) == (3, 2, 2)
+
+
+# -- windowed mode (corpora larger than the window) and argument checks ------------------------------------
+
+windowed_st = st.fixed_dictionaries({
+    "lengths": st.lists(st.integers(0, 60), min_size=0, max_size=300),
+    "batch_size": st.integers(1, 7),
+    "num_replicas": st.integers(1, 4),
+    "drop_last": st.booleans(),
+    "shuffle": st.booleans(),
+    "seed": st.integers(0, 2**32),
+    "epoch": st.integers(0, 1000),
+    "bucket_size_multiplier": st.integers(1, 4),
+    "window": st.integers(1, 60),
+})
+
+
+def ranks_of(cfg, lengths=None):
+    out = []
+    for rank in range(cfg["num_replicas"]):
+        sampler = BucketBatchSampler(cfg["lengths"] if lengths is None else lengths, cfg["batch_size"],
+                                     shuffle=cfg["shuffle"], seed=cfg["seed"], drop_last=cfg["drop_last"],
+                                     num_replicas=cfg["num_replicas"], rank=rank,
+                                     bucket_size_multiplier=cfg["bucket_size_multiplier"], window=cfg["window"])
+        sampler.set_epoch(cfg["epoch"])
+        out.append(list(sampler))
+        assert len(out[-1]) == len(sampler)
+    return out
+
+
+@given(windowed_st)
+def test_windowed_equal_counts_coverage_and_determinism(cfg):
+    ranks = ranks_of(cfg)
+    assert len({len(b) for b in ranks}) == 1
+    assert ranks == ranks_of(cfg)
+    seen = Counter(i for batches in ranks for batch in batches for i in batch)
+    assert all(1 <= len(b) <= cfg["batch_size"] for batches in ranks for b in batches)
+    if cfg["drop_last"]:
+        assert max(seen.values(), default=1) == 1
+        assert all(len(b) == cfg["batch_size"] for batches in ranks for b in batches)
+    else:
+        assert set(seen) == set(range(len(cfg["lengths"])))
+
+
+@given(windowed_st)
+def test_window_covering_the_corpus_is_todays_global_order(cfg):
+    cfg = {**cfg, "window": max(len(cfg["lengths"]), 1)}
+    assert ranks_of(cfg) == ranks_of({**cfg, "window": None})
+
+
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=300), st.integers(1, 7), st.integers(1, 4),
+       st.integers(1, 50))
+def test_windowed_without_shuffle_on_one_rank_is_the_global_order(lengths, batch_size, multiplier, window):
+    kw = {"shuffle": False, "bucket_size_multiplier": multiplier}
+    assert (list(BucketBatchSampler(lengths, batch_size, window=window, **kw))
+            == list(BucketBatchSampler(lengths, batch_size, **kw)))
+
+
+class _SpyCorpus:
+    """Stands in for an EncodedCorpus: records the row ranges the sampler reads."""
+
+    def __init__(self, lengths):
+        self._lengths, self.reads = np.asarray(lengths), []
+
+    def __len__(self):
+        return self._lengths.size
+
+    def row_lengths(self, start, stop):
+        self.reads.append(stop - start)
+        return self._lengths[start:stop]
+
+
+def test_windowed_reads_one_chunk_at_a_time_and_ranks_get_disjoint_chunks():
+    lengths = np.random.default_rng(0).integers(1, 50, size=10_000)
+    spy = _SpyCorpus(lengths)
+    samplers = [BucketBatchSampler(spy, 10, bucket_size_multiplier=5, window=400, num_replicas=3, rank=r)
+                for r in range(3)]
+    assert spy.reads == [] and all(s.lengths is None for s in samplers)  # nothing N-sized was built
+    per_rank = [list(s) for s in samplers]
+    assert max(spy.reads) <= 50 * 3  # one 50-row chunk, or the tail (< replicas + 1 chunks)
+    chunks = [{i // 50 for b in batches for i in b if i < 9_900} for batches in per_rank]
+    assert not (chunks[0] & chunks[1]) and not (chunks[1] & chunks[2]) and not (chunks[0] & chunks[2])
+    lens = [lengths[b] for batches in per_rank for b in batches]
+    padding = 1 - sum(x.sum() for x in lens) / sum(len(x) * x.max() for x in lens)
+    assert padding < 0.15  # still bucketed
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"shuffle": "False"}, TypeError, "shuffle must be True or False, got str 'False'"),
+    ({"drop_last": 1}, TypeError, "drop_last must be True or False, got int 1"),
+    ({"num_replicas": 2.0}, TypeError, r"num_replicas must be an int >= 0, got 2.0"),
+    ({"rank": True}, TypeError, "rank must be an int"),
+    ({"window": 0}, ValueError, "window must be an int >= 1, got 0"),
+    ({"batch_size": 2.5}, TypeError, "batch_size must be an int >= 1, got 2.5"),
+])
+def test_silent_coercions_are_refused_up_front(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        BucketBatchSampler([1, 2, 3], kwargs.pop("batch_size", 2), **kwargs)
+
+
+def test_numpy_integers_and_bools_are_accepted():
+    sampler = BucketBatchSampler([1, 2, 3, 4], np.int64(2), num_replicas=np.int32(2), rank=np.int64(1),
+                                 shuffle=np.bool_(False), seed=np.uint8(3))
+    assert list(sampler) == [[2, 3]] and sampler.num_replicas == 2

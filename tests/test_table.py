@@ -208,3 +208,19 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the examples write their small files here
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_rows_longer_than_the_read_block_are_read_whole(tmp_path, fmt):
+    # the reader starts with 1 MiB blocks; a 3 MiB text makes it re-read with larger blocks, losing no row
+    long_text = "word " * (600_000) + "end"
+    rows = [("a", f"short {i}") for i in range(3000)] + [("b", long_text)] + [("a", "after")]
+    path = tmp_path / f"long.{fmt}"
+    if fmt == "csv":
+        path.write_text("label,text\n" + "".join(f"{lab},{text}\n" for lab, text in rows) + "x,y,z\n")
+        with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\)"):  # counted once, not per re-read
+            labels, texts = read_table(path, on_bad_rows="skip")
+    else:
+        path.write_text("".join(json.dumps({"label": lab, "text": text}) + "\n" for lab, text in rows))
+        labels, texts = read_table(path)
+    assert texts == [t for _, t in rows] and labels == [lab for lab, _ in rows]

@@ -134,7 +134,7 @@ def test_tokenizer_returning_non_str_is_a_type_error_naming_it():
     for call in (lambda: v.encode("a bb"), lambda: v.encode_flat(["a bb"]), lambda: v.tokenize("a"),
                  lambda: TextCollate(v)([(0, "a bb")]),
                  lambda: TextCollate(Vocab(["a"], default_index=0), tokenizer=ints)([(0, "a")])):
-        with pytest.raises(TypeError, match=r"tokenizer ints returned a int \(1\) at position 0"):
+        with pytest.raises(TypeError, match=r"tokenizer ints returned an item of type int \(1\) at position 0"):
             call()
     with pytest.raises(TypeError, match="returned str"):
         Vocab(["a"], tokenizer=str.lower).encode("A")
@@ -353,3 +353,56 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(WriteError, match="no space left"):
         Vocab(["x", "y"]).save(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
+
+def test_corpus_from_texts_uses_the_vocabularys_tokenizer():
+    from textpipe.corpus import EncodedCorpus
+
+    v = Vocab(["<pad>", "<unk>", "Hello,", "World!"], default_index=1, tokenizer="split")
+    corpus = EncodedCorpus.from_texts(["Hello, World!", "hello world"], [0, 1], v)
+    assert corpus.ids.tolist() == [2, 3, 1, 1]  # basic_english would give <unk> for all four
+
+
+def test_pickles_from_before_the_tokenizer_was_recorded_load_as_basic_english():
+    v = Vocab.__new__(Vocab)
+    v.__setstate__({"itos": ["<unk>", "hello"], "default_index": 0})
+    assert v.tokenizer_name == "basic_english" and v.encode("Hello!") == [1, 0]
+
+
+def test_build_vocab_from_texts_memory_does_not_grow_with_the_stream(monkeypatch):
+    pa = pytest.importorskip("pyarrow")
+    words = [f"w{i}" for i in range(2000)]
+    arrow_bytes = []
+    add = _count._ArrowCounts.add
+
+    def tracked_add(self, arrays):  # Arrow's own memory pool is invisible to tracemalloc
+        add(self, arrays)
+        arrow_bytes.append(pa.total_allocated_bytes())
+    monkeypatch.setattr(_count._ArrowCounts, "add", tracked_add)
+    monkeypatch.setattr(_count, "_MERGE_ROWS", 4096)  # merges happen early in the stream
+
+    def stream(n_chunks):  # fresh strings in every chunk, as a file reader yields them
+        for c in range(n_chunks):
+            yield [" ".join(words[(10 * j + k + c) % 2000] for k in range(20)) for j in range(200)]
+
+    def peak(n_chunks: int) -> int:
+        arrow_bytes.clear()
+        tracemalloc.start()
+        got = build_vocab_from_texts(stream(n_chunks), num_workers=2)
+        result = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(got) == 2002
+        return result
+
+    small, large = peak(12), peak(120)  # the same distinct tokens, 10x the texts
+    assert large < 1.5 * small, f"Python heap peak {large / 1e6:.1f} MB for 120 chunks vs {small / 1e6:.1f} MB"
+    first, second = max(arrow_bytes[:60]), max(arrow_bytes[60:])
+    assert second < 1.5 * first, f"Arrow memory {second / 1e6:.1f} MB late in the stream vs {first / 1e6:.1f} MB early"
+
+
+def test_build_vocab_from_texts_without_pyarrow(monkeypatch):
+    chunks = [["The cat.", "the dog x\ud800"], ["A cat"]]
+    want = build_vocab_from_texts(chunks).get_itos()
+    monkeypatch.setattr(_count, "arrow", lambda: None)
+    assert build_vocab_from_texts(chunks).get_itos() == want == \
+        build_vocab_from_iterator((basic_english(t) for c in chunks for t in c), specials=["<pad>", "<unk>"]).get_itos()

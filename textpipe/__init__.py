@@ -28,8 +28,18 @@ _EXPORTS = {
     "make_dataloader": "loader",
     "ModelConfig": "model", "TextClassifier": "model",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
+    "Vectors": "vectors", "GloVe": "vectors", "FastText": "vectors", "init_embedding_from_vectors": "vectors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "disable_textpipe_deprecation_warning", "disable_torchtext_deprecation_warning",
+           *_EXPORTS]
+
+
+def disable_textpipe_deprecation_warning() -> None:
+    """Does nothing: textpipe is not deprecated. What ``sed s/torchtext/textpipe/`` makes of torchtext 0.18's
+    ``torchtext.disable_torchtext_deprecation_warning()``, kept so that a migrated script runs."""
+
+
+disable_torchtext_deprecation_warning = disable_textpipe_deprecation_warning  # the unreplaced name works too
 
 
 def __getattr__(name: str):

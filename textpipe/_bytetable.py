@@ -2,11 +2,10 @@
 
 A token of 1..16 UTF-8 bytes without NUL is its own key: its bytes as two little-endian 64-bit words,
 zero-filled (no NUL inside, so two tokens never share a key and there are no hash collisions to
-verify). Keys sit in an open-addressing table (linear probing; one ``(k1, k2, id)`` row of 24 bytes per
-slot, so one probe touches one cache line). Both building and lookups are vectorized: one numpy step
-per probe distance, never a Python step per token. Longer tokens (rare) are looked up in the
-``{token: id}`` dict. ``tests/test_vocab.py`` checks it against ``dict`` lookups, including
-vocabularies built so that many tokens share a home slot.
+verify). Keys sit in an open-addressing table (linear probing, 24 bytes a slot in three arrays). Both
+building and lookups are vectorized: one numpy step per probe distance, never a Python step per token.
+Longer tokens (rare) are looked up in the ``{token: id}`` dict. ``tests/test_vocab_tokenizer.py`` checks
+it against ``dict`` lookups, including a vocabulary built so that many tokens share one home slot.
 """
 from __future__ import annotations
 
@@ -80,21 +79,24 @@ class ByteTable:
         bits = max(8, min((8 * n).bit_length(), 20), (2 * n).bit_length())
         self.shift, size = np.uint64(64 - bits), 1 << bits
         self.mask = size - 1
-        rows = np.zeros((size, 3), _U64)  # k1, k2, id; k1 == 0 marks an empty slot (keys are non-empty)
+        # k1 == 0 marks an empty slot (keys are non-empty and hold no NUL, so their first byte is not 0)
+        t1, t2, tid = np.zeros(size, _U64), np.zeros(size, _U64), np.full(size, OOV, np.int64)
         home = self._slots(k1, k2)
+        claim = np.full(size, -1, np.int64)
         pending, d = np.arange(n), 0
-        while pending.size:  # every round places, per free slot, the first key that probes it
+        while pending.size:  # every round places, per free slot, one of the keys that probe it
             slot = (home[pending] + d) & self.mask
-            free = rows[slot, 0] == 0
+            free = t1[slot] == 0
             cand, cslot = pending[free], slot[free]
-            cslot, first = np.unique(cslot, return_index=True)
-            won = cand[first]
-            rows[cslot, 0], rows[cslot, 1], rows[cslot, 2] = k1[won], k2[won], ids[won].astype(_U64)
+            claim[cslot] = cand  # several keys on one slot: one of them is stored, and read back below
+            won = claim[cslot] == cand
+            cand, cslot = cand[won], cslot[won]
+            t1[cslot], t2[cslot], tid[cslot] = k1[cand], k2[cand], ids[cand]
             placed = np.zeros(n, bool)
-            placed[won] = True
+            placed[cand] = True
             pending = pending[~placed[pending]]  # the rest found their slot taken: next distance
             d += 1
-        self.rows, self.probe = rows, max(d - 1, 0)
+        self.t1, self.t2, self.tid, self.probe = t1, t2, tid, max(d - 1, 0)
 
     def _slots(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         return ((k1 * _MUL1 + k2 * _MUL2) >> self.shift).astype(np.intp)
@@ -108,12 +110,12 @@ class ByteTable:
         ids = np.full(starts.size, OOV, np.int64)
         pending = np.arange(starts.size)
         slot = self._slots(q1, q2)
-        rows = self.rows
         for d in range(self.probe + 1):
-            row = rows[(slot + d) & self.mask]
-            hit = (row[:, 0] == q1) & (row[:, 1] == q2)
-            ids[pending[hit]] = row[hit, 2].view(np.int64)
-            go = ~hit & (row[:, 0] != 0)  # a miss on an empty slot: not in the table
+            s = (slot + d) & self.mask
+            t1 = self.t1[s]
+            hit = (t1 == q1) & (self.t2[s] == q2)
+            ids[pending[hit]] = self.tid[s[hit]]
+            go = ~hit & (t1 != 0)  # a miss on an empty slot: not in the table
             if not go.any():
                 break
             pending, slot, q1, q2 = pending[go], slot[go], q1[go], q2[go]

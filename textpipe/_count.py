@@ -19,7 +19,7 @@ import numpy as np
 from textpipe._encode import CHUNK_CHARS, ByteRule, _groups, _pieces, arrow, byte_tokens, token_array
 from textpipe.tokenizer import _SEP
 
-_MERGE_ROWS = 1 << 20  # merge pending per-chunk counts once they hold this many (token, count) rows
+_MERGE_ROWS = 1 << 16  # merge pending per-chunk counts once they hold this many rows (or as many as merged)
 
 
 def _check_chunk(chunk: object, index: int) -> list[str]:

@@ -91,6 +91,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
     g.add_argument("--buckets", type=int, default=t.buckets, help="bigram hash buckets")
+    g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
+                   "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
     g = p.add_argument_group("optimisation")
@@ -118,9 +120,11 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=t.pin_memory,
                    help="pin batches in page-locked memory (None: on with CUDA)")
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=t.bucket,
-                   help="batch texts of similar length")
+                   help="batch texts of similar length (None: on, off with the fused step)")
     g.add_argument("--sparse", action=argparse.BooleanOptionalAction, default=t.sparse,
                    help="sparse embedding gradients (None: on for CPU with SGD)")
+    g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=t.fused,
+                   help="the fused SGD step, see docs/training-speed.md (None: on for sgd without weight decay or dp)")
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")
@@ -136,6 +140,11 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "weights in memory for the test)")
     g.add_argument("--tensorboard", metavar="DIR", default=t.tensorboard, help="also log to TensorBoard in DIR")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=t.progress, help="tqdm bars")
+    g.add_argument("--cache-dir", default=t.cache_dir, help="where the encoded, memory-mapped training corpus "
+                   "is cached (None: <textpipe cache>/corpora)")
+    g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
+                   help="stream the training file into the memory-mapped corpus cache and reuse it (--no-cache: "
+                   "read the data into memory, as before)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

@@ -33,7 +33,7 @@ class CorpusBatch:
     """A batch as ``EncodedCorpus.__getitems__`` returns it: where the rows are, not the rows themselves.
 
     Attributes:
-        source: 1-D int64 array holding the corpus ids, followed by a guard of at least ``max(lengths)``
+        source: 1-D integer array (int64, or a stored corpus's uint16/uint32) holding the corpus ids, followed by a guard of at least ``max(lengths)``
             elements so that ``source[s:s + T]`` exists for every start ``s`` (rows are read as windows).
         starts: ``(B,)`` int64, where each sample's ids begin in ``source``.
         lengths: ``(B,)`` int64, number of ids of each sample.
@@ -75,14 +75,15 @@ def _windows(source: np.ndarray, starts: np.ndarray, T: int) -> np.ndarray:
             row = _ROW_DTYPES.setdefault(nbytes, np.dtype((np.void, nbytes)))
         view = np.ndarray((n_rows,), dtype=row, buffer=source, strides=(source.itemsize,))
         try:
-            return view[starts].view(source.dtype).reshape(starts.shape[0], T)
+            out = view[starts].view(source.dtype).reshape(starts.shape[0], T)
+            return out if out.dtype == _I64 else out.astype(_I64)  # stored uint16/uint32 ids: int64 here
         except IndexError:
             pass  # no guard after the last sample: fall through to the clipped gather
     if starts.size and (starts.min() < 0 or starts.max() > source.shape[0]):
         raise ValueError(f"CorpusBatch starts must lie in [0, {source.shape[0]}] (the length of source), got "
                          f"{int(starts.min())}..{int(starts.max())}")
     pos = starts[:, None] + np.arange(T)  # (B, T)
-    return source.take(pos, mode="clip") if source.size else np.zeros(pos.shape, source.dtype)
+    return source.take(pos, mode="clip").astype(_I64, copy=False) if source.size else np.zeros(pos.shape, _I64)
 
 
 def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of, padding_side):
@@ -102,8 +103,7 @@ def _pad_arrays(source, starts, lengths, *, pad_idx, max_len, pad_to_multiple_of
 
 
 def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """int64 tensors sharing the arrays' memory (no copy). In DataLoader workers, ``make_dataloader``
-    packs whole chunks of batches into one shared storage (``loader.ChunkedLoader``), so nothing here."""
+    """int64 tensors sharing the arrays' memory (no copy)."""
     return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
 
 

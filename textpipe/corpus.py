@@ -1,38 +1,35 @@
-"""EncodedCorpus: a tokenized, encoded text corpus held as one flat id array plus offsets, and its cache file.
+"""EncodedCorpus: a tokenized, encoded corpus as flat id arrays plus offsets, in memory or memory-mapped.
 
 Why plain numpy and not Hugging Face ``datasets``/Arrow: a corpus here is three integer arrays, which
 numpy holds, saves and memory-maps with no schema or cache-directory bookkeeping. Measured on the
 AG_NEWS stand-in cycled to 120,000 rows (random batches of 64, 2 shared cores): fetching a batch from a
 ``datasets.Dataset`` takes about 0.4 ms (Python lists), 1.0 ms (``with_format("numpy")``) or 1.6 ms
-(``"torch"``), before any padding; fetch plus padding here takes about 0.05 ms. Tokenizing is already done in
-bulk by ``Vocab.encode_flat``, so ``map(num_proc=...)`` earns nothing either. Corpora larger than memory
-are served by ``load(mmap=True)``: the file is mapped, not read.
+(``"torch"``), before any padding; fetch plus padding here takes about 0.05 ms. ``benchmarks/scale.py``
+compares the two at 2M+ rows.
 
-File format (``save``/``load``), version 1: the line ``textpipe-corpus\\n``, a little-endian uint64
-header size, a JSON header, then the arrays at 64-byte-aligned offsets. The ids array is stored with a
-trailing guard of ``max(lengths)`` zeros so that batches can be cut as windows (see ``collate.py``).
+On disk (``textpipe/_corpus_format.py``) a corpus is one shard file (``save``) or a manifest naming several
+(``textpipe.corpus_writer.CorpusWriter``, which streams rows and never holds the corpus). ``load`` maps every
+array of a shard from one ``mmap`` of one open file: no in-RAM copy of ids, offsets or labels. Ids are stored
+as uint16/uint32 and become int64 only in the collated batch.
 
-Run the tests: python3 -m pytest -q tests/test_corpus.py
+Run the tests: python3 -m pytest -q tests/test_corpus.py tests/test_corpus_writer.py
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from textpipe.collate import CorpusBatch
+from textpipe import _corpus_format as fmt
+from textpipe.collate import CorpusBatch, _windows
 
 __all__ = ["EncodedCorpus"]
 
-_MAGIC = b"textpipe-corpus\n"
-_VERSION = 1
-_ALIGN = 64
-_I64 = np.dtype("<i8")
+_I64 = np.dtype(np.int64)
+_SAVE_BLOCK = 1 << 16  # rows per write when saving
 
 
 def _int_array(value, name: str) -> np.ndarray:
@@ -47,7 +44,8 @@ class EncodedCorpus(Dataset):
     """Map-style dataset of encoded samples: ``ids[offsets[i]:offsets[i + 1]]`` and ``labels[i]``.
 
     ``DataLoader`` with a batch sampler calls ``__getitems__`` once per batch; the collate then pads the
-    whole batch in one vectorized step (``textpipe.pad_collate``).
+    whole batch in one vectorized step (``textpipe.pad_collate``). A loaded corpus may have several
+    shards; indices are global either way.
 
     Args:
         ids: Flat 1-D integer array of all token ids (copied once, to int64 plus a guard).
@@ -72,7 +70,7 @@ class EncodedCorpus(Dataset):
         lengths = np.diff(offsets)
         source = np.zeros(ids.size + (int(lengths.max()) if lengths.size else 0), np.int64)
         source[:ids.size] = ids
-        self._setup(source, offsets, labels.astype(np.int64, copy=False), path=None)
+        self._setup([(source, offsets, labels.astype(np.int64, copy=False))], path=None, digests=None)
 
     @staticmethod
     def _check(offsets: np.ndarray, labels: np.ndarray, n_ids: int) -> None:
@@ -82,28 +80,142 @@ class EncodedCorpus(Dataset):
         if offsets[0] != 0 or offsets[-1] != n_ids:
             raise ValueError(f"offsets must start at 0 and end at len(ids) = {n_ids}, got "
                              f"{int(offsets[0])} and {int(offsets[-1])}")
-        if offsets.size > 1 and (np.diff(offsets) < 0).any():
-            bad = int(np.argmax(np.diff(offsets) < 0))
-            raise ValueError(f"offsets must be non-decreasing, but offsets[{bad}] = {int(offsets[bad])} > "
-                             f"offsets[{bad + 1}] = {int(offsets[bad + 1])}")
+        for start in range(0, offsets.size - 1, 1 << 20):  # in blocks: no N-sized temporary
+            steps = np.diff(offsets[start:start + (1 << 20) + 1])
+            if (steps < 0).any():
+                bad = start + int(np.argmax(steps < 0))
+                raise ValueError(f"offsets must be non-decreasing, but offsets[{bad}] = {int(offsets[bad])} > "
+                                 f"offsets[{bad + 1}] = {int(offsets[bad + 1])}")
 
-    def _setup(self, source: np.ndarray, offsets: np.ndarray, labels: np.ndarray, path) -> None:
-        self._source, self.offsets, self.labels, self._path = source, offsets, labels, path
-        self.ids = source[:int(offsets[-1])]  # a view: the guard stays private
-        self.lengths = np.diff(offsets)
-        self._starts = offsets[:-1]
-        # (3, N) starts, lengths, labels: __getitems__ gathers all three with one take.
-        self._rows = np.stack([self._starts, self.lengths, labels]).astype(np.int64, copy=False)
+    def _setup(self, shards: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path, digests) -> None:
+        """``shards``: ``(source with guard, local int64 offsets, labels)`` each; ``path`` if mapped."""
+        self._shards, self._path, self._digests = shards, path, digests
+        counts = [offsets.size - 1 for _, offsets, _ in shards]
+        self._row_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._lengths = None
 
+    # -- views --------------------------------------------------------------------------------------------
+    @property
+    def num_shards(self) -> int:
+        return len(self._shards)
+
+    @property
+    def shard_starts(self) -> np.ndarray:
+        """``(num_shards + 1,)`` first global row of each shard, then ``len(self)``."""
+        return self._row_starts
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(N + 1,)`` int64 row boundaries (a view for one shard; several shards allocate N * 8 bytes)."""
+        if len(self._shards) == 1:
+            return self._shards[0][1]
+        parts, base = [np.zeros(1, np.int64)], 0
+        for _, offsets, _ in self._shards:
+            parts.append(offsets[1:] + base)
+            base += int(offsets[-1])
+        return np.concatenate(parts)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(N,)`` labels (a view for one shard; stored as the smallest dtype that holds them)."""
+        if len(self._shards) == 1:
+            return self._shards[0][2]
+        return np.concatenate([labels for _, _, labels in self._shards])
+
+    @property
+    def ids(self) -> np.ndarray:
+        """All ids, flat (a view without the guard for one shard)."""
+        if len(self._shards) == 1:
+            source, offsets, _ = self._shards[0]
+            return source[:int(offsets[-1])]
+        return np.concatenate([source[:int(offsets[-1])] for source, offsets, _ in self._shards])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(N,)`` int64 sample lengths (N * 8 bytes; cached only for in-memory corpora)."""
+        if self._lengths is not None:
+            return self._lengths
+        lengths = self.row_lengths(0, len(self))
+        if self._path is None:
+            self._lengths = lengths
+        return lengths
+
+    def row_lengths(self, start: int, stop: int) -> np.ndarray:
+        """Lengths of rows ``start..stop-1`` (what the windowed sampler reads, one window at a time)."""
+        start, stop = max(int(start), 0), min(int(stop), len(self))
+        parts = []
+        for k in range(len(self._shards)):
+            lo, hi = max(start, self._row_starts[k]), min(stop, self._row_starts[k + 1])
+            if lo < hi:
+                offsets = self._shards[k][1]
+                a, b = lo - self._row_starts[k], hi - self._row_starts[k]
+                parts.append(np.diff(offsets[a:b + 1]))
+        return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, np.int64)
+
+    # -- dataset protocol -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._row_starts[-1])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for a corpus of {n} samples")
+        index %= n
+        k = int(np.searchsorted(self._row_starts, index, side="right")) - 1
+        source, offsets, labels = self._shards[k]
+        local = index - int(self._row_starts[k])
+        ids = np.array(source[offsets[local]:offsets[local + 1]], dtype=np.int64)  # a copy, as int64
+        return torch.from_numpy(ids), int(labels[local])
+
+    def __getitems__(self, indices) -> CorpusBatch:
+        """The batch ``indices`` as a :class:`~textpipe.collate.CorpusBatch` (ids are not copied when
+        the batch lies in one shard; otherwise just this batch's ids are gathered)."""
+        if isinstance(indices, list):
+            idx = np.fromiter(indices, dtype=np.int64, count=len(indices))  # faster than asarray for lists
+        else:
+            idx = np.asarray(indices, dtype=np.int64)
+        if len(self._shards) == 1:
+            source, offsets, labels = self._shards[0]
+            starts = offsets.take(idx)
+            return CorpusBatch(source, starts, offsets.take(idx + 1) - starts, labels.take(idx))
+        shard = np.searchsorted(self._row_starts, idx, side="right") - 1
+        if idx.size and shard.min() == shard.max():
+            source, offsets, labels = self._shards[int(shard[0])]
+            local = idx - self._row_starts[shard[0]]
+            starts = offsets.take(local)
+            return CorpusBatch(source, starts, offsets.take(local + 1) - starts, labels.take(local))
+        return self._gather_batch(idx, shard)
+
+    def _gather_batch(self, idx: np.ndarray, shard: np.ndarray) -> CorpusBatch:
+        """A batch spanning shards: each shard's rows cut as ``(b, T)`` windows into one ``(B, T)`` block
+        (what lies past a row's length is padded over by the collate)."""
+        local = idx - self._row_starts[shard]
+        starts, lengths, labels = np.empty(idx.size, np.int64), np.empty(idx.size, np.int64), np.empty(idx.size, np.int64)
+        groups = [(int(k), np.flatnonzero(shard == k)) for k in np.unique(shard)]
+        for k, sel in groups:
+            _, offsets, shard_labels = self._shards[k]
+            starts[sel] = offsets.take(local[sel])
+            lengths[sel] = offsets.take(local[sel] + 1) - starts[sel]
+            labels[sel] = shard_labels.take(local[sel])
+        T = int(lengths.max()) if lengths.size else 0
+        block = np.empty((idx.size, T), np.int64)
+        for k, sel in groups:
+            block[sel] = _windows(self._shards[k][0], starts[sel], T)
+        return CorpusBatch(block.ravel(), np.arange(idx.size, dtype=np.int64) * T, lengths, labels)
+
+    def _rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(flat ids, lengths, labels)`` of rows ``idx``, in that order."""
+        batch = self.__getitems__(idx)
+        cum = np.zeros(batch.lengths.size + 1, np.int64)
+        np.cumsum(batch.lengths, out=cum[1:])
+        pos = np.repeat(batch.starts - cum[:-1], batch.lengths) + np.arange(cum[-1])
+        return batch.source.take(pos), batch.lengths, batch.labels
+
+    # -- construction, subsets ------------------------------------------------------------------------------
     @classmethod
     def from_texts(cls, texts, labels, vocab, *, num_workers: int = 1) -> EncodedCorpus:
-        """Tokenize and encode texts once with ``vocab.encode_flat``.
-
-        Args:
-            texts: Sequence of ``str``.
-            labels: Sequence of 0-based int labels, one per text.
-            vocab: A ``textpipe.Vocab``.
-            num_workers: Threads used by ``encode_flat`` (its kernels release the GIL).
+        """Tokenize and encode texts once with ``vocab.encode_flat`` (in memory; for a stream of chunks
+        use :class:`textpipe.corpus_writer.CorpusWriter`).
 
         Example:
             >>> from textpipe.vocab import Vocab
@@ -116,37 +228,16 @@ class EncodedCorpus(Dataset):
         ids, offsets = vocab.encode_flat(texts, num_workers=num_workers)
         return cls(ids, offsets, np.asarray(labels, dtype=np.int64))
 
-    def __len__(self) -> int:
-        return self.labels.size
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for a corpus of {n} samples")
-        index %= n
-        ids = np.array(self.ids[self.offsets[index]:self.offsets[index + 1]])  # a copy: tensors may be written
-        return torch.from_numpy(ids), int(self.labels[index])
-
-    def __getitems__(self, indices) -> CorpusBatch:
-        """The batch ``indices`` as a :class:`~textpipe.collate.CorpusBatch` (no ids are copied here)."""
-        if isinstance(indices, list):
-            idx = np.fromiter(indices, dtype=np.int64, count=len(indices))  # faster than asarray for lists
-        else:
-            idx = np.asarray(indices, dtype=np.int64)
-        rows = self._rows.take(idx, axis=1)  # (3, B), C-contiguous: each field is a contiguous row
-        return CorpusBatch(self._source, rows[0], rows[1], rows[2])
-
     def subset(self, indices) -> EncodedCorpus:
         """A new in-memory corpus holding the samples ``indices``, in that order."""
         idx = _int_array(indices, "indices").astype(np.int64, copy=False)
-        lengths = self.lengths[idx]
+        ids, lengths, labels = self._rows(idx)
         offsets = np.zeros(idx.size + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        keep = np.arange(offsets[-1]) - np.repeat(offsets[:-1] - self._starts[idx], lengths)
-        return EncodedCorpus(self._source[keep], offsets, self.labels[idx])
+        return EncodedCorpus(ids, offsets, labels)
 
     def split(self, fraction: float, *, seed: int = 0) -> tuple[EncodedCorpus, EncodedCorpus]:
-        """Randomly split into ``(rest, part)`` where ``part`` holds ``round(fraction * N)`` samples.
+        """Randomly split into in-memory ``(rest, part)`` where ``part`` holds ``round(fraction * N)`` samples.
 
         Example:
             >>> corpus = EncodedCorpus(list(range(20)), list(range(21)), [0] * 20)  # 20 one-id samples
@@ -160,95 +251,99 @@ class EncodedCorpus(Dataset):
         n_part = int(round(fraction * len(self)))
         return self.subset(np.sort(order[n_part:])), self.subset(np.sort(order[:n_part]))
 
+    # -- files ---------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Write the corpus to one file, atomically (a temp file in the same directory, then rename)."""
-        path = Path(path)
-        arrays = {"ids": self._source, "offsets": self.offsets, "labels": self.labels}
-        header = {"format_version": _VERSION, "n_rows": len(self), "n_ids": int(self.offsets[-1]),
-                  "dtype": _I64.str, "arrays": {}}
-        pos = 0
-        for name, arr in arrays.items():
-            header["arrays"][name] = [pos, int(arr.size)]
-            pos += -(-arr.size * 8 // _ALIGN) * _ALIGN
-        blob = json.dumps(header).encode()
-        data_start = -(-(len(_MAGIC) + 8 + len(blob)) // _ALIGN) * _ALIGN
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + len(blob).to_bytes(8, "little") + blob)
-                for name, arr in arrays.items():
-                    f.seek(data_start + header["arrays"][name][0])
-                    f.write(np.ascontiguousarray(arr, _I64).tobytes())
-                f.truncate(data_start + pos)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write the corpus to one shard file, atomically (``textpipe.fileio``), ids in the smallest dtype."""
+        from textpipe.corpus_writer import write_shard
+
+        lo = min((int(s[:int(o[-1])].min()) for s, o, _ in self._shards if o[-1] > 0), default=0)
+        hi = max((int(s[:int(o[-1])].max()) for s, o, _ in self._shards if o[-1] > 0), default=0)
+        dtype = fmt.smallest_dtype(lo, hi, fmt.ID_DTYPES)
+
+        def blocks():
+            for start in range(0, len(self), _SAVE_BLOCK):
+                yield self._rows(np.arange(start, min(start + _SAVE_BLOCK, len(self))))
+        write_shard(path, blocks(), id_dtype=dtype)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> EncodedCorpus:
-        """Read a file written by :meth:`save`; with ``mmap`` the arrays are mapped, not read.
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True, verify: bool = True) -> EncodedCorpus:
+        """Open a corpus written by :meth:`save` or ``CorpusWriter``; with ``mmap`` the arrays are mapped.
+
+        Args:
+            path: A shard file or a manifest.
+            mmap: Map the files (default); ``False`` reads the arrays into memory.
+            verify: Check every array against its SHA-256 (about 1 GB/s; reads through the page cache,
+                so it adds no RSS). ``False`` skips it, e.g. in workers re-opening a verified corpus.
 
         Raises:
-            FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not a textpipe corpus, has another version, or is truncated/corrupt.
+            FileNotFoundError: If ``path`` (or a shard it names) does not exist.
+            ValueError: If a file is not a textpipe corpus, has another version, is truncated, or its
+                data does not match its checksum; the message names the file.
         """
         path = Path(path)
-        fix = f"delete {path} and re-create it with EncodedCorpus.from_texts(...).save(path)"
-        with open(path, "rb") as f:
-            magic = f.read(len(_MAGIC))
-            if magic != _MAGIC:
-                raise ValueError(f"{path} is not a textpipe corpus file: expected it to start with "
-                                 f"{_MAGIC!r}, found {magic[:16]!r}; {fix}")
+        for attempt in (0, 1):
             try:
-                size = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(size))
-                arrays = {name: (int(header["arrays"][name][0]), int(header["arrays"][name][1]))
-                          for name in ("ids", "offsets", "labels")}
-                version, n_ids = header["format_version"], int(header["n_ids"])
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
-                raise ValueError(f"{path}: corrupt corpus header ({err}); {fix}") from None
-        if version != _VERSION:
-            raise ValueError(f"{path}: corpus format_version {version} is not supported (this textpipe "
-                             f"reads version {_VERSION}); {fix}")
-        data_start = -(-(len(_MAGIC) + 8 + size) // _ALIGN) * _ALIGN
-        end = max(data_start + offset + 8 * count for offset, count in arrays.values())
-        if os.path.getsize(path) < end:
-            raise ValueError(f"{path}: corpus file is truncated: expected at least {end} bytes, found "
-                             f"{os.path.getsize(path)}; {fix}")
-
-        def read(name: str) -> np.ndarray:
-            offset, count = arrays[name]
-            if mmap:
-                return np.memmap(path, dtype=_I64, mode="r", offset=data_start + offset, shape=(count,))
-            return np.fromfile(path, dtype=_I64, count=count, offset=data_start + offset)
-
-        source, offsets, labels = read("ids"), np.array(read("offsets")), np.array(read("labels"))
-        try:
-            cls._check(offsets, labels, n_ids)
-        except ValueError as err:
-            raise ValueError(f"{path}: corrupt corpus ({err}); {fix}") from None
-        if source.size < offsets[-1] + (int(np.diff(offsets).max()) if labels.size else 0):
-            raise ValueError(f"{path}: corrupt corpus (ids array shorter than offsets say); {fix}")
+                shards, digests = _map_all(path, verify=verify)
+                break
+            except FileNotFoundError:
+                if attempt or not path.exists():
+                    raise  # else: a rebuild replaced the manifest between reading it and its shards
+        if not mmap:
+            shards = [tuple(np.array(a) for a in shard) for shard in shards]
         corpus = cls.__new__(cls)
-        corpus._setup(source, offsets, labels, path=path.resolve() if mmap else None)
+        corpus._setup(shards, path=path.resolve() if mmap else None, digests=digests)
         return corpus
 
     def __getstate__(self) -> dict:
         # A memory-mapped corpus pickles as its path, so spawn/forkserver workers map the file too.
         if self._path is not None:
-            return {"path": str(self._path)}
-        return {"source": self._source, "offsets": self.offsets, "labels": self.labels}
+            return {"path": str(self._path), "digests": self._digests}
+        return {"shards": self._shards}
 
     def __setstate__(self, state: dict) -> None:
         if "path" in state:
-            loaded = EncodedCorpus.load(state["path"], mmap=True)
-            state = {"source": loaded._source, "offsets": loaded.offsets, "labels": loaded.labels,
-                     "path": loaded._path}
-        self._setup(state["source"], state["offsets"], state["labels"], path=state.get("path"))
+            shards, digests = _map_all(Path(state["path"]), verify=False)
+            if digests != state["digests"]:
+                raise ValueError(f"{state['path']} changed since this corpus was opened; open it again")
+            self._setup(shards, path=Path(state["path"]), digests=digests)
+        else:
+            self._setup(state["shards"], path=None, digests=None)
 
     def __repr__(self) -> str:
-        return f"EncodedCorpus(rows={len(self)}, ids={self.offsets[-1]}, mmap={self._path is not None})"
+        n_ids = sum(int(o[-1]) for _, o, _ in self._shards)
+        return (f"EncodedCorpus(rows={len(self)}, ids={n_ids}, shards={len(self._shards)}, "
+                f"mmap={self._path is not None})")
+
+
+def _map_all(path: Path, *, verify: bool):
+    """Every shard of ``path`` (a shard file or a manifest), mapped and checked; and their digests."""
+    if not fmt.is_manifest(path):
+        shard = _checked(fmt.map_shard(path, verify=verify), path)
+        return [shard[:3]], [shard[3]]
+    manifest = fmt.read_manifest(path)
+    shards, digests = [], []
+    for name, n_rows, n_ids, sha in manifest["shards"]:
+        shard_path = path.with_name(name)
+        shard = _checked(fmt.map_shard(shard_path, verify=verify), shard_path)
+        if shard[3] != sha or shard[1].size - 1 != n_rows or int(shard[1][-1]) != n_ids:
+            raise ValueError(f"{shard_path} is not the shard {path} names (its checksums differ): the corpus "
+                             f"was rebuilt while it was opened, or mixed by hand; build it again")
+        shards.append(shard[:3])
+        digests.append(shard[3])
+    return shards, digests
+
+
+def _checked(mapped: dict, path: Path):
+    source, offsets, labels = mapped["source"], mapped["offsets"], mapped["labels"]
+    try:
+        if offsets.size == 0:
+            raise ValueError("offsets array is empty")
+        if mapped["n_rows"] != labels.size or mapped["n_ids"] > source.size:
+            raise ValueError(f"header says {mapped['n_rows']} rows and {mapped['n_ids']} ids, the arrays "
+                             f"hold {labels.size} labels and {source.size} ids")
+        EncodedCorpus._check(offsets, labels, mapped["n_ids"])  # also without verify: a cheap pass
+        if source.size - mapped["n_ids"] < mapped["max_length"]:
+            raise ValueError("ids array is shorter than its guard needs")
+    except ValueError as err:
+        raise ValueError(f"{path}: corrupt corpus ({err}); delete it and build it again") from None
+    return source, offsets.astype(_I64, copy=False), labels, mapped["sha256"]

@@ -84,7 +84,8 @@ def describe_os_error(err: OSError, path: str | os.PathLike, *, action: str = "w
     if err.errno == errno.EROFS:
         return f"cannot {action} {path}: the filesystem is read-only; use another directory"
     if err.errno == errno.ENOENT:
-        return f"cannot {action} {path}: {path.parent} does not exist"
+        missing = path.parent if not path.parent.exists() else path
+        return f"cannot {action} {path}: {missing} does not exist"
     return f"cannot {action} {path}: {err.strerror or err}"
 
 

@@ -80,6 +80,20 @@ class TextClassifier(nn.Module):
             ids: padded token ids `(B, T)`, or flat ids `(N,)` when `offsets` is given.
             offsets: start of each sequence in the flat `ids` `(B,)` (the tutorial form; single device only).
         """
+        return self.fc(self.embedding(*self.bags(ids, offsets)))
+
+    def bags(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding rows each text averages: `(bag ids (M,), bag offsets (B,))`, pads dropped.
+
+        A text's bag is its token ids and (with bigrams) the hashed bigram ids after them, interleaved.
+        `forward` is `fc(embedding(*bags(ids, offsets)))`; the fused trainer (`textpipe._fast_sgd`) computes
+        the bags of a whole corpus once instead of once per step.
+
+        Example:
+            >>> model = TextClassifier(ModelConfig(vocab_size=10, buckets=7))
+            >>> model.bags(torch.tensor([[2, 3, 4], [5, 0, 0]]))
+            (tensor([ 2, 14,  3, 12,  4,  5]), tensor([0, 5]))
+        """
         pad = self.config.pad_idx
         if offsets is None:
             if ids.dim() != 2:
@@ -109,4 +123,4 @@ class TextClassifier(nn.Module):
         # EmbeddingBag's own padding_idx, whose backward pass masks every position again.
         keep = ids != pad  # (N,)
         kept_before = torch.nn.functional.pad(keep.cumsum(0), (1, 0))  # (N + 1,) kept ids before each position
-        return self.fc(self.embedding(ids[keep], kept_before[offsets]))
+        return ids[keep], kept_before[offsets]

@@ -80,6 +80,10 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
 
     if sources is None:
         sources, classes = resolve(cfg)
+    from textpipe.corpus_cache import prepare_cached
+    cached = prepare_cached(cfg, sources, classes, ckpt)  # one training file on disk: streamed, cached, mapped
+    if cached is not None:
+        return cached
 
     def read(split):
         s = sources[split]

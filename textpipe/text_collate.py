@@ -86,7 +86,11 @@ class TextCollate:
         ids, lengths = self._encode([pair[1] for pair in batch])
         starts = np.zeros(len(batch), _I64)
         np.cumsum(lengths[:-1], out=starts[1:])
-        flat = CorpusBatch(np.concatenate([ids, np.zeros(int(lengths.max()), _I64)]), starts, lengths, labels)
+        longest = int(lengths.max())
+        # the guard of max(lengths) zeros lets pad_collate cut rows as windows; when one text is most of
+        # the batch that would double its ids, and the gather without a guard costs no more
+        source = ids if 2 * longest > ids.size else np.concatenate([ids, np.zeros(longest, _I64)])
+        flat = CorpusBatch(source, starts, lengths, labels)
         if self.form == "pad":
             return pad_collate(flat, **self.options)
         return offsets_collate(flat, **self.options)

@@ -180,7 +180,7 @@ def check_tokens(tokens: object, fn: Callable, text: str) -> list[str]:
                         f"{text[:40]!r}; expected a list of str tokens")
     if not all(issubclass(t, str) for t in set(map(type, tokens))):
         pos = next(i for i, t in enumerate(tokens) if not isinstance(t, str))
-        raise TypeError(f"tokenizer {describe_tokenizer(fn)} returned a {type(tokens[pos]).__name__} "
+        raise TypeError(f"tokenizer {describe_tokenizer(fn)} returned an item of type {type(tokens[pos]).__name__} "
                         f"({tokens[pos]!r}) at position {pos} for {text[:40]!r}; expected a list of str "
                         f"tokens (convert with str() inside the tokenizer)")
     return tokens

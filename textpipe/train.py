@@ -34,7 +34,7 @@ from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
 from textpipe.rundir import RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_metrics
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
-                                   config_dict)
+                                   config_dict, uses_bucketing, uses_fused_step)
 
 __all__ = ["TrainConfig", "fit", "main", "prepare_data"]
 
@@ -141,9 +141,9 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
         run.record = run_record(config_dict(cfg), data.sources, device=run.device, started=run.started,
                                 world_size=ws)
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
-    train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=cfg.bucket,
-                            num_workers=cfg.num_workers, pin_memory=pin, num_replicas=ws, rank=run.info.rank,
-                            pad_idx=PAD_IDX)
+    train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                            bucket=uses_bucketing(cfg), num_workers=cfg.num_workers, pin_memory=pin,
+                            num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX)
     # every rank validates on all of val: same weights, same numbers, same early-stopping decision
     val = make_dataloader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin, num_replicas=1,
                           rank=0, pad_idx=PAD_IDX) if data.val is not None else None
@@ -157,22 +157,26 @@ class Trainer:
 
     model: nn.Module
     config: ModelConfig
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LRScheduler
+    opt: torch.optim.Optimizer | None  # None with the fused step
+    sched: torch.optim.lr_scheduler.LRScheduler  # or textpipe._fast_sgd.LRSchedule
     state: ResumeState
     total_steps: int
     best_weights: dict | None = None  # with --checkpoints end|none: the best epoch's weights, kept in memory
+    flat: object = None  # the fused step's batches (textpipe._fast_sgd.FlatBatches), or None for autograd
 
 
-def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
-    """The optimizer and a per-step learning-rate schedule over `total_steps`."""
+def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
+    """The optimizer and a per-step learning-rate schedule over `total_steps` (fused: no optimizer object)."""
+    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
+             "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
+             "constant": lambda s: 1.0}[cfg.schedule]
+    if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
+        from textpipe._fast_sgd import LRSchedule
+        return None, LRSchedule(cfg.lr, shape)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
-             "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
-             "constant": lambda s: 1.0}[cfg.schedule]
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 
@@ -186,9 +190,13 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = ModelConfig(**{**run.ckpt["model_config"], "sparse": sparse})
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = TextClassifier(mcfg).to(device)
+    if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
+        from textpipe.vectors import init_embedding_from_file
+        print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
-    opt, sched = make_optimizer(cfg, model, max(total_steps, 1))
+    fused = uses_fused_step(cfg)
+    opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:
         ckpt = run.ckpt
@@ -197,7 +205,8 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
         except RuntimeError as e:  # shapes that do not match the checkpoint's own model_config
             raise ValueError(f"--resume: the weights in the checkpoint do not fit its model_config "
                              f"({str(e).splitlines()[-1].strip()}); the file is damaged") from e
-        opt.load_state_dict(ckpt["optimizer"])
+        if opt is not None:
+            opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         state = ResumeState.from_checkpoint(ckpt)
         if state.batches_done and state.num_replicas != ws:  # the epoch's shards would not line up
@@ -216,9 +225,14 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
             model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
         elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
             model = nn.DataParallel(model)
+    flat = None
+    if fused:
+        from textpipe._fast_sgd import FlatBatches, corpus_bags  # no DDP wrapper: the step syncs the replicas
+        flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
+                           num_rows=model.embedding.num_embeddings, device=device)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    return Trainer(model, mcfg, opt, sched, state, total_steps)
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)
 
 
 def save(run: Run, data: Data, tr: Trainer, name: str, *, weights: dict | None = None) -> Path:
@@ -238,6 +252,8 @@ def save(run: Run, data: Data, tr: Trainer, name: str, *, weights: dict | None =
 def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], object]) -> None:
     """Train on this rank's batches of `tr.state.epoch`, from `batches_done` on; stops at `total_steps`."""
     cfg, st, device, model = run.cfg, tr.state, run.device, tr.model
+    if tr.flat is not None:
+        return train_one_epoch_fused(run, tr, save_last)
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
@@ -264,6 +280,34 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
         if st.step >= tr.total_steps:
             break
     bar.close()
+
+
+def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]) -> None:
+    """`train_one_epoch` with the fused step: large batches, no autograd, no host sync until the epoch ends."""
+    from textpipe._fast_sgd import sgd_step
+
+    cfg, st = run.cfg, tr.state
+    stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
+
+    def flush():  # into the Python floats the checkpoint holds (at the same steps in a resumed run)
+        for k, v in zip(("loss_sum", "correct", "seen"), stats.tolist()):
+            st.running[k] += v if k == "loss_sum" else int(v)
+        stats.zero_()
+
+    bar = tqdm(tr.flat.epoch(st.epoch, start=st.batches_done), total=len(tr.flat), initial=st.batches_done,
+               leave=False, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
+    for batch in bar:
+        sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
+        tr.sched.step()
+        st.step, st.batches_done = st.step + 1, st.batches_done + 1
+        if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
+            flush()  # every rank: the same running sums on all of them
+            if run.is_main:
+                save_last()
+        if st.step >= tr.total_steps:
+            break
+    bar.close()
+    flush()
 
 
 # -- end of epoch ----------------------------------------------------------------------------------------------

@@ -12,65 +12,20 @@ Run the tests: python3 -m pytest -q tests/test_vocab.py
 """
 from __future__ import annotations
 
-import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from textpipe import _count, _encode, _vocab_format
+from textpipe import _count, _encode, _vocab_build, _vocab_format
 from textpipe._bytetable import OOV, ByteTable
+from textpipe._vocab_errors import (DuplicateTokenError, IdOutOfRangeError, MaxTokensError, TokenNotFoundError,
+                                    _all_str, _check_int, _check_token, _check_workers)
 from textpipe.tokenizer import (_check_str, basic_english, check_tokens, describe_tokenizer, get_tokenizer,
                                 resolve_tokenizer, tokenizer_name)
 
 __all__ = ["Vocab", "vocab", "build_vocab_from_iterator", "build_vocab_from_texts", "TokenNotFoundError",
            "IdOutOfRangeError", "DuplicateTokenError", "MaxTokensError"]
-
-
-class TokenNotFoundError(KeyError, RuntimeError):
-    """An out-of-vocabulary token with no default index. Also a ``RuntimeError``, as in torchtext."""
-
-    def __str__(self) -> str:  # KeyError would print the message in quotes
-        return str(self.args[0])
-
-
-class IdOutOfRangeError(IndexError, RuntimeError):
-    """An id outside ``0..len(vocab)-1``. Also a ``RuntimeError``, as in torchtext."""
-
-
-class DuplicateTokenError(ValueError, RuntimeError):
-    """A token given twice (itos, specials, insert/append). Also a ``RuntimeError``, as in torchtext."""
-
-
-class MaxTokensError(ValueError, AssertionError):
-    """``max_tokens <= len(specials)``. Also an ``AssertionError``, as torchtext's ``assert``."""
-
-
-def _check_token(token: object, name: str = "token") -> None:
-    if not isinstance(token, str):
-        raise TypeError(f"{name} must be a str, got {type(token).__name__} ({token!r}); "
-                        f"decode bytes or convert the value with str() first")
-
-
-def _all_str(items: Iterable[object]) -> bool:
-    """True if every item is a ``str`` (the check runs in C: one ``set(map(type, ...))``)."""
-    return all(issubclass(t, str) for t in set(map(type, items)))
-
-
-def _check_int(value: object, name: str) -> int:
-    if isinstance(value, str) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    return operator.index(value)
-
-
-def _check_workers(value: object) -> int:
-    """An int >= 1 (numpy ints too); bools and floats are refused."""
-    if isinstance(value, bool) or isinstance(value, str) or not hasattr(value, "__index__"):
-        raise TypeError(f"num_workers must be an int >= 1, got {type(value).__name__} ({value!r})")
-    n = operator.index(value)
-    if n < 1:
-        raise ValueError(f"num_workers must be an int >= 1, got {n}")
-    return n
 
 
 class Vocab:
@@ -298,7 +253,7 @@ class Vocab:
         ``basic_english`` and ``split`` run as byte rules in numpy and each chunk's distinct tokens are
         looked up in this vocabulary's byte table, so the cost per token does not grow with the
         vocabulary; other tokenizers run text by text. Memory stays bounded: texts go in chunks of at
-        most ~1M characters (a longer text is cut at a space that cannot change its tokens).
+        most ~2M characters (a longer text is cut at a space that cannot change its tokens).
 
         Args:
             texts: The texts (``str``), tokenized with this vocabulary's tokenizer.
@@ -353,7 +308,8 @@ class Vocab:
     __hash__ = None  # mutable
 
     def __repr__(self) -> str:
-        extra = "" if self._tokenize_fn is basic_english else f", tokenizer={self.tokenizer_name or self._tokenize_fn!r}"
+        name = self.tokenizer_name or self._tokenize_fn
+        extra = "" if self._tokenize_fn is basic_english else f", tokenizer={name!r}"
         return f"Vocab(size={len(self)}, default_index={self._default}{extra})"
 
     def __getstate__(self) -> dict:
@@ -405,32 +361,6 @@ class Vocab:
         return cls(itos, default_index=default_index, tokenizer=name)
 
 
-def _specials(specials: object) -> list[str]:
-    if specials is None:
-        return []
-    if isinstance(specials, (str, bytes)):
-        raise TypeError(f"specials must be a list of str tokens, got a single {type(specials).__name__} "
-                        f"{specials!r}; wrap it in a list: specials=[{specials!r}]")
-    specials = list(specials)
-    for i, token in enumerate(specials):
-        _check_token(token, f"specials[{i}]")
-    if len(set(specials)) != len(specials):
-        dup = next(t for t in specials if specials.count(t) > 1)
-        raise DuplicateTokenError(f"specials must be unique, but {dup!r} is given more than once: "
-                                  f"{specials!r}")
-    return specials
-
-
-def _check_max_tokens(max_tokens: object, specials: list[str]) -> int | None:
-    if max_tokens is None:
-        return None
-    max_tokens = _check_int(max_tokens, "max_tokens")
-    if len(specials) >= max_tokens:
-        raise MaxTokensError(f"max_tokens must be greater than len(specials) = {len(specials)}, got "
-                             f"{max_tokens}: the vocab would be entirely special tokens")
-    return max_tokens
-
-
 def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence[str] | None = None,
           special_first: bool = True, *, tokenizer: str | Callable | None = "basic_english") -> Vocab:
     """torchtext's ``vocab()``: keep tokens with count >= ``min_freq`` in the mapping's own order.
@@ -449,7 +379,7 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
                         f"{type(ordered_dict).__name__}; for a most_common() list pass "
                         f"OrderedDict(counter.most_common())")
     min_freq = _check_int(min_freq, "min_freq")
-    specials = _specials(specials)
+    specials = _vocab_build.specials_list(specials)
     skip = set(specials)
     items = list(ordered_dict.items())
     if not _all_str(t for t, _ in items):
@@ -457,13 +387,6 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
     tokens = [t for t, freq in items if freq >= min_freq and t not in skip]
     tokens = specials + tokens if special_first else tokens + specials
     return Vocab(tokens, tokenizer=tokenizer)
-
-
-def _ordered(counter: Mapping[str, int]) -> list[tuple[str, int]]:
-    """``(token, count)`` by count descending, then token ascending: torchtext's order."""
-    ordered = sorted(counter.items(), key=operator.itemgetter(0))
-    ordered.sort(key=operator.itemgetter(1), reverse=True)  # stable: ties stay in token order
-    return ordered
 
 
 def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int = 1,
@@ -480,15 +403,15 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
         >>> build_vocab_from_iterator([["b", "a"], ["a"]], specials=["<unk>"]).get_itos()
         ['<unk>', 'a', 'b']
     """
-    specials = _specials(specials)
-    max_tokens = _check_max_tokens(max_tokens, specials)
+    specials = _vocab_build.specials_list(specials)
+    max_tokens = _vocab_build.check_max_tokens(max_tokens, specials)
     counter: Counter = Counter()
     update = counter.update
     for tokens in iterator:  # one C-level count per item; faster than chaining the items
         update(tokens)
     if not _all_str(counter):
         _check_token(next(t for t in counter if not isinstance(t, str)), "every token yielded by iterator")
-    ordered = _ordered(counter)
+    ordered = _vocab_build.ordered(counter)
     if max_tokens is not None:
         ordered = ordered[:max_tokens - len(specials)]
     return vocab(dict(ordered), min_freq=min_freq, specials=specials, special_first=special_first)
@@ -520,13 +443,22 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
         >>> build_vocab_from_texts([["The cat.", "the dog"], ["A cat"]]).get_itos()
         ['<pad>', '<unk>', 'cat', 'the', '.', 'a', 'dog']
     """
-    specials = _specials(specials)
-    max_tokens = _check_max_tokens(max_tokens, specials)
+    specials = _vocab_build.specials_list(specials)
+    max_tokens = _vocab_build.check_max_tokens(max_tokens, specials)
     min_freq = _check_int(min_freq, "min_freq")
     num_workers = _check_workers(num_workers)
     probe = Vocab([], tokenizer=tokenizer)  # resolves and checks the tokenizer once
     counts = _count.count_tokens(text_chunks, rule=probe._rule, tokenize=probe.tokenize,
-                                 num_workers=num_workers, ordered=_ordered)
+                                 num_workers=num_workers, ordered=_vocab_build.ordered)
     if max_tokens is not None:
         counts = counts[:max_tokens - len(specials)]
     return vocab(dict(counts), min_freq=min_freq, specials=specials, tokenizer=tokenizer)
+
+
+def __getattr__(name: str):
+    # torchtext.vocab also held the pretrained vectors; they live in textpipe.vectors (which imports torch,
+    # so only on first use: the vocabulary itself stays torch-free).
+    if name in ("Vectors", "GloVe", "FastText", "pretrained_aliases"):
+        from textpipe import vectors
+        return getattr(vectors, name)
+    raise AttributeError(f"module 'textpipe.vocab' has no attribute {name!r}")

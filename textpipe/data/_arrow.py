@@ -1,19 +1,23 @@
 """Record batches of a table, per format, through pyarrow (and `datasets`): the I/O half of `table.iter_table`.
 
-Every reader streams: pyarrow's CSV/JSON readers parse one block (16 MiB) at a time, Parquet and `datasets`
-read `batch_rows` rows at a time. pyarrow errors become ValueErrors that name the file.
+Every reader streams: pyarrow's CSV/JSON readers parse one block (1 MiB, larger for longer rows) at a
+time, Parquet and `datasets` read `batch_rows` rows at a time. pyarrow errors become ValueErrors that name the file.
 """
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc_compute
 
-BLOCK_BYTES = 16 << 20  # pyarrow's parse block; one row (a text) cannot be longer than this
+# pyarrow's parse block. subtle: the streaming CSV reader reads about 30 blocks ahead of a slower consumer
+# (measured: 16 MiB blocks held 240-480 MiB, 1 MiB blocks 36 MiB), so blocks start small; a row longer than
+# the block makes the read start again with a 4x larger block (up to MAX_BLOCK_BYTES), see `_growing_blocks`.
+BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 1 << 30
 
 
 def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list, skip: bool
@@ -48,8 +52,8 @@ def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list
 
 def _explain(message: str) -> str:
     message = " ".join(message.split())
-    if "straddling" in message:
-        return f"a row is longer than {BLOCK_BYTES >> 20} MiB, the reader's block ({message})"
+    if _is_long_row(message):
+        return f"a row is longer than {MAX_BLOCK_BYTES >> 20} MiB, the reader's largest block ({message})"
     if "changed from" in message:
         return f"a column holds values of two types, e.g. numbers and strings; make each column one type ({message})"
     if "invalid UTF8" in message or "UTF8" in message:
@@ -57,42 +61,78 @@ def _explain(message: str) -> str:
     return message
 
 
+def _is_long_row(message: str) -> bool:
+    return "straddling" in message or "larger than block size" in message
+
+
+def _growing_blocks(read: Callable[[int], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """`read(block_size)`'s batches; when a row is longer than the block, read again with a 4x larger block.
+
+    The read is deterministic, so the rows already yielded are skipped on the new pass: no row is lost or
+    repeated. Costs nothing for files whose rows fit the first block (nearly every file).
+    """
+    block, done = BLOCK_BYTES, 0
+    while True:
+        to_skip = done
+        try:
+            for batch in read(block):
+                if to_skip >= batch.num_rows:
+                    to_skip -= batch.num_rows
+                    continue
+                batch, to_skip = batch.slice(to_skip), 0
+                done += batch.num_rows
+                yield batch
+            return
+        except pa.ArrowInvalid as e:
+            if not _is_long_row(str(e)) or block >= MAX_BLOCK_BYTES:
+                raise
+            block *= 4
+
+
 def _csv_batches(path: Path, spec, *, bad: list, skip: bool) -> Iterator[pa.RecordBatch]:
     import pyarrow.csv as pc
 
     delimiter = "," if spec.format == "csv" else "\t"
-    bad_rows: list[str] = []
+    reported = [0]  # bad rows already passed on (a re-read with a larger block finds the same ones first)
 
-    def on_invalid(row) -> str:  # wrong number of fields
-        bad_rows.append(f"a row with {row.actual_columns} fields, expected {row.expected_columns}: "
-                        f"{row.text[:80]!r}")
-        return "skip"
+    def read(block: int) -> Iterator[pa.RecordBatch]:
+        bad_rows: list[str] = []
+        seen = [0]
 
-    read = pc.ReadOptions(block_size=BLOCK_BYTES, column_names=None if spec.header else list(spec.columns))
-    parse = pc.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
-    # every column as a string: labels are typed by canonical_label, and no value is converted behind our back
-    convert = pc.ConvertOptions(column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False)
-    checked = False
-    with pa.input_stream(str(path), compression="detect") as stream:
-        reader = pc.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-        for batch in reader:
+        def on_invalid(row) -> str:  # wrong number of fields
+            seen[0] += 1
+            if seen[0] > reported[0]:
+                bad_rows.append(f"a row with {row.actual_columns} fields, expected {row.expected_columns}: "
+                                f"{row.text[:80]!r}")
+            return "skip"
+
+        def pass_on_bad_rows() -> None:
             if bad_rows:
                 if not skip:
                     raise ValueError(f"{path}: {bad_rows[0]}. Fix the file, or pass on_bad_rows='skip' "
                                      "to skip malformed rows with a warning")
-                bad += [(None, r) for r in bad_rows]
+                bad.extend((None, r) for r in bad_rows)
+                reported[0] += len(bad_rows)
                 bad_rows.clear()
-            # subtle: pyarrow accepts an unclosed quote, swallowing the rows up to the next quote (or the end
-            # of the file) into one value; that value then holds a line break, so check such files strictly
-            if not checked and any(pc_compute.any(pc_compute.match_substring(col, "\n")).as_py()
-                                   for col in batch.columns):
-                _check_quotes(path, delimiter)
-                checked = True
-            yield batch
-        if bad_rows:
-            if not skip:
-                raise ValueError(f"{path}: {bad_rows[0]}. Fix the file, or pass on_bad_rows='skip'")
-            bad += [(None, r) for r in bad_rows]
+
+        opts = pc.ReadOptions(block_size=block, column_names=None if spec.header else list(spec.columns))
+        parse = pc.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+        # every column as a string: labels are typed by canonical_label, and no value is converted behind our back
+        convert = pc.ConvertOptions(column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False)
+        checked = False
+        with pa.input_stream(str(path), compression="detect") as stream:
+            for batch in pc.open_csv(stream, read_options=opts, parse_options=parse, convert_options=convert):
+                pass_on_bad_rows()
+                # subtle: pyarrow accepts an unclosed quote, swallowing the rows up to the next quote (or the end
+                # of the file) into one value; that value then holds a line break, so check such files strictly
+                if not checked and any(pc_compute.any(pc_compute.match_substring(col, "\n")).as_py()
+                                       for col in batch.columns):
+                    _check_quotes(path, delimiter)
+                    checked = True
+                yield batch
+            pass_on_bad_rows()
+
+    yield from _growing_blocks(read)
 
 
 def _check_quotes(path: Path, delimiter: str) -> None:
@@ -112,5 +152,8 @@ def _check_quotes(path: Path, delimiter: str) -> None:
 def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
     import pyarrow.json as pj
 
-    with pa.input_stream(str(path), compression="detect") as stream:
-        yield from pj.open_json(stream, read_options=pj.ReadOptions(block_size=BLOCK_BYTES))
+    def read(block: int) -> Iterator[pa.RecordBatch]:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            yield from pj.open_json(stream, read_options=pj.ReadOptions(block_size=block))
+
+    yield from _growing_blocks(read)

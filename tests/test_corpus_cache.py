@@ -1,0 +1,115 @@
+"""Tests for textpipe/corpus_cache.py: build once from a streamed CSV, reuse, key, split, one builder.
+
+Run: python3 -m pytest -q tests/test_corpus_cache.py
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from textpipe.corpus import EncodedCorpus
+from textpipe.corpus_cache import cached_corpus, iter_chunks, val_mask
+from textpipe.data.labels import LabelVocab
+from textpipe.tokenizer import basic_english_batch
+from textpipe.vocab import build_vocab_from_iterator
+
+
+def write_csv(path, n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = [f"tok{i}" for i in range(60)]
+    lines = [f'"{i % 4 + 1}","{" ".join(rng.choice(words, 3))}","{" ".join(rng.choice(words, rng.integers(1, 15)))}."'
+             for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def all_rows(path):
+    labels, texts = [], []
+    for y, t in iter_chunks(path, label_vocab=LabelVocab([1, 2, 3, 4]), batch_rows=64):
+        labels += y.tolist()
+        texts += t
+    return labels, texts
+
+
+def test_build_then_reuse_and_the_corpora_match_from_texts(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 700)
+    first = cached_corpus(csv, cache_dir=tmp_path / "cache", val_fraction=0.2, seed=3, batch_rows=100)
+    assert first.built
+    again = cached_corpus(csv, cache_dir=tmp_path / "cache", val_fraction=0.2, seed=3, batch_rows=100)
+    assert not again.built and again.directory == first.directory
+    labels, texts = all_rows(csv)
+    assert labels[:4] == [0, 1, 2, 3] and len(texts) == 700
+    mask = val_mask(700, fraction=0.2, seed=3)
+    perm = np.random.default_rng(3).permutation(700)  # train.py's split: the first 20% of the permutation
+    assert sorted(np.flatnonzero(mask)) == sorted(perm[:140])
+    assert len(first.val) == 140 and len(first.fit) == 560
+    fit_texts = [t for t, m in zip(texts, mask) if not m]
+    vocab = build_vocab_from_iterator(basic_english_batch(fit_texts), specials=["<pad>", "<unk>"])
+    assert first.vocab.get_itos() == vocab.get_itos() and first.vocab.get_default_index() == 1
+    vocab.set_default_index(1)
+    want = EncodedCorpus.from_texts(fit_texts, [y for y, m in zip(labels, mask) if not m], vocab)
+    assert np.array_equal(first.fit.ids, want.ids) and np.array_equal(first.fit.offsets, want.offsets)
+    assert np.array_equal(first.fit.labels, want.labels)
+
+
+def test_key_follows_file_and_settings_and_no_cache_rebuilds(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 120)
+    a = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert cached_corpus(csv, cache_dir=tmp_path / "c", min_freq=2).directory != a.directory
+    assert cached_corpus(csv, cache_dir=tmp_path / "c", use_cache=False).built  # rebuilt
+    time.sleep(0.01)
+    write_csv(csv, 130, seed=1)
+    b = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert b.built and b.directory != a.directory and len(b.fit) == 130
+
+
+def test_a_waiting_process_does_not_build(tmp_path):
+    csv = write_csv(tmp_path / "train.csv", 50)
+    with pytest.raises(TimeoutError, match="waited 0 s for another process to build"):
+        cached_corpus(csv, cache_dir=tmp_path / "c", build=False, timeout_s=0.0)
+    code = ("import sys; from textpipe.corpus_cache import cached_corpus; "
+            "print(cached_corpus(sys.argv[1], cache_dir=sys.argv[2], build=sys.argv[3] == '1').built)")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    waiter = subprocess.Popen([sys.executable, "-c", code, str(csv), str(tmp_path / "c"), "0"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    builder = subprocess.run([sys.executable, "-c", code, str(csv), str(tmp_path / "c"), "1"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert builder.stdout.strip() == "True"
+    assert waiter.communicate(timeout=120)[0].strip() == "False"
+
+
+def test_bad_class_names_the_row(tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_text('"1","a","b"\n"7","c","d"\n')
+    with pytest.raises(ValueError, match="row 2: label 7 was not seen in training"):  # AG_NEWS: classes 1..4
+        cached_corpus(csv, cache_dir=tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
+    # rank 1 is started with build=False: it can only map what rank 0 built; one entry, one build
+    from pathlib import Path
+    (tmp_path / "data").mkdir()
+    csv = write_csv(tmp_path / "data" / "train.csv", 360)
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "textpipe.train",
+           "--data-dir", str(csv.parent), "--cache-dir", str(tmp_path / "cache"),
+           "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--parallel", "ddp", "--device", "cpu",
+           "--val-fraction", "0.1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    for attempt in range(2):
+        out = ["--output-dir", str(tmp_path / f"run{attempt}")]
+        proc = subprocess.run(cmd + out, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+        assert len(entries) == 1 and len(list(entries[0].glob("fit.corpus.*.shard"))) == 1
+        meta = (entries[0] / "meta.json").stat().st_mtime_ns
+        if attempt == 0:
+            first = meta
+    assert meta == first  # the second run reused the entry
+    import json
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    assert summary["replicas_in_sync"] and [r["step"] for r in summary["ranks"]] == [21, 21]  # 324 rows: 41 batches

@@ -33,7 +33,6 @@ from textpipe.vocab import Vocab
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault injection forks writer processes")
 
 KILLS, MAX_KILLS = 10, 30  # SIGKILLs per writer: 10, or more (at most 30) until one has landed mid-write
-FIXED_BY_SCALE = lambda test: test  # noqa: E731  (fixed on the scale branch: saves go through textpipe.fileio)
 
 
 def debris(directory, target):
@@ -88,6 +87,30 @@ def kill_loop(write, read_version, target, *, seed: int, max_delay: float = 0.08
     assert read_version() == last + 1 or not versioned
     assert debris(target.parent, target) == []
     return mid_write
+
+
+
+def kill_before_rename(write, read_version, target) -> None:
+    """The worst moment, deterministically: a writer SIGKILLed with its temp file complete but not renamed.
+
+    The random kills of `kill_loop` land mid-write only by chance (a fast writer spends most of its time
+    building the content); this one always leaves the temp behind, so the sweep and the old file are checked.
+    """
+    before = read_version()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # dies where the rename would be
+            write(before + 1)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"writer ended with status {status}"
+    assert debris(target.parent, target), "the killed writer left no temp file: it did not write beside the target"
+    assert read_version() == before, "the killed write changed the target"
+    write(before + 2)  # the next write sweeps the dead writer's temp
+    assert read_version() == before + 2
+    assert debris(target.parent, target) == []
 
 
 # ---------------------------------------------------------------- the writers, each writing version k
@@ -146,18 +169,20 @@ def corpus_writer(path):
 
 def test_killed_checkpoint_saves_keep_the_previous_checkpoint_and_leave_no_temp(tmp_path):
     path = tmp_path / "last.pt"
-    assert kill_loop(*checkpoint_writer(path), path, seed=1) >= 1  # some kills landed mid-write
+    kill_loop(*checkpoint_writer(path), path, seed=1)
+    kill_before_rename(*checkpoint_writer(path), path)
 
 
 def test_killed_vocab_saves_keep_the_previous_vocab_and_leave_no_temp(tmp_path):
     path = tmp_path / "vocab.txt"
-    assert kill_loop(*vocab_writer(path), path, seed=2) >= 1
+    kill_loop(*vocab_writer(path), path, seed=2)  # a fast writer: random kills land mid-write only by chance
+    kill_before_rename(*vocab_writer(path), path)
 
 
-@FIXED_BY_SCALE
 def test_killed_corpus_saves_keep_the_previous_corpus_and_leave_no_temp(tmp_path):
     path = tmp_path / "train.corpus"
-    assert kill_loop(*corpus_writer(path), path, seed=3) >= 1
+    kill_loop(*corpus_writer(path), path, seed=3)
+    kill_before_rename(*corpus_writer(path), path)
 
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
@@ -263,7 +288,6 @@ def test_disk_full_vocab_save_names_the_file_and_keeps_the_old_one(full_disk):
     assert Vocab.load(path).get_itos() == ["<unk>", "a"] and debris(full_disk, path) == []
 
 
-@FIXED_BY_SCALE
 def test_disk_full_corpus_save_names_the_file_and_keeps_the_old_one(full_disk):
     path = full_disk / "train.corpus"
     EncodedCorpus([1, 2], [0, 1, 2], [0, 1]).save(path)

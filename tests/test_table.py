@@ -133,6 +133,26 @@ def test_bad_rows_raise_or_are_skipped_and_counted(tmp_path):
         read_table(floats)
 
 
+def test_bad_rows_in_later_chunks_keep_their_row_numbers_and_labels_keep_their_types(tmp_path):
+    # clean chunks go the column-wise path, a chunk with a bad row the per-row one: same rows either way
+    path = tmp_path / "later.csv"
+    rows = [(["pos", "neg", "3", "03", " 7"][i % 5], f"t {i}") for i in range(100)]
+    rows[57] = ("", "no label")
+    path.write_text("label,title,text\n" + "".join(f"{y},{t},x{i}\n" for i, (y, t) in enumerate(rows)))
+    with pytest.raises(ValueError, match=r"later.csv, row 58: the label is missing \(an empty string\)"):
+        read_table(path, text_columns=["title", "text"], batch_rows=8)
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 58\)"):
+        labels, texts = read_table(path, text_columns=["title", "text"], batch_rows=8, on_bad_rows="skip")
+    kept = [(y, f"{t} x{i}") for i, (y, t) in enumerate(rows) if i != 57]
+    assert texts == [t for _, t in kept] and labels == [canonical_label(y) for y, _ in kept]
+    assert {type(y) for y in labels} == {int, str} and 3 in labels and "03" in labels and 7 in labels
+    nulls = tmp_path / "later.jsonl"
+    nulls.write_text("".join(json.dumps({"text": None if i == 20 else f"t{i}", "label": i % 2}) + "\n"
+                             for i in range(30)))
+    with pytest.raises(ValueError, match=r"later.jsonl, row 21: the text is missing"):
+        read_table(nulls, batch_rows=8)
+
+
 def test_chunks_are_bounded_and_in_file_order(tmp_path):
     path = tmp_path / "big.tsv"
     path.write_text("label\ttext\n" + "".join(f"{i % 3}\ttext {i}\n" for i in range(1000)))

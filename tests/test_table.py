@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from textpipe.data.labels import LabelVocab, canonical_label, read_classes
-from textpipe.data.table import inspect_table, iter_table, read_table, table_format
+from textpipe.data.table import inspect_table, iter_table, read_table, scan_table, table_format
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news"
 LABELS, TEXTS = ["pos", "neg", "pos"], ["great, film", 'a "dull" one', "fine"]
@@ -151,6 +151,20 @@ def test_bad_rows_in_later_chunks_keep_their_row_numbers_and_labels_keep_their_t
                              for i in range(30)))
     with pytest.raises(ValueError, match=r"later.jsonl, row 21: the text is missing"):
         read_table(nulls, batch_rows=8)
+
+
+def test_scan_table_counts_what_iter_table_yields_with_the_same_errors(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("label,text\n" + "".join(f"{['b', 'a', '2'][i % 3]},t{i}\n" for i in range(40)) + ",x\nb,y\n")
+    with pytest.raises(ValueError, match=r"s.csv, row 41: the label is missing"):
+        scan_table(path)
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 41\)"):
+        labels, _ = read_table(path, on_bad_rows="skip")
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 41\)"):
+        assert scan_table(path, on_bad_rows="skip") == (len(labels), list(dict.fromkeys(labels))) == (41, ["b", "a", 2])
+    clean = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": ["x", "y", "z"], "label": [3, 1, 3]}), clean)
+    assert scan_table(clean) == (3, [3, 1])
 
 
 def test_chunks_are_bounded_and_in_file_order(tmp_path):

@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from textpipe.data._rows import checked_chunks
 from textpipe.data.labels import canonical_label
 
-__all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "table_format"]
+__all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "scan_table", "table_format"]
 
 _TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _ON_BAD_ROWS = ("raise", "skip")
@@ -224,71 +225,6 @@ def _jsonl_columns(path: Path) -> tuple[str, ...]:
     raise ValueError(f"{path} is empty: expected JSON lines like {{\"text\": \"...\", \"label\": \"...\"}}")
 
 
-def _clean_batch(batch, spec) -> tuple[list, list[str]] | None:
-    """The batch's `(labels, texts)` computed column-wise by pyarrow, or None if any row is bad (a null or
-    non-string text, a label `canonical_label` rejects): then `_checked_rows` finds and reports it.
-
-    Labels are canonicalised once per distinct value, texts joined by `binary_join_element_wise`.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    cols = [batch.column(c) for c in spec.text_columns]
-    if any(not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)) or c.null_count for c in cols):
-        return None
-    try:
-        if len(cols) == 1:
-            texts = cols[0].to_pylist()
-        else:
-            if len({c.type for c in cols}) > 1:
-                cols = [c.cast(pa.large_string()) for c in cols]
-            texts = pc.binary_join_element_wise(*cols, " ").to_pylist()
-        if spec.label_column is None:
-            return [None] * batch.num_rows, texts
-        label_col = batch.column(spec.label_column)
-        if label_col.null_count:
-            return None
-        distinct = pc.unique(label_col)
-        canon = np.empty(len(distinct), dtype=object)
-        for i, value in enumerate(distinct.to_pylist()):
-            canon[i] = canonical_label(value)
-        index = pc.index_in(label_col, value_set=distinct)
-        if isinstance(index, pa.ChunkedArray):
-            index = index.combine_chunks()
-        return canon[index.to_numpy(zero_copy_only=False)].tolist(), texts
-    except (ValueError, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # ArrowInvalid is a ValueError
-        return None
-
-
-def _checked_rows(batch, spec, row: int, bad: list, *, raise_bad: bool) -> tuple[list, list[str]]:
-    """The batch's `(labels, texts)` row by row (rows from `row + 1`): the first bad row raises, naming its
-    number, or (not `raise_bad`) each bad row is recorded in `bad` and left out."""
-    cols = batch.to_pydict()
-    text_cols = [cols[c] for c in spec.text_columns]
-    label_col = cols[spec.label_column] if spec.label_column is not None else [None] * batch.num_rows
-    labels, texts = [], []
-    for i, y in enumerate(label_col):
-        row += 1
-        parts = [c[i] for c in text_cols]
-        try:
-            if any(p is None for p in parts):
-                raise ValueError("the text is missing (null)")
-            if not all(isinstance(p, str) for p in parts):
-                raise ValueError(f"the text is a {type(next(p for p in parts if not isinstance(p, str))).__name__}"
-                                 ", expected a string")
-            y = canonical_label(y) if spec.label_column is not None else None
-        except ValueError as e:
-            if raise_bad:
-                raise ValueError(f"{spec.source}, row {row}: {e}. Fix the row, or pass on_bad_rows='skip' "
-                                 "to skip malformed rows with a warning") from None
-            bad.append((row, str(e)))
-            continue
-        labels.append(y)
-        texts.append(parts[0] if len(parts) == 1 else " ".join(parts))
-    return labels, texts
-
-
 def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
                batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None,
                need_label: bool = True) -> Iterator[tuple[list, list[str]]]:
@@ -314,33 +250,42 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
         raise ValueError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
     spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split,
                          need_label=need_label)
-    import pyarrow as pa
-
-    from textpipe.data._arrow import arrow_batches
-
     bad: list[tuple[int, str]] = []
-    row = 0  # rows of the table so far (1-based numbers in messages)
-    for batch in arrow_batches(source, spec, batch_rows=batch_rows, split=split, bad=bad,
-                               skip=on_bad_rows == "skip"):
-        if spec.label_column is not None and pa.types.is_floating(batch.schema.field(spec.label_column).type):  # never truncate 1.7 to 1
-            label_col = batch.column(spec.label_column).to_pylist()
-            i = next((i for i, v in enumerate(label_col) if v is not None and not float(v).is_integer()), 0)
-            raise ValueError(f"{spec.source}, row {row + 1 + i}: label {label_col[i]!r}: the label column "
-                             f"{spec.label_column!r} holds floats, expected int or string labels")
-        fast = _clean_batch(batch, spec)
-        if fast is None:  # a null, a non-string text or a bad label somewhere: the per-row path finds which
-            labels, texts = _checked_rows(batch, spec, row, bad, raise_bad=on_bad_rows == "raise")
-        else:
-            labels, texts = fast
-        row += batch.num_rows
+    counted = [0]  # rows of the table read (kept or skipped)
+    for labels, texts in checked_chunks(source, spec, batch_rows=batch_rows, split=split, bad=bad,
+                                        on_bad_rows=on_bad_rows, counted=counted):
         if labels:
             yield labels, texts
+    _finish(spec, bad, counted[0])
+
+
+def scan_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
+               on_bad_rows: str = "raise", split: str | None = None) -> tuple[int, list]:
+    """`(rows, distinct labels in first-seen order)` of what `iter_table` yields, without building the texts.
+
+    The same checks, errors and skip warning as `iter_table` (whose arguments these are); labels canonical.
+    """
+    if on_bad_rows not in _ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
+    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split)
+    bad: list[tuple[int, str]] = []
+    counted, rows, seen = [0], 0, {}
+    for distinct, n in checked_chunks(source, spec, batch_rows=1 << 16, split=split, bad=bad,
+                                      on_bad_rows=on_bad_rows, counted=counted, texts=False):
+        rows += n
+        seen.update(dict.fromkeys(distinct))
+    _finish(spec, bad, counted[0])
+    return rows, list(seen)
+
+
+def _finish(spec: TableSpec, bad: list, row: int) -> None:
+    """The skip warning, and the error for a table without rows."""
     if bad:
         numbered = [str(r) for r, _ in bad if r is not None]
         shown = f" (rows {', '.join(numbered[:5])}{', ...' if len(numbered) > 5 else ''})" if numbered else ""
         first = f"row {bad[0][0]}: " if bad[0][0] is not None else ""
         warnings.warn(f"{spec.source}: skipped {len(bad)} malformed row(s){shown}; first: {first}{bad[0][1]}",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
     if row == 0 or row == len(bad):
         raise ValueError(f"{spec.source}: no rows" + (f" left after skipping {len(bad)} malformed" if bad else ""))
 

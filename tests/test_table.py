@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from textpipe.data.labels import LabelVocab, canonical_label, read_classes
-from textpipe.data.table import inspect_table, iter_table, read_table, table_format
+from textpipe.data.table import inspect_table, iter_table, read_table, scan_table, table_format
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news"
 LABELS, TEXTS = ["pos", "neg", "pos"], ["great, film", 'a "dull" one', "fine"]
@@ -131,6 +131,40 @@ def test_bad_rows_raise_or_are_skipped_and_counted(tmp_path):
     floats.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 1.7}\n')
     with pytest.raises(ValueError, match=r"row 2: label 1.7: the label column 'label' holds floats"):
         read_table(floats)
+
+
+def test_bad_rows_in_later_chunks_keep_their_row_numbers_and_labels_keep_their_types(tmp_path):
+    # clean chunks go the column-wise path, a chunk with a bad row the per-row one: same rows either way
+    path = tmp_path / "later.csv"
+    rows = [(["pos", "neg", "3", "03", " 7"][i % 5], f"t {i}") for i in range(100)]
+    rows[57] = ("", "no label")
+    path.write_text("label,title,text\n" + "".join(f"{y},{t},x{i}\n" for i, (y, t) in enumerate(rows)))
+    with pytest.raises(ValueError, match=r"later.csv, row 58: the label is missing \(an empty string\)"):
+        read_table(path, text_columns=["title", "text"], batch_rows=8)
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 58\)"):
+        labels, texts = read_table(path, text_columns=["title", "text"], batch_rows=8, on_bad_rows="skip")
+    kept = [(y, f"{t} x{i}") for i, (y, t) in enumerate(rows) if i != 57]
+    assert texts == [t for _, t in kept] and labels == [canonical_label(y) for y, _ in kept]
+    assert {type(y) for y in labels} == {int, str} and 3 in labels and "03" in labels and 7 in labels
+    nulls = tmp_path / "later.jsonl"
+    nulls.write_text("".join(json.dumps({"text": None if i == 20 else f"t{i}", "label": i % 2}) + "\n"
+                             for i in range(30)))
+    with pytest.raises(ValueError, match=r"later.jsonl, row 21: the text is missing"):
+        read_table(nulls, batch_rows=8)
+
+
+def test_scan_table_counts_what_iter_table_yields_with_the_same_errors(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("label,text\n" + "".join(f"{['b', 'a', '2'][i % 3]},t{i}\n" for i in range(40)) + ",x\nb,y\n")
+    with pytest.raises(ValueError, match=r"s.csv, row 41: the label is missing"):
+        scan_table(path)
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 41\)"):
+        labels, _ = read_table(path, on_bad_rows="skip")
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\) \(rows 41\)"):
+        assert scan_table(path, on_bad_rows="skip") == (len(labels), list(dict.fromkeys(labels))) == (41, ["b", "a", 2])
+    clean = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": ["x", "y", "z"], "label": [3, 1, 3]}), clean)
+    assert scan_table(clean) == (3, [3, 1])
 
 
 def test_chunks_are_bounded_and_in_file_order(tmp_path):

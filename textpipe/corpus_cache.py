@@ -6,9 +6,9 @@
 The key covers the file (size, mtime, SHA-256 of its first and last MiB), its columns, the tokenizer, the
 vocabulary, label and split settings. The first process to take the entry's file lock builds it (under
 ``fit``, rank 0: the other ranks wait at a barrier, then map the same files). Building streams the file
-through ``textpipe.data.table.iter_table`` three times (rows and labels; token counts of the training rows;
-encode into shard files): rows and token lists are never all in memory. Validation rows are the ones
-``prepare_data`` always chose (the first ``round(N * val_fraction)`` of a seeded permutation), held as a
+three times: ``textpipe.data.table.scan_table`` (rows and labels, checked but no texts built), then
+``iter_table`` twice (token counts of the training rows; encode into shard files): rows and token lists are
+never all in memory. Validation rows are the ones ``prepare_data`` always chose (the first ``round(N * val_fraction)`` of a seeded permutation), held as a
 1-byte-per-row mask while building. Tests: python3 -m pytest -q tests/test_corpus_cache.py
 """
 from __future__ import annotations
@@ -79,14 +79,12 @@ def _file_key(path: Path) -> dict:
 
 
 def _scan(source, column_args, on_bad_rows) -> tuple[int, list]:
-    """Rows and distinct raw labels (the first pass: the split needs N, the label vocabulary the classes)."""
-    from textpipe.data.table import iter_table
+    """Rows and distinct raw labels (the first pass: the split needs N, the label vocabulary the classes).
 
-    n, seen = 0, {}
-    for raw, texts in iter_table(source, **(column_args or {}), batch_rows=1 << 15, on_bad_rows=on_bad_rows):
-        n += len(texts)
-        seen.update(dict.fromkeys(raw))
-    return n, list(seen)
+    Through ``scan_table``: the rows are checked as ``iter_table`` checks them, but no text is built."""
+    from textpipe.data.table import scan_table
+
+    return scan_table(source, **(column_args or {}), on_bad_rows=on_bad_rows)
 
 
 def _fit_texts(chunks, mask: np.ndarray):

@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from textpipe.data._rows import checked_chunks
 from textpipe.data.labels import canonical_label
 
-__all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "table_format"]
+__all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "scan_table", "table_format"]
 
 _TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _ON_BAD_ROWS = ("raise", "skip")
@@ -249,48 +250,42 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
         raise ValueError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
     spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split,
                          need_label=need_label)
-    import pyarrow as pa
-
-    from textpipe.data._arrow import arrow_batches
-
     bad: list[tuple[int, str]] = []
-    row = 0  # rows of the table so far (1-based numbers in messages)
-    for batch in arrow_batches(source, spec, batch_rows=batch_rows, split=split, bad=bad,
-                               skip=on_bad_rows == "skip"):
-        cols = batch.to_pydict()
-        text_cols = [cols[c] for c in spec.text_columns]
-        label_col = cols[spec.label_column] if spec.label_column is not None else [None] * batch.num_rows
-        if spec.label_column is not None and pa.types.is_floating(batch.schema.field(spec.label_column).type):  # never truncate 1.7 to 1
-            i = next((i for i, v in enumerate(label_col) if v is not None and not float(v).is_integer()), 0)
-            raise ValueError(f"{spec.source}, row {row + 1 + i}: label {label_col[i]!r}: the label column "
-                             f"{spec.label_column!r} holds floats, expected int or string labels")
-        labels, texts = [], []
-        for i, y in enumerate(label_col):
-            row += 1
-            parts = [c[i] for c in text_cols]
-            try:
-                if any(p is None for p in parts):
-                    raise ValueError("the text is missing (null)")
-                if not all(isinstance(p, str) for p in parts):
-                    raise ValueError(f"the text is a {type(next(p for p in parts if not isinstance(p, str))).__name__}"
-                                     ", expected a string")
-                y = canonical_label(y) if spec.label_column is not None else None
-            except ValueError as e:
-                if on_bad_rows == "raise":
-                    raise ValueError(f"{spec.source}, row {row}: {e}. Fix the row, or pass on_bad_rows='skip' "
-                                     "to skip malformed rows with a warning") from None
-                bad.append((row, str(e)))
-                continue
-            labels.append(y)
-            texts.append(parts[0] if len(parts) == 1 else " ".join(parts))
+    counted = [0]  # rows of the table read (kept or skipped)
+    for labels, texts in checked_chunks(source, spec, batch_rows=batch_rows, split=split, bad=bad,
+                                        on_bad_rows=on_bad_rows, counted=counted):
         if labels:
             yield labels, texts
+    _finish(spec, bad, counted[0])
+
+
+def scan_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
+               on_bad_rows: str = "raise", split: str | None = None) -> tuple[int, list]:
+    """`(rows, distinct labels in first-seen order)` of what `iter_table` yields, without building the texts.
+
+    The same checks, errors and skip warning as `iter_table` (whose arguments these are); labels canonical.
+    """
+    if on_bad_rows not in _ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
+    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split)
+    bad: list[tuple[int, str]] = []
+    counted, rows, seen = [0], 0, {}
+    for distinct, n in checked_chunks(source, spec, batch_rows=1 << 16, split=split, bad=bad,
+                                      on_bad_rows=on_bad_rows, counted=counted, texts=False):
+        rows += n
+        seen.update(dict.fromkeys(distinct))
+    _finish(spec, bad, counted[0])
+    return rows, list(seen)
+
+
+def _finish(spec: TableSpec, bad: list, row: int) -> None:
+    """The skip warning, and the error for a table without rows."""
     if bad:
         numbered = [str(r) for r, _ in bad if r is not None]
         shown = f" (rows {', '.join(numbered[:5])}{', ...' if len(numbered) > 5 else ''})" if numbered else ""
         first = f"row {bad[0][0]}: " if bad[0][0] is not None else ""
         warnings.warn(f"{spec.source}: skipped {len(bad)} malformed row(s){shown}; first: {first}{bad[0][1]}",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
     if row == 0 or row == len(bad):
         raise ValueError(f"{spec.source}: no rows" + (f" left after skipping {len(bad)} malformed" if bad else ""))
 

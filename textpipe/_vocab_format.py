@@ -39,7 +39,9 @@ def _escape_char(c: str) -> str:
 
 def escape(token: str) -> str:
     r"""One line of the file for ``token``: ``escape('a b\\') == 'a\\x20b\\\\'``."""
-    if token.isprintable() and not any(c.isspace() or c == "\\" for c in token):
+    # subtle: no printable character but " " is whitespace (checked over all of Unicode), so this C-speed test
+    # is `not any(c.isspace() or c == "\\" ...)` on a printable token
+    if token.isprintable() and " " not in token and "\\" not in token:
         return token
     return "".join(_escape_char(c) if c == "\\" or c.isspace() or not c.isprintable() else c
                    for c in token)
@@ -59,11 +61,7 @@ def unescape(line: str, lineno: int) -> str:
 
 
 def _digest(lines: list[str]) -> str:
-    h = hashlib.sha256()
-    for line in lines:
-        h.update(line.encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
+    return hashlib.sha256(("\n".join(lines) + "\n").encode("utf-8")).hexdigest()  # each line + "\n", one pass
 
 
 def save(path: str | Path, itos: list[str], default_index: int | None, tokenizer: str) -> None:

@@ -136,15 +136,15 @@ def load(path: str | Path) -> tuple[list[str], int | None, str]:
                              f"{values['sha256'][:16]}..., the content hashes to {digest[:16]}...): the "
                              f"file was damaged or edited after it was written; re-create it with "
                              f"vocab.save(path)")
-    itos, seen = [], {}
-    for lineno, line in enumerate(lines[first - 1:], start=first):
-        try:
-            token = unescape(line, lineno)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        if token in seen:
-            raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
-                             f"{seen[token]})")
-        seen[token] = lineno
-        itos.append(token)
+    try:
+        itos = [unescape(line, lineno) for lineno, line in enumerate(lines[first - 1:], start=first)]
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if len(set(itos)) != len(itos):  # rare: find the first duplicate for the message
+        seen = {}
+        for lineno, token in enumerate(itos, start=first):
+            if token in seen:
+                raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
+                                 f"{seen[token]})")
+            seen[token] = lineno
     return itos, default_index, values.get("tokenizer", "basic_english")

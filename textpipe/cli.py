@@ -1,8 +1,9 @@
-"""The `textpipe` command: `textpipe train|evaluate|predict ...` (also `python -m textpipe ...`).
+"""The `textpipe` command: `textpipe train|evaluate|predict|tune ...` (also `python -m textpipe ...`).
 
     textpipe train --data-dir ../shared/data/ag_news
     textpipe evaluate --checkpoint runs/ag_news/best.pt --data-dir ../shared/data/ag_news --json
     echo "Stocks fell as oil rose" | textpipe predict --checkpoint runs/ag_news/best.pt
+    textpipe tune --data-dir ../shared/data/ag_news --time-budget-s 120    # needs pip install -e ".[tune]"
 
 Every user error is one `error: ...` line on stderr and exit status 2, found before any slow work; `--debug`
 shows the traceback instead.
@@ -299,13 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     """`textpipe {train,evaluate,predict} ...` and `textpipe --version`."""
     from textpipe import __version__
 
-    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main, "tune": _tune_main}
     argv = list(sys.argv[1:] if argv is None else argv)
     p = _Parser(prog="textpipe", description=__doc__, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"textpipe {__version__}")
     p.add_argument("command", choices=list(commands), help="what to do; `textpipe COMMAND --help` for its flags")
     if not argv or argv[0].startswith("-"):  # --help, --version, or a flag without a command
         p.parse_args(argv)
-        p.error("expected a command: train, evaluate or predict")
+        p.error("expected a command: train, evaluate, predict or tune")
     p.parse_args(argv[:1])
     return commands[argv[0]](argv[1:])
+
+
+def _tune_main(argv):
+    from textpipe.tune import main as tune_main  # imports Ray only once a search starts
+
+    return tune_main(argv)

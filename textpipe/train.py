@@ -12,13 +12,13 @@ From Python: `fit(TrainConfig(train="reviews.csv", epochs=3), report=print)` ret
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -168,7 +168,7 @@ class Trainer:
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
     """The optimizer and a per-step learning-rate schedule over `total_steps` (fused: no optimizer object)."""
     shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
-             "cosine": lambda s: 0.5 * (1.0 + np.cos(np.pi * min(s, total_steps) / total_steps)),
+             "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
     if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
         from textpipe._fast_sgd import LRSchedule

@@ -15,7 +15,8 @@ Every trial is a fresh interpreter (this file with `--worker`), interleaved: for
             tokens; the tokenizing is inside textpipe's timed call, outside fastText's).
   textpipe: `fit(TrainConfig(data_dir=D, output_dir=tmp, seed=s, progress=False))` with its defaults, D holding
             only train.csv (fit's own test pass is left out, as fastText's predict is); reads the CSV,
-            tokenizes, builds the vocabulary, encodes, trains, writes its checkpoints. Then `evaluate(best.pt)`.
+            tokenizes, builds the vocabulary, encodes (into its corpus cache, a fresh one per trial: never
+            warm), trains, writes its checkpoints. Then `evaluate(best.pt)`.
 `--cycles 4 16` repeat the training rows 4x / 16x (the same test file). time_ratio = median textpipe train wall
 / median fastText train wall. The last line is one JSON object (the 1x figures at the top level).
 """
@@ -97,11 +98,16 @@ def worker_fasttext(args, t_started: float) -> dict:
     return {"imports_s": imports, "train_s": wall, "train_cpu_s": cpu, "acc": acc}
 
 
-def fit_textpipe(data_dir: str, output_dir: str, seed: int, checkpoints: str | None = None) -> dict:
-    """textpipe's training call: the library's `fit()` with its defaults (and `--checkpoints` if given)."""
+def fit_textpipe(data_dir: str, output_dir: str, seed: int, checkpoints: str | None = None, *,
+                 cache_dir: str | None = None) -> dict:
+    """textpipe's training call: the library's `fit()` with its defaults (and `--checkpoints` if given).
+
+    `cache_dir`: where its corpus cache goes; the trials give each a fresh one (a cold cache: every trial
+    reads, counts and encodes the CSV, as fastText reads its file), and nothing is left in ~/.cache."""
     from textpipe.train import TrainConfig, fit
 
     extra = {"checkpoints": checkpoints} if checkpoints else {}
+    extra |= {"cache_dir": cache_dir} if cache_dir else {}
     return fit(TrainConfig(data_dir=data_dir, output_dir=output_dir, seed=seed, progress=False, **extra))
 
 
@@ -111,10 +117,11 @@ def worker_textpipe(args, t_started: float) -> dict:
     import textpipe.train  # noqa: F401
     from textpipe.evaluate import evaluate
     imports = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
         w0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
-            summary = fit_textpipe(args.dir, out, args.seed, args.checkpoints)
+            summary = fit_textpipe(args.dir, str(Path(tmp) / "run"), args.seed, args.checkpoints,
+                                   cache_dir=str(Path(tmp) / "corpus-cache"))
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         from textpipe.data.ag_news import read_ag_news_csv
         report = evaluate(summary["checkpoint"], read_ag_news_csv(Path(args.work) / "test.csv"))

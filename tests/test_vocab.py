@@ -214,3 +214,17 @@ def test_encode_flat_accepts_str_subclasses():
     v = Vocab(["<pad>", "<unk>", "a"], default_index=1)
     ids, offsets = v.encode_flat([Text("a b"), Text("A")])
     assert ids.tolist() == [2, 1, 2] and offsets.tolist() == [0, 2, 3]
+
+
+def test_escape_fast_path_matches_the_per_character_rule():
+    # escape() skips the per-character scan for printable tokens without " " or "\\": the same rule only if
+    # no other printable character is whitespace, checked here over every code point.
+    import sys
+
+    from textpipe._vocab_format import escape, unescape
+
+    assert [hex(i) for i in range(sys.maxunicode + 1) if chr(i).isspace() and chr(i).isprintable()] == ["0x20"]
+    for token in ["a b", "tab\there", "x\u3000y", "\u00a0", "back\\slash", "plain", "caf\u00e9", "\u200b"]:
+        line = escape(token)
+        needs_escape = not token.isprintable() or any(c.isspace() or c == "\\" for c in token)
+        assert unescape(line, 1) == token and (line != token) == needs_escape

@@ -18,6 +18,7 @@ Run the tests: python -m pytest -q tests/test_fast_sgd.py
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -37,11 +38,14 @@ def corpus_bags(model: TextClassifier, corpus) -> tuple[torch.Tensor, torch.Tens
     Exactly the rows `model.bags` gives for each text (its words, then with bigrams the hashed bigram ids),
     computed once for the whole corpus.
     """
-    ids = torch.from_numpy(np.asarray(corpus.ids, dtype=np.int64))
-    offsets = torch.from_numpy(np.asarray(corpus.offsets, dtype=np.int64))
+    with warnings.catch_warnings():  # a cached corpus is a read-only memory map; these tensors are only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        ids = torch.from_numpy(np.asarray(corpus.ids, dtype=np.int64))
+        offsets = torch.from_numpy(np.asarray(corpus.offsets, dtype=np.int64))
+        labels = torch.from_numpy(np.asarray(corpus.labels, dtype=np.int64))
     bag_ids, starts = model.bags(ids, offsets[:-1])
     bag_offsets = torch.cat([starts, torch.tensor([bag_ids.numel()])])
-    return bag_ids, bag_offsets, torch.from_numpy(np.asarray(corpus.labels, dtype=np.int64))
+    return bag_ids, bag_offsets, labels
 
 
 def row_scale(bag_ids: torch.Tensor, num_rows: int, *, batch_texts: int, num_texts: int) -> torch.Tensor:

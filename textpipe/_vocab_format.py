@@ -39,7 +39,9 @@ def _escape_char(c: str) -> str:
 
 def escape(token: str) -> str:
     r"""One line of the file for ``token``: ``escape('a b\\') == 'a\\x20b\\\\'``."""
-    if token.isprintable() and not any(c.isspace() or c == "\\" for c in token):
+    # subtle: no printable character but " " is whitespace (checked over all of Unicode), so this C-speed test
+    # is `not any(c.isspace() or c == "\\" ...)` on a printable token
+    if token.isprintable() and " " not in token and "\\" not in token:
         return token
     return "".join(_escape_char(c) if c == "\\" or c.isspace() or not c.isprintable() else c
                    for c in token)
@@ -59,11 +61,7 @@ def unescape(line: str, lineno: int) -> str:
 
 
 def _digest(lines: list[str]) -> str:
-    h = hashlib.sha256()
-    for line in lines:
-        h.update(line.encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
+    return hashlib.sha256(("\n".join(lines) + "\n").encode("utf-8")).hexdigest()  # each line + "\n", one pass
 
 
 def save(path: str | Path, itos: list[str], default_index: int | None, tokenizer: str) -> None:
@@ -138,15 +136,15 @@ def load(path: str | Path) -> tuple[list[str], int | None, str]:
                              f"{values['sha256'][:16]}..., the content hashes to {digest[:16]}...): the "
                              f"file was damaged or edited after it was written; re-create it with "
                              f"vocab.save(path)")
-    itos, seen = [], {}
-    for lineno, line in enumerate(lines[first - 1:], start=first):
-        try:
-            token = unescape(line, lineno)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        if token in seen:
-            raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
-                             f"{seen[token]})")
-        seen[token] = lineno
-        itos.append(token)
+    try:
+        itos = [unescape(line, lineno) for lineno, line in enumerate(lines[first - 1:], start=first)]
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if len(set(itos)) != len(itos):  # rare: find the first duplicate for the message
+        seen = {}
+        for lineno, token in enumerate(itos, start=first):
+            if token in seen:
+                raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
+                                 f"{seen[token]})")
+            seen[token] = lineno
     return itos, default_index, values.get("tokenizer", "basic_english")

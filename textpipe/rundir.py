@@ -198,9 +198,10 @@ def _textpipe_checkout() -> dict | None:
     return git_commit(root)
 
 
-def write_metrics(path: Path, records: list[dict]) -> None:
-    """Replace metrics.jsonl atomically with one JSON line per record (the old file stays until then)."""
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+def write_metrics(path: Path, records: list[dict], *, fsync: bool = True) -> None:
+    """Replace metrics.jsonl atomically with one JSON line per record (the old file stays until then);
+    `fsync=False` skips flushing it to the disk (atomic still, not durable across a power cut)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records), fsync=fsync)
 
 
 def log_hparams(writer, summary: dict) -> None:

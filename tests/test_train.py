@@ -338,3 +338,21 @@ def test_tensorboard_gets_test_metrics_and_hparams(data_dir, tmp_path):
     assert acc.Scalars("test_accuracy")[-1].value == pytest.approx(summary["test"]["accuracy"])
     hp = EventAccumulator(str(tmp_path / "tb" / "hparams")).Reload()
     assert "hparam/test_accuracy" in hp.Tags()["scalars"]
+
+
+def test_training_data_above_the_fused_limit_streams_through_the_autograd_loop(data_dir, tmp_path, capsys,
+                                                                               monkeypatch):
+    # the fused step lists the whole epoch and holds every text in memory: above FUSED_MAX_ROWS the default
+    # run trains with the streaming loop (and says so), and an explicit --fused is refused
+    import textpipe.train as train_module
+    import textpipe.train_config as config_module
+    monkeypatch.setattr(config_module, "FUSED_MAX_ROWS", 100)
+    monkeypatch.setattr(train_module, "FUSED_MAX_ROWS", 100)
+    assert config_module.uses_fused_step(config_module.TrainConfig(), train_rows=100)
+    assert not config_module.uses_fused_step(config_module.TrainConfig(), train_rows=101)
+    assert config_module.uses_bucketing(config_module.TrainConfig(), train_rows=101)
+    assert main(_args(data_dir, tmp_path / "auto", "--epochs", "1")) == 0
+    assert "note: 360 training rows (> 100): the streaming autograd loop trains" in capsys.readouterr().out
+    assert main(_args(data_dir, tmp_path / "forced", "--epochs", "1", "--fused")) == 2
+    err = capsys.readouterr().err
+    assert "--fused holds every training text in memory" in err and "360 rows" in err and "--no-fused" in err

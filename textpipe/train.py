@@ -34,7 +34,7 @@ from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
 from textpipe.rundir import RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_metrics
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
-                                   config_dict, uses_bucketing, uses_fused_step)
+                                   config_dict, uses_bucketing, uses_fused_step, FUSED_MAX_ROWS)
 
 __all__ = ["TrainConfig", "fit", "main", "prepare_data"]
 
@@ -140,9 +140,16 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
     if run.is_main:  # what summary.json records about the run (data files hashed: after the checks)
         run.record = run_record(config_dict(cfg), data.sources, device=run.device, started=run.started,
                                 world_size=ws)
+    rows = len(data.train)
+    if cfg.fused and rows > FUSED_MAX_ROWS:
+        raise ValueError(f"--fused holds every training text in memory and lists the whole epoch: the training data "
+                         f"has {rows:,} rows, more than {FUSED_MAX_ROWS:,}; use --no-fused (the streaming loop)")
+    if cfg.fused is None and not uses_fused_step(cfg, train_rows=rows) and uses_fused_step(cfg):
+        print0(f"note: {rows:,} training rows (> {FUSED_MAX_ROWS:,}): the streaming autograd loop trains, "
+               "not the fused step (which holds every text in memory)")
     pin = run.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
     train = make_dataloader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                            bucket=uses_bucketing(cfg), num_workers=cfg.num_workers, pin_memory=pin,
+                            bucket=uses_bucketing(cfg, train_rows=rows), num_workers=cfg.num_workers, pin_memory=pin,
                             num_replicas=ws, rank=run.info.rank, pad_idx=PAD_IDX)
     # every rank validates on all of val: same weights, same numbers, same early-stopping decision
     val = make_dataloader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin, num_replicas=1,
@@ -195,7 +202,7 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
-    fused = uses_fused_step(cfg)
+    fused = uses_fused_step(cfg, train_rows=len(data.train))
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:

@@ -14,7 +14,7 @@ from textpipe.distributed import TORCHRUN_VARS
 from textpipe.model import ModelConfig
 
 __all__ = ["TrainConfig", "check_config", "config_dict", "uses_fused_step", "uses_bucketing", "RESUME_KEYS",
-           "MODEL_KEYS"]
+           "FUSED_MAX_ROWS", "MODEL_KEYS"]
 
 PAD_IDX, UNK_IDX = 0, 1
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
@@ -77,20 +77,27 @@ class TrainConfig:
     cache: bool = True  # stream the training file into the memory-mapped corpus cache; False = read it into memory
 
 
-def uses_fused_step(cfg: TrainConfig) -> bool:
-    """`cfg.fused`, or when None: the fused SGD step for sgd without weight decay or DataParallel."""
+# The fused step lists the whole epoch's batches and holds every training text's rows in memory: above this
+# many rows (the loader's sampler window, past which batches are streamed a window at a time) it is not used.
+FUSED_MAX_ROWS = 1 << 20
+
+
+def uses_fused_step(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
+    """`cfg.fused`, or when None: the fused SGD step for sgd without weight decay or DataParallel, on training
+    data of at most `FUSED_MAX_ROWS` rows (larger corpora stream through the autograd loop)."""
     if cfg.fused is not None:
         return cfg.fused
-    return cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
+    fits = train_rows is None or train_rows <= FUSED_MAX_ROWS
+    return fits and cfg.optimizer == "sgd" and not cfg.weight_decay and cfg.parallel != "dp"
 
 
-def uses_bucketing(cfg: TrainConfig) -> bool:
+def uses_bucketing(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
     """`cfg.bucket`, or when None: on for the autograd loop (less padding), off for the fused step.
 
     Why off: the fused step's batches have no padding, and length buckets put the copies of a repeated text
     in one batch (AG_NEWS cycled 4x: test accuracy 0.854 bucketed, 0.8815 random; docs/training-speed.md).
     """
-    return cfg.bucket if cfg.bucket is not None else not uses_fused_step(cfg)
+    return cfg.bucket if cfg.bucket is not None else not uses_fused_step(cfg, train_rows=train_rows)
 
 
 def check_config(cfg: TrainConfig) -> None:

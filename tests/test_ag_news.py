@@ -9,12 +9,12 @@ import gzip
 import hashlib
 import os
 import socket
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from _http import local_server
 
 from textpipe.data import ag_news
 from textpipe.data.ag_news import (AG_NEWS_CLASSES, AG_NEWS_URLS, load_ag_news,
@@ -344,14 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads, srv.hits = True, 0
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with local_server(_Handler) as srv:
+        yield srv
 
 
 @pytest.mark.parametrize("path", ["/train.csv", "/train.csv.gz"])

@@ -4,10 +4,9 @@ Run: python3 -m pytest -q tests/test_datasets.py
 """
 import gzip
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from _http import local_server
 import torch
 from torch.utils.data import DataLoader
 
@@ -124,33 +123,10 @@ def test_malformed_row_names_file_and_line(tmp_path):
 
 # --- download into torchtext's layout, over a local HTTP server
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.hits += 1
-        body = self.server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads, srv.files, srv.hits = True, {}, 0
-    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with local_server() as srv:
+        yield srv
 
 
 def test_download_into_torchtext_layout_checked_against_md5(server, tmp_path):

@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from _http import local_server
 
 from textpipe.data import download as dl
 from textpipe.data.download import DownloadError, default_cache_dir, download_file, md5_file
@@ -52,17 +53,11 @@ def serve(body, *, length=None, before_body=None):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.routes, srv.hits, srv.stop = {}, Counter(), threading.Event()
-    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.stop.set()  # release handlers that wait
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with local_server(_Handler, routes={}, hits=Counter(), stop=threading.Event()) as srv:
+        try:
+            yield srv
+        finally:
+            srv.stop.set()  # release handlers that wait
 
 
 def leftovers(directory, keep=("data.csv",)):

@@ -15,12 +15,12 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
+from _http import local_server
 import torch
 
 from textpipe.checkpoint import load_checkpoint, save_checkpoint
@@ -211,14 +211,8 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow_server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
-    srv.daemon_threads = True
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/data.csv"
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with local_server(_SlowHandler) as srv:
+        yield srv.url("/data.csv")
 
 
 def test_killed_downloads_leave_no_partial_file_and_their_temps_are_swept(tmp_path, slow_server):

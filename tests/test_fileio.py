@@ -79,7 +79,7 @@ def test_library_oserror_subclasses_pass_through(tmp_path):
 def test_plain_oserror_in_body_becomes_write_error(tmp_path):
     import errno as _errno
     with pytest.raises(WriteError, match="no space left"):
-        with atomic_write(tmp_path / "x.bin") as f:
+        with atomic_write(tmp_path / "x.bin"):
             raise OSError(_errno.ENOSPC, "No space left on device")
 
 

@@ -5,12 +5,11 @@ Run: python3 -m pytest -q tests/test_vectors.py
 import gzip
 import hashlib
 import os
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from _http import local_server
 import torch
 from hypothesis import given, strategies as st
 
@@ -197,32 +196,10 @@ def test_values_round_like_float_then_float32(tmp_path_factory, xs, style):
 
 # --- downloads over a local HTTP server (GloVe's zip, fastText's .vec)
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.server.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads, srv.files = True, {}
-    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with local_server() as srv:
+        yield srv
 
 
 def test_glove_downloads_its_zip_and_reads_the_member(server, tmp_path):

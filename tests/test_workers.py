@@ -4,7 +4,6 @@ Run: python3 -m pytest -q tests/test_workers.py
 """
 import subprocess
 import sys
-import textwrap
 import threading
 import types
 

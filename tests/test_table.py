@@ -258,3 +258,11 @@ def test_rows_longer_than_the_read_block_are_read_whole(tmp_path, fmt):
         path.write_text("".join(json.dumps({"label": lab, "text": text}) + "\n" for lab, text in rows))
         labels, texts = read_table(path)
     assert texts == [t for _, t in rows] and labels == [lab for lab, _ in rows]
+
+
+def test_a_headerless_file_read_with_names_says_to_use_indexes(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('"3","Fed Up","Rates rise."\n"1","War","Troops move."\n')
+    with pytest.raises(ValueError, match=r"no column 'text'.*given by name; for a file without a header row give "
+                                         r"0-based indexes"):
+        read_table(path, text_columns=["text"], label_column="label")

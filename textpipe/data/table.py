@@ -187,11 +187,18 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
     text_columns = ["text"] if text_columns is None else list(text_columns)
     label_column = "label" if label_column is None else label_column
     by_index = not header
-    texts = tuple(_resolve(columns, c, "text column", name, by_index=by_index) for c in text_columns)
-    if not need_label and label_column == "label" and "label" not in columns:
-        label = None
-    else:
-        label = _resolve(columns, label_column, "label column", name, by_index=by_index)
+    try:
+        texts = tuple(_resolve(columns, c, "text column", name, by_index=by_index) for c in text_columns)
+        if not need_label and label_column == "label" and "label" not in columns:
+            label = None
+        else:
+            label = _resolve(columns, label_column, "label column", name, by_index=by_index)
+    except ValueError as e:
+        if fmt in ("csv", "tsv") and asked:  # a headerless file read with names: say why its row became a header
+            raise ValueError(f"{e}. The first row was read as the header because the columns were given by name; "
+                             "for a file without a header row give 0-based indexes (e.g. --text-column 1 "
+                             "--label-column 0)") from None
+        raise
     if label is not None and label in texts:
         raise ValueError(f"{name}: column {label!r} is both a text column and the label column")
     if fmt == "datasets" and label is not None:

@@ -355,3 +355,10 @@ def test_digests_tell_apart_what_a_naive_encoding_would_not():
     for a, b in pairs:
         assert entry_digests({"x": a}) != entry_digests({"x": b}), (a, b)
     assert entry_digests({"x": ("a", "b")}) == entry_digests({"x": ["a", "b"]})  # pickle may turn one into the other
+
+
+def test_a_checkpoint_holding_numpy_values_is_not_called_corrupt(tmp_path):
+    path = tmp_path / "np.pt"
+    torch.save({"format_version": 2, "lr": np.float64(0.5)}, path)
+    with pytest.raises(CheckpointError, match=r"holds objects that safe loading \(weights_only=True\) refuses"):
+        load_checkpoint(path)

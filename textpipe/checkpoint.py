@@ -204,6 +204,11 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
         raise open_error(e, path) from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types (zip, pickle, EOF, KeyError, ...)
         detail = (str(e).strip().splitlines() or [""])[0][:200]
+        globals_ = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        if globals_:  # a complete file holding objects that safe loading refuses (e.g. numpy scalars)
+            raise CheckpointError(f"{where} holds objects that safe loading (weights_only=True) refuses "
+                                  f"({globals_[0][:200]}): it was not written by textpipe's save_checkpoint; "
+                                  "re-save it with plain Python numbers and tensors") from e
         raise CheckpointError(f"{where} could not be read: the file is corrupt, truncated, or not a textpipe "
                               f"checkpoint ({type(e).__name__}: {detail})") from e
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:

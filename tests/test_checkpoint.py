@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _diskfull import fill_disk
 import torch
 
 from textpipe.checkpoint import (FORMAT_VERSION, CheckpointError, capture_rng_state, load_checkpoint,
@@ -262,32 +264,9 @@ def test_a_directory_and_a_permission_error_get_their_own_messages(tmp_path, mon
 
 
 def test_disk_full_during_save_is_a_write_error_and_keeps_the_old_file(tmp_path, monkeypatch):
-    import textpipe.fileio as fileio
-
     path = _save(tmp_path / "last.pt", _model())
     before = path.read_bytes()
-    real_open = open
-
-    class Full:  # a file that takes 100 bytes, then fails as a full disk does
-        def __init__(self, f):
-            self.f, self.n = f, 0
-
-        def write(self, data):
-            self.n += len(data)
-            if self.n > 100:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.f.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    monkeypatch.setattr(fileio, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    fill_disk(monkeypatch, room=100)  # 100 bytes of the new file fit, then the disk is full
     with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*last\.pt"):
         _save(path, _model())
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
@@ -362,3 +341,11 @@ def test_a_checkpoint_holding_numpy_values_is_not_called_corrupt(tmp_path):
     torch.save({"format_version": 2, "lr": np.float64(0.5)}, path)
     with pytest.raises(CheckpointError, match=r"holds objects that safe loading \(weights_only=True\) refuses"):
         load_checkpoint(path)
+
+
+def test_load_model_gives_the_vocabulary_the_tokenizer_it_was_built_with(tmp_path):
+    from textpipe.checkpoint import load_model
+    _, vocab, _ = load_model(_save(tmp_path / "split.pt", _model(), data={"tokenizer": "split"}))
+    assert vocab.tokenizer_name == "split" and vocab.tokenize("Hello, World!") == ["Hello,", "World!"]
+    _, old, _ = load_model(_save(tmp_path / "plain.pt", _model()))  # no data record: basic_english
+    assert old.tokenizer_name == "basic_english"

@@ -232,7 +232,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 
 
 def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
-    """Rebuild the model (in eval mode) and the vocabulary from a checkpoint.
+    """Rebuild the model (in eval mode) and the vocabulary (with its tokenizer) from a checkpoint.
 
     Returns:
         `(model, vocab, ckpt)`.
@@ -248,7 +248,8 @@ def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
     model = TextClassifier(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
-    vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"))
+    vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"),
+                  tokenizer=data_info(ckpt)["tokenizer"])  # the tokenizer the vocabulary was built with
     return model, vocab, ckpt
 
 

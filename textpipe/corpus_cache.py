@@ -200,7 +200,6 @@ def prepare_cached(cfg, sources: dict, classes, ckpt: dict | None):
     """``prepare_data``'s streaming path: a ``textpipe.prepare.Data`` whose train/val corpora are the cache's
     memory-mapped ones, or None where the in-memory path applies (``--no-cache``, or training data that is
     not one file on disk: the AG_NEWS download, a datasets object or directory)."""
-    from textpipe._vocab_compat import encode_corpus
     from textpipe.data.download import default_cache_dir
     from textpipe.data.sources import make_label_vocab, read_source
     from textpipe.prepare import Data, data_key
@@ -225,7 +224,8 @@ def prepare_cached(cfg, sources: dict, classes, ckpt: dict | None):
     if val is None and sources["val"] is not None:
         val_labels, val_texts = read_source(sources["val"], split="val", on_bad_rows=cfg.on_bad_rows,
                                             progress=cfg.progress)
-        val = encode_corpus(val_texts, labels.encode(val_labels, source=sources["val"].describe()), cached.vocab)
+        val = EncodedCorpus.from_texts(val_texts, labels.encode(val_labels, source=sources["val"].describe()),
+                                       cached.vocab)
     test = None
     if sources["test"] is not None:
         test_labels, test_texts = read_source(sources["test"], split="test", on_bad_rows=cfg.on_bad_rows,

@@ -27,6 +27,17 @@ def pick_device(name: str = "auto") -> torch.device:
         raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
 
 
+def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
+    """`(model, vocab, ckpt, data_info)` of a checkpoint path or an already loaded `(model, vocab, ckpt)`;
+    `tokenizer` overrides the one the vocabulary was built with (`load_model` gives the checkpoint's)."""
+    from textpipe.vocab import Vocab
+
+    model, vocab, ckpt = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint, map_location=device)
+    if tokenizer is not None:
+        vocab = Vocab(vocab.get_itos(), default_index=vocab.get_default_index(), tokenizer=tokenizer)
+    return model, vocab, ckpt, data_info(ckpt)
+
+
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, *, device: torch.device | str = "cpu") -> dict:
     """Mean loss, accuracy, predictions and labels of `model` over a loader of `(ids, lengths, labels)`.
@@ -111,24 +122,17 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
         >>> evaluate("runs/ag_news/best.pt", "../shared/data/ag_news")["accuracy"]  # doctest: +SKIP
         0.87
     """
-    from textpipe._vocab_compat import encode_corpus, make_vocab
+    from textpipe.corpus import EncodedCorpus
     from textpipe.loader import make_dataloader
 
     device = pick_device(device) if isinstance(device, str) else device
-    if isinstance(checkpoint, tuple):
-        model, vocab, ckpt = checkpoint
-    else:
-        model, vocab, ckpt = load_model(checkpoint, map_location=device)
-    info = data_info(ckpt)
-    if tokenizer is not None or not isinstance(checkpoint, tuple):  # the tokenizer the vocabulary was built with
-        vocab = make_vocab(vocab.get_itos(), default_index=vocab.get_default_index(),
-                           tokenizer=tokenizer or info["tokenizer"])
+    model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
     if isinstance(data, list):
         rows = data
     else:
         rows = read_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
                              on_bad_rows=on_bad_rows)
-    corpus = encode_corpus([t for _, t in rows], [y for y, _ in rows], vocab)
+    corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
     # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
     loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
                              pad_idx=model.config.pad_idx)

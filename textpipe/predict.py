@@ -11,8 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from textpipe.checkpoint import data_info, load_model
-from textpipe.evaluate import pick_device
+from textpipe.evaluate import load_for_inference, pick_device
 
 
 @torch.no_grad()
@@ -35,28 +34,19 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
         >>> predict("runs/ag_news/best.pt", ["Wall St. falls as oil prices climb"])[0]["label_name"]  # doctest: +SKIP
         'Business'
     """
-    from textpipe._vocab_compat import encode_flat, make_vocab
-
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, got a single str; wrap it in a list")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise TypeError(f"texts[{bad}] must be a str, got {type(texts[bad]).__name__}")
     device = pick_device(device) if isinstance(device, str) else device
-    if isinstance(checkpoint, tuple):
-        model, vocab, ckpt = checkpoint
-    else:
-        model, vocab, ckpt = load_model(checkpoint, map_location=device)
-    info = data_info(ckpt)
-    if tokenizer is not None or not isinstance(checkpoint, tuple):
-        vocab = make_vocab(vocab.get_itos(), default_index=vocab.get_default_index(),
-                           tokenizer=tokenizer or info["tokenizer"])
+    model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
     model = model.to(device).eval()
     names = info["class_names"]
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])
-        ids, offsets = encode_flat(vocab, chunk)  # flat ids (N,), offsets (B+1,)
+        ids, offsets = vocab.encode_flat(chunk)  # flat ids (N,), offsets (B+1,)
         # the flat + offsets form of the model: no padding needed on one device
         logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(offsets[:-1]).to(device))
         for row in logits.softmax(-1).cpu().tolist():

@@ -39,9 +39,8 @@ class Data:
 
     def checkpoint_info(self) -> dict:
         """The `data=` of `save_checkpoint`: how to read and label more data like this."""
-        from textpipe._vocab_compat import tokenizer_of
-
-        return {**self.columns, "label_values": list(self.labels.values), "tokenizer": tokenizer_of(self.vocab),
+        return {**self.columns, "label_values": list(self.labels.values),
+                "tokenizer": self.vocab.tokenizer_name or "basic_english",
                 "rows": dict(self.sizes)}
 
 
@@ -53,9 +52,9 @@ def data_key(cfg) -> dict:
 
 def resolve(cfg) -> tuple[dict[str, Source | None], list[str] | None]:
     """The sources of each split and the `--classes` list, checked without reading the data (fast)."""
-    from textpipe._vocab_compat import check_tokenizer
+    from textpipe.tokenizer import get_tokenizer
 
-    check_tokenizer(cfg.tokenizer)
+    get_tokenizer(cfg.tokenizer)  # an unknown name is a ValueError before any slow work
     sources = resolve_sources(data_dir=cfg.data_dir, train=cfg.train, val=cfg.val, test=cfg.test,
                               text_columns=cfg.text_columns, label_column=cfg.label_column)
     if sources["val"] is not None and cfg.val_fraction > 0:
@@ -76,7 +75,10 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
         ValueError: malformed rows, a val/test label unseen in training (naming it and its row), fewer than
             two classes, labels that do not match the checkpoint's.
     """
-    from textpipe._vocab_compat import build_vocab, encode_corpus, make_vocab
+    from textpipe.checkpoint import data_info
+    from textpipe.corpus import EncodedCorpus
+    from textpipe.corpus_cache import SPECIALS
+    from textpipe.vocab import Vocab, build_vocab_from_texts
 
     if sources is None:
         sources, classes = resolve(cfg)
@@ -105,17 +107,20 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
     fit_idx, val_idx = np.sort(perm[n_val:]), perm[:n_val]
     fit_texts = [train_texts[i] for i in fit_idx]
     if ckpt is not None:
-        vocab = make_vocab(ckpt["vocab_itos"], default_index=ckpt["vocab_default_index"],
-                           tokenizer=(ckpt.get("data") or {}).get("tokenizer") or "basic_english")
+        vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt["vocab_default_index"],
+                      tokenizer=data_info(ckpt)["tokenizer"])
     else:  # subtle: built from the training portion only, so validation and test words stay unseen
-        vocab = build_vocab(fit_texts, tokenizer=cfg.tokenizer, min_freq=cfg.min_freq, max_tokens=cfg.max_tokens,
-                            unk_idx=UNK_IDX)
-    train = encode_corpus(fit_texts, train_ids[fit_idx], vocab)
+        chunks = (fit_texts[i:i + 8192] for i in range(0, len(fit_texts), 8192))
+        vocab = build_vocab_from_texts(chunks, tokenizer=cfg.tokenizer, min_freq=cfg.min_freq, specials=SPECIALS,
+                                       max_tokens=cfg.max_tokens)
+        vocab.set_default_index(UNK_IDX)
+    train = EncodedCorpus.from_texts(fit_texts, train_ids[fit_idx], vocab)
     if n_val:
-        val = encode_corpus([train_texts[i] for i in val_idx], train_ids[val_idx], vocab)
+        val = EncodedCorpus.from_texts([train_texts[i] for i in val_idx], train_ids[val_idx], vocab)
     elif sources["val"] is not None:
         val_labels, val_texts = read("val")
-        val = encode_corpus(val_texts, labels.encode(val_labels, source=sources["val"].describe()), vocab)
+        val = EncodedCorpus.from_texts(val_texts, labels.encode(val_labels, source=sources["val"].describe()),
+                                       vocab)
     else:
         val = None
     test = None

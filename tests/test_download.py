@@ -13,6 +13,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from _diskfull import fill_disk
 from _http import local_server
 
 from textpipe.data import download as dl
@@ -207,31 +208,10 @@ def test_temps_of_killed_downloads_are_swept_on_the_next_call(server, tmp_path):
 
 
 def test_disk_full_is_a_write_error_naming_the_file_not_a_network_error(server, tmp_path, monkeypatch):
-    import errno
-
-    import textpipe.fileio as fileio
     from textpipe.fileio import WriteError
 
     server.routes["/data.csv"] = serve(BODY)
-    real_open = open
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    monkeypatch.setattr(fileio, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    fill_disk(monkeypatch)
     with pytest.raises(WriteError, match=r"no space left on the device while trying to write .*data\.csv") as e:
         download_file(server.url("/data.csv"), tmp_path / "data.csv", md5=BODY_MD5, progress=False)
     assert not isinstance(e.value, DownloadError)

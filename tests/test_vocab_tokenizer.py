@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from textpipe import _count, _encode, _vocab_format, tokenizer as tokenizer_module
 from textpipe._bytetable import ByteTable, token_keys
+from textpipe._vocab_store import encode_tokens, extra_tokens
 from textpipe.fileio import WriteError
 from textpipe.text_collate import TextCollate
 from textpipe.tokenizer import (TokenizerTypeError, basic_english, get_tokenizer, register_tokenizer,
@@ -183,9 +184,14 @@ def test_specials_must_be_a_list_not_a_str():
 
 
 # -- the byte table -----------------------------------------------------------------------------------
+def table_of(itos: list[str]) -> ByteTable:
+    data, offsets = encode_tokens(itos)
+    return ByteTable(data, offsets, extra_tokens(data, offsets))
+
+
 def colliding_tokens(n: int) -> list[str]:
     """``n`` tokens that share one home slot of a small table, so lookups need up to ``n`` probes."""
-    probe = ByteTable([], {})
+    probe = table_of([])
     words = [f"t{i}" for i in range(20_000)]
     data = "\x00".join(words).encode()
     starts = np.array([0, *np.cumsum([len(w) + 1 for w in words[:-1]])])
@@ -198,7 +204,7 @@ def colliding_tokens(n: int) -> list[str]:
 def test_byte_table_finds_tokens_that_need_several_probes():
     tokens = colliding_tokens(8)
     itos = ["<unk>", *tokens]
-    table = ByteTable(itos, {t: i for i, t in enumerate(itos)})
+    table = table_of(itos)
     assert table.probe >= 7  # they really do share one slot
     v = Vocab(itos, default_index=0)
     texts = [" ".join(reversed(tokens)), tokens[-1], "zz " + tokens[3]]
@@ -214,7 +220,7 @@ def test_byte_table_finds_tokens_that_need_several_probes():
 def test_byte_table_equals_dict_lookup(itos, queries):
     itos = sorted(itos)
     stoi = {t: i for i, t in enumerate(itos)}
-    table = ByteTable(itos, stoi)
+    table = table_of(itos)
     data = "\x00".join(queries).encode()
     sizes = np.array([len(q.encode()) for q in queries], np.int64)
     starts = np.cumsum(sizes + 1) - (sizes + 1)

@@ -1,110 +1,118 @@
-"""``ByteTable``: an exact ``{token bytes: id}`` lookup done in numpy, owned by ``Vocab``.
+"""``ByteTable``: an exact ``{token bytes: id}`` lookup done in numpy over a vocabulary's token store.
 
-A token of 1..16 UTF-8 bytes without NUL is its own key: its bytes as two little-endian 64-bit words,
-zero-filled (no NUL inside, so two tokens never share a key and there are no hash collisions to
-verify). Keys sit in an open-addressing table (linear probing, 24 bytes a slot in three arrays). Both
-building and lookups are vectorized: one numpy step per probe distance, never a Python step per token.
-Longer tokens (rare) are looked up in the ``{token: id}`` dict. ``tests/test_vocab_tokenizer.py`` checks
-it against ``dict`` lookups, including a vocabulary built so that many tokens share one home slot.
+The vocabulary keeps its tokens as one UTF-8 buffer plus offsets (``textpipe/_vocab_store.py``). A token of
+1..16 bytes without NUL is its own key: its bytes as two little-endian 64-bit words, zero-filled (no NUL
+inside, so two tokens never share a key and there are no hash collisions to verify). The keys are held
+per id (16 bytes a token) and an open-addressing table (linear probing) holds the ids (4 bytes a slot), so
+the whole table costs about 24-32 bytes a token and no Python object. Building and vectorized lookups take
+one numpy step per probe distance, never a Python step per token; ``get`` looks one token up in Python
+integers. Other tokens (longer than 16 bytes, empty, or holding NUL: rare) are looked up in the small
+``extra`` dict the vocabulary passes in. ``tests/test_vocab_tokenizer.py`` checks it against ``dict``
+lookups, including a vocabulary built so that many tokens share one home slot.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ByteTable", "token_keys"]
+__all__ = ["ByteTable", "token_keys", "keyable", "OOV", "MAX_KEY_BYTES"]
 
 _U64 = np.dtype("<u8")
 _KEY_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=_U64)  # the low n bytes of a word
 _MUL1, _MUL2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
+_M1, _M2, _W = int(_MUL1), int(_MUL2), (1 << 64) - 1
 MAX_KEY_BYTES = 16
 OOV = -1  # the id of a token that is not in the table (real ids are >= 0)
 
 
 def token_keys(data: bytes, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two key words of each token ``data[starts[i]:starts[i] + sizes[i]]`` (bytes past 16 ignored)."""
-    buf = data + bytes(MAX_KEY_BYTES)  # so a word read at any start stays inside the buffer
-    words = np.ndarray((len(data) + 9,), dtype=_U64, buffer=buf, strides=(1,))  # unaligned 8-byte reads
+    buf = bytes(data) + bytes(MAX_KEY_BYTES)  # so a word read at any start stays inside the buffer
+    words = np.ndarray((len(buf) - 7,), dtype=_U64, buffer=buf, strides=(1,))  # unaligned 8-byte reads
     q1 = words[starts] & _KEY_MASKS[np.minimum(sizes, 8)]
     q2 = words[starts + 8] & _KEY_MASKS[np.clip(sizes - 8, 0, 8)]
     return q1, q2
 
 
-def _utf8_spans(itos: list[str]) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """``(data, starts, sizes, ids)`` of the tokens that can be keys: 1..16 bytes, no NUL, valid UTF-8."""
-    joined = "\x00".join(itos)
-    try:
-        data = joined.encode("utf-8")
-        clean = joined.count("\x00") == len(itos) - 1 if itos else True
-    except UnicodeEncodeError:  # a lone-surrogate token: such tokens never come out of a byte rule
-        clean = False
-    if not clean:  # rare: drop the tokens that cannot be keys, one Python step per token
-        ids = [i for i, t in enumerate(itos) if _encodable(t)]
-        itos = [itos[i] for i in ids]
-        data = "\x00".join(itos).encode("utf-8")
-        ids = np.array(ids, np.int64)
-    else:
-        ids = np.arange(len(itos), dtype=np.int64)
+def keyable(data: bytes, offsets: np.ndarray) -> np.ndarray:
+    """bool per token of the store: 1..16 bytes and no NUL (the tokens the table holds)."""
+    sizes = np.diff(offsets)
+    ok = (sizes > 0) & (sizes <= MAX_KEY_BYTES)
     nul = np.flatnonzero(np.frombuffer(data, np.uint8) == 0)
-    starts = np.concatenate(([0], nul + 1)) if itos else np.zeros(0, np.int64)
-    ends = np.concatenate((nul, [len(data)])) if itos else np.zeros(0, np.int64)
-    sizes = ends - starts
-    keep = (sizes > 0) & (sizes <= MAX_KEY_BYTES)
-    return data, starts[keep], sizes[keep], ids[keep]
-
-
-def _encodable(token: str) -> bool:
-    if "\x00" in token:
-        return False
-    try:
-        token.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    if nul.size:
+        ok[np.searchsorted(offsets, nul, side="right") - 1] = False
+    return ok
 
 
 class ByteTable:
-    """Exact lookup of tokens given as byte spans; built once per token list by ``Vocab``.
+    """Exact lookup of tokens given as byte spans, over the tokens ``data[offsets[i]:offsets[i+1]]`` (id ``i``).
 
     Args:
-        itos: The vocabulary's tokens in id order (unique).
-        stoi: ``{token: id}`` of the same tokens, used for tokens longer than 16 bytes.
+        data, offsets: The token store (``offsets`` int64, ``len(tokens) + 1`` entries).
+        extra: ``{token: id}`` of the tokens that cannot be keys (see the module docstring); kept by reference.
+
+    ``has_duplicates`` tells whether two keyable tokens are equal (the caller raises).
     """
 
-    def __init__(self, itos: list[str], stoi: dict[str, int]) -> None:
-        self.stoi = stoi
-        data, starts, sizes, ids = _utf8_spans(itos)
-        k1, k2 = token_keys(data, starts, sizes)
-        n = k1.size
-        # load <= 1/8, but at most 2**20 slots (24 MiB) unless the vocabulary needs more (load <= 1/2)
+    def __init__(self, data: bytes, offsets: np.ndarray, extra: dict[str, int]) -> None:
+        self.extra = extra
+        n_all = len(offsets) - 1
+        ids = np.flatnonzero(keyable(data, offsets))
+        k1, k2 = np.zeros(max(n_all, 1), _U64), np.zeros(max(n_all, 1), _U64)  # (one entry to index when empty)
+        k1[ids], k2[ids] = token_keys(data, offsets[:-1][ids], np.diff(offsets)[ids])
+        n = ids.size
+        # load <= 1/8, but at most 2**20 slots (4 MiB) unless the vocabulary needs more (load <= 1/2)
         bits = max(8, min((8 * n).bit_length(), 20), (2 * n).bit_length())
         self.shift, size = np.uint64(64 - bits), 1 << bits
-        self.mask = size - 1
-        # k1 == 0 marks an empty slot (keys are non-empty and hold no NUL, so their first byte is not 0)
-        t1, t2, tid = np.zeros(size, _U64), np.zeros(size, _U64), np.full(size, OOV, np.int64)
-        home = self._slots(k1, k2)
+        self._shift_int, self.mask = 64 - bits, size - 1
+        slots = np.full(size, OOV, np.int32 if n_all < 2**31 else np.int64)  # -1: an empty slot
+        home = self._slots(k1[ids], k2[ids])
         claim = np.full(size, -1, np.int64)
-        pending, d = np.arange(n), 0
+        pending, d, dup = np.arange(n), 0, False
         while pending.size:  # every round places, per free slot, one of the keys that probe it
             slot = (home[pending] + d) & self.mask
-            free = t1[slot] == 0
+            occupant = slots[slot]
+            free = occupant == OOV
+            taken, tid = occupant[~free], ids[pending[~free]]
+            dup = dup or bool(np.any((k1[taken] == k1[tid]) & (k2[taken] == k2[tid])))
             cand, cslot = pending[free], slot[free]
             claim[cslot] = cand  # several keys on one slot: one of them is stored, and read back below
             won = claim[cslot] == cand
-            cand, cslot = cand[won], cslot[won]
-            t1[cslot], t2[cslot], tid[cslot] = k1[cand], k2[cand], ids[cand]
+            lost, winner = ids[cand[~won]], ids[claim[cslot[~won]]]
+            dup = dup or bool(np.any((k1[lost] == k1[winner]) & (k2[lost] == k2[winner])))
+            slots[cslot[won]] = ids[cand[won]]
             placed = np.zeros(n, bool)
-            placed[cand] = True
+            placed[cand[won]] = True
             pending = pending[~placed[pending]]  # the rest found their slot taken: next distance
             d += 1
-        self.t1, self.t2, self.tid, self.probe = t1, t2, tid, max(d - 1, 0)
+        self.k1, self.k2, self.slots, self.probe, self.has_duplicates = k1, k2, slots, max(d - 1, 0), dup
 
     def _slots(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         return ((k1 * _MUL1 + k2 * _MUL2) >> self.shift).astype(np.intp)
 
+    def nbytes(self) -> int:
+        """Bytes held by the table's arrays."""
+        return self.k1.nbytes + self.k2.nbytes + self.slots.nbytes
+
+    def get(self, token: str) -> int | None:
+        """The id of one ``str`` token, or ``None``: a few Python integer steps, no numpy temporaries."""
+        b = token.encode("utf-8", "surrogatepass")
+        if not 0 < len(b) <= MAX_KEY_BYTES or b"\x00" in b:
+            return self.extra.get(token)
+        q1, q2 = int.from_bytes(b[:8], "little"), int.from_bytes(b[8:], "little")
+        s = (((q1 * _M1 + q2 * _M2) & _W) >> self._shift_int)
+        slots, k1, k2, mask = self.slots, self.k1, self.k2, self.mask
+        while True:
+            j = int(slots[s])
+            if j == OOV:
+                return None
+            if int(k1[j]) == q1 and int(k2[j]) == q2:
+                return j
+            s = (s + 1) & mask
+
     def lookup(self, data: bytes, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """int64 ids of the tokens ``data[starts[i]:starts[i] + sizes[i]]``; ``OOV`` (-1) if absent.
 
-        Tokens must not contain NUL (the byte rules never produce one).
+        Tokens must not contain NUL (the byte rules never produce one) and must not be empty.
         """
         q1, q2 = token_keys(data, starts, sizes)
         ids = np.full(starts.size, OOV, np.int64)
@@ -112,15 +120,17 @@ class ByteTable:
         slot = self._slots(q1, q2)
         for d in range(self.probe + 1):
             s = (slot + d) & self.mask
-            t1 = self.t1[s]
-            hit = (t1 == q1) & (self.t2[s] == q2)
-            ids[pending[hit]] = self.tid[s[hit]]
-            go = ~hit & (t1 != 0)  # a miss on an empty slot: not in the table
+            j = self.slots[s]
+            found = j != OOV
+            jj = np.where(found, j, 0)
+            hit = found & (self.k1[jj] == q1) & (self.k2[jj] == q2)
+            ids[pending[hit]] = j[hit]
+            go = ~hit & found  # a miss on an empty slot: not in the table
             if not go.any():
                 break
             pending, slot, q1, q2 = pending[go], slot[go], q1[go], q2[go]
-        stoi = self.stoi
+        extra = self.extra
         for j in np.flatnonzero(sizes > MAX_KEY_BYTES).tolist():  # long tokens: the dict
             start = int(starts[j])
-            ids[j] = stoi.get(data[start:start + int(sizes[j])].decode("utf-8"), OOV)
+            ids[j] = extra.get(data[start:start + int(sizes[j])].decode("utf-8"), OOV)
         return ids

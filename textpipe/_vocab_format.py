@@ -23,6 +23,9 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
+
+from textpipe._vocab_store import decode_all, encode_tokens, token_at
 from textpipe.fileio import atomic_write, describe_os_error
 
 MAGIC, VERSION = "textpipe-vocab", 2
@@ -60,18 +63,40 @@ def unescape(line: str, lineno: int) -> str:
     return _UNESCAPE.sub(one, line) if "\\" in line else line
 
 
-def _digest(lines: list[str]) -> str:
-    return hashlib.sha256(("\n".join(lines) + "\n").encode("utf-8")).hexdigest()  # each line + "\n", one pass
-
-
 def save(path: str | Path, itos: list[str], default_index: int | None, tokenizer: str) -> None:
+    save_store(path, *encode_tokens(itos), default_index, tokenizer)
+
+
+def save_store(path: str | Path, data: bytes, offsets: np.ndarray, default_index: int | None, tokenizer: str) -> None:
+    """Write the tokens of a store (``_vocab_store``): the body is assembled in numpy; only the tokens that
+    may need an escape (a byte that is not printable ASCII, a space or a backslash) are looked at in Python."""
+    n = len(offsets) - 1
     default = "none" if default_index is None else str(default_index)
-    head = [f"{MAGIC} {VERSION}", f"tokenizer {tokenizer}", f"default_index {default}", f"size {len(itos)}"]
-    body = [escape(t) for t in itos]
-    lines = [*head, f"sha256 {_digest(head + body)}", *body]
-    # subtle: atomic_write's text mode uses newline=""; every line break inside a token is escaped
-    with atomic_write(path, mode="w") as f:
-        f.write("\n".join(lines) + "\n")
+    head = "\n".join([f"{MAGIC} {VERSION}", f"tokenizer {tokenizer}", f"default_index {default}",
+                      f"size {n}"]) + "\n"
+    arr = np.frombuffer(data, np.uint8)
+    newlines = offsets[1:] + np.arange(n)  # where each token's line ends in the body
+    mask = np.ones(len(data) + n, bool)
+    mask[newlines] = False
+    body = np.empty(len(data) + n, np.uint8)
+    body[mask], body[newlines] = arr, 10
+    del mask
+    odd = np.flatnonzero((arr < 0x21) | (arr > 0x7E) | (arr == 0x5C))  # bytes of tokens that may need escapes
+    pieces, pos = [], 0
+    for i in np.unique(np.searchsorted(offsets, odd, side="right") - 1).tolist():
+        token = token_at(data, offsets, i)
+        line = escape(token)
+        if line != token:
+            start = int(offsets[i]) + i
+            pieces += [body[pos:start].tobytes(), line.encode("utf-8")]
+            pos = int(newlines[i])
+    body = body.tobytes() if not pieces else b"".join([*pieces, body[pos:].tobytes()])
+    digest = hashlib.sha256(head.encode("utf-8"))
+    digest.update(body)
+    # subtle: every line break inside a token is escaped, so each "\n" of the body ends one token's line
+    with atomic_write(path, mode="wb") as f:
+        f.write(f"{head}sha256 {digest.hexdigest()}\n".encode("utf-8"))
+        f.write(body)
 
 
 def _field(lines: list[str], lineno: int, name: str, path) -> str:
@@ -106,12 +131,34 @@ def _decode(raw: bytes, path: Path) -> str:
 
 def load(path: str | Path) -> tuple[list[str], int | None, str]:
     """``(itos, default_index, tokenizer name)`` of a version 1 or 2 file; every error names the file."""
+    data, offsets, default_index, name = load_store(path)
+    itos = decode_all(data, offsets)
+    if len(set(itos)) != len(itos):  # rare: find the first duplicate for the message
+        with open(path, "rb") as f:
+            version = f.readline().split()[1].decode()
+        seen: dict[str, int] = {}
+        for lineno, token in enumerate(itos, start=len(_HEADER[int(version)]) + 2):
+            if token in seen:
+                raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
+                                 f"{seen[token]})")
+            seen[token] = lineno
+    return itos, default_index, name
+
+
+def load_store(path: str | Path) -> tuple[bytes, np.ndarray, int | None, str]:
+    """``(data, offsets, default_index, tokenizer name)`` of a version 1 or 2 file, as a token store (no Python
+    object per token; lines holding a backslash are unescaped one by one). Duplicates are not checked here
+    (the ``Vocab`` finds them with its lookup table, then ``load`` names them). Every error names the file."""
     path = Path(path)
-    text = _decode(_read(path), path)
-    if not text.endswith("\n"):
+    raw = _read(path)
+    _decode(raw, path)  # only the check (and its message): the tokens stay bytes
+    if not raw.endswith(b"\n"):
         raise ValueError(f"{path}: the file does not end with a newline; it is truncated or not a "
                          f"textpipe vocab (expected a first line '{MAGIC} {VERSION}')")
-    lines = text[:-1].split("\n")  # subtle: split on "\n" only; a "\r" inside a line is data
+    starts = [0]  # byte offsets of the header lines
+    while len(starts) < 6 and (end := raw.find(b"\n", starts[-1])) >= 0:
+        starts.append(end + 1)
+    lines = [raw[a:b - 1].decode("utf-8") for a, b in zip(starts, starts[1:])]
     magic, _, version = lines[0].partition(" ")
     if magic != MAGIC or version not in ("1", "2"):
         raise ValueError(f"{path}: line 1: expected the header '{MAGIC} {VERSION}' (or version 1), found "
@@ -125,26 +172,39 @@ def load(path: str | Path) -> tuple[list[str], int | None, str]:
     except ValueError:
         raise ValueError(f"{path}: expected integers, found default_index {values['default_index']!r} "
                          f"and size {values['size']!r}") from None
-    if size != len(lines) - first + 1:
+    body_start = starts[first - 1] if len(starts) >= first else len(raw)
+    body = np.frombuffer(raw, np.uint8)[body_start:]
+    newlines = np.flatnonzero(body == 10)
+    n = newlines.size
+    if size != n:
         raise ValueError(f"{path}: line {fields.index('size') + 2} says size {size} but the file holds "
-                         f"{len(lines) - first + 1} token lines (lines {first}..{len(lines)}); it is "
-                         f"truncated or was edited")
+                         f"{n} token lines (lines {first}..{first + n - 1}); it is truncated or was edited")
     if "sha256" in values:
-        digest = _digest(lines[:first - 2] + lines[first - 1:])
+        h = hashlib.sha256(memoryview(raw)[:starts[first - 2]])
+        h.update(memoryview(raw)[body_start:])
+        digest = h.hexdigest()
         if values["sha256"] != digest:
             raise ValueError(f"{path}: checksum mismatch (line {first - 1} says sha256 "
                              f"{values['sha256'][:16]}..., the content hashes to {digest[:16]}...): the "
                              f"file was damaged or edited after it was written; re-create it with "
                              f"vocab.save(path)")
-    try:
-        itos = [unescape(line, lineno) for lineno, line in enumerate(lines[first - 1:], start=first)]
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    if len(set(itos)) != len(itos):  # rare: find the first duplicate for the message
-        seen = {}
-        for lineno, token in enumerate(itos, start=first):
-            if token in seen:
-                raise ValueError(f"{path}: line {lineno}: duplicate token {token!r} (first on line "
-                                 f"{seen[token]})")
-            seen[token] = lineno
-    return itos, default_index, values.get("tokenizer", "basic_english")
+    keep = np.ones(body.size, bool)
+    keep[newlines] = False
+    data = body[keep].tobytes()
+    del keep
+    offsets = np.zeros(n + 1, np.int64)
+    offsets[1:] = newlines - np.arange(n)
+    escaped = np.unique(np.searchsorted(newlines, np.flatnonzero(body == 0x5C)))  # lines holding a backslash
+    if escaped.size:
+        pieces, sizes, pos = [], np.diff(offsets), 0
+        try:
+            for i in escaped.tolist():
+                a, b = int(offsets[i]), int(offsets[i + 1])
+                token = unescape(data[a:b].decode("utf-8"), first + i).encode("utf-8", "surrogatepass")
+                pieces += [data[pos:a], token]
+                sizes[i], pos = len(token), b
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        data = b"".join([*pieces, data[pos:]])
+        np.cumsum(sizes, out=offsets[1:])
+    return data, offsets, default_index, values.get("tokenizer", "basic_english")

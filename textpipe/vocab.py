@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from textpipe import _count, _encode, _vocab_build, _vocab_format
-from textpipe._bytetable import OOV, ByteTable
+from textpipe import _vocab_store as store
+from textpipe._bytetable import OOV, ByteTable, keyable
 from textpipe._vocab_errors import (DuplicateTokenError, IdOutOfRangeError, MaxTokensError, TokenNotFoundError,
                                     _all_str, _check_int, _check_token, _check_workers)
 from textpipe.tokenizer import (_check_str, basic_english, check_tokens, describe_tokenizer, get_tokenizer,
@@ -53,21 +54,36 @@ class Vocab:
         if isinstance(itos, (str, bytes)) or isinstance(itos, Mapping):
             raise TypeError(f"itos must be a list of str tokens, got {type(itos).__name__}; "
                             f"use vocab(mapping) or build_vocab_from_iterator(...) to build from counts")
-        self._itos: list[str] = list(itos)
-        if not _all_str(self._itos):
-            pos = next(i for i, t in enumerate(self._itos) if not isinstance(t, str))
-            _check_token(self._itos[pos], f"itos[{pos}]")
-        self._stoi: dict[str, int] = dict(zip(self._itos, range(len(self._itos))))
-        if len(self._stoi) != len(self._itos):
-            seen: dict[str, int] = {}
-            for i, token in enumerate(self._itos):
-                if seen.setdefault(token, i) != i:
-                    raise DuplicateTokenError(f"itos must hold unique tokens, but {token!r} is at ids "
-                                              f"{seen[token]} and {i}; remove the duplicate")
+        itos = list(itos)
+        if not _all_str(itos):
+            pos = next(i for i, t in enumerate(itos) if not isinstance(t, str))
+            _check_token(itos[pos], f"itos[{pos}]")
+        if len(set(itos)) != len(itos):
+            _raise_duplicate(itos)
+        self._set_store(*store.encode_tokens(itos))
         self._default: int | None = None
         self.set_default_index(default_index)
         self._set_tokenizer(tokenizer)
-        self._tables: ByteTable | None = None
+
+    @classmethod
+    def _from_store(cls, data: bytes, offsets: np.ndarray, *, default_index: int | None = None,
+                    tokenizer="basic_english") -> "Vocab":
+        """A ``Vocab`` of the tokens ``data[offsets[i]:offsets[i+1]]`` (see ``_vocab_store``): no Python
+        object per token is made. Raises ``DuplicateTokenError`` as the constructor does."""
+        self = cls.__new__(cls)
+        if self._set_store(data, offsets):
+            _raise_duplicate(store.decode_all(data, offsets))
+        self._default = None
+        self.set_default_index(default_index)
+        self._set_tokenizer(tokenizer)
+        return self
+
+    def _set_store(self, data: bytes, offsets: np.ndarray) -> bool:
+        """Hold the tokens as one buffer + offsets and build their lookup table; True if two are equal."""
+        self._data, self._off, self._tail = data, offsets, []  # _tail: tokens appended since (ids after)
+        self._extra = store.extra_tokens(data, offsets)  # the few tokens the table cannot key
+        self._tables = ByteTable(data, offsets, self._extra)
+        return self._tables.has_duplicates or len(self._extra) != int((~keyable(data, offsets)).sum())
 
     # -- tokenizer -------------------------------------------------------------------------------------
     def _set_tokenizer(self, tokenizer) -> None:
@@ -97,18 +113,26 @@ class Vocab:
         return tokens if self._rule is not None else check_tokens(tokens, self._tokenize_fn, text)
 
     def _table(self) -> ByteTable:
-        """The byte-key lookup table of the current tokens: built on first use, dropped on every change."""
-        table = self._tables
-        if table is None:
-            table = self._tables = ByteTable(self._itos, self._stoi)
-        return table
+        """The byte-key lookup table of all the tokens (appended tokens are folded in first: a new table)."""
+        if self._tail:
+            self._set_store(*store.concat([(self._data, self._off), store.encode_tokens(self._tail)]))
+        return self._tables
+
+    def _id(self, token: str) -> int | None:
+        """The id of a ``str`` token, or ``None``."""
+        i = self._tables.get(token)
+        return self._extra.get(token) if i is None and self._tail else i
+
+    def _token(self, index: int) -> str:
+        n = len(self._off) - 1
+        return store.token_at(self._data, self._off, index) if index < n else self._tail[index - n]
 
     # -- lookups -------------------------------------------------------------------------------------
     def __getitem__(self, token: str) -> int:
         """The id of ``token``, or the default index for an OOV token (error if none is set)."""
         if type(token) is not str:
             _check_token(token)
-        i = self._stoi.get(token)
+        i = self._id(token)
         return self._oov(token) if i is None else i
 
     def _oov(self, token: str) -> int:
@@ -121,14 +145,14 @@ class Vocab:
     def __contains__(self, token: object) -> bool:
         """``True`` only for tokens in the vocabulary; the default index plays no part."""
         _check_token(token)
-        return token in self._stoi
+        return self._id(token) is not None
 
     def __len__(self) -> int:
-        return len(self._itos)
+        return len(self._off) - 1 + len(self._tail)
 
     def __iter__(self) -> Iterator[str]:
         """Tokens in id order (torchtext raised ``TypeError`` here)."""
-        return iter(self._itos)
+        return iter(self.get_itos())
 
     def __call__(self, tokens: Sequence[str]) -> list[int]:
         """The same as ``lookup_indices`` (torchtext's ``forward``)."""
@@ -148,8 +172,7 @@ class Vocab:
                             f"wrap one token in a list or use vocab.encode(text) to tokenize a text")
         if not isinstance(tokens, (list, tuple)):
             tokens = list(tokens)  # subtle: read twice below, so a generator must be materialized
-        get = self._stoi.get
-        ids = [get(t, -1) if isinstance(t, str) else None for t in tokens]
+        ids = self._lookup_many(tokens)
         for pos, (i, token) in enumerate(zip(ids, tokens)):
             if i is None:
                 _check_token(token, f"tokens[{pos}]")
@@ -157,27 +180,41 @@ class Vocab:
                 ids[pos] = self._oov(token)
         return ids
 
+    def _lookup_many(self, tokens: Sequence) -> list:
+        """Per token: its id, -1 if OOV, ``None`` if not a ``str``; one vectorized table lookup for long lists."""
+        if len(tokens) < 64 or self._tail or not _all_str(tokens):
+            get = self._id
+            return [(-1 if (i := get(t)) is None else i) if isinstance(t, str) else None for t in tokens]
+        data, offsets = store.encode_tokens(tokens)
+        ok = keyable(data, offsets)
+        ids = np.full(len(tokens), OOV, np.int64)
+        ids[ok] = self._tables.lookup(data, offsets[:-1][ok], np.diff(offsets)[ok])
+        out = ids.tolist()
+        for pos in np.flatnonzero(~ok).tolist():
+            out[pos] = self._extra.get(tokens[pos], -1)
+        return out
+
     def lookup_token(self, index: int) -> str:
         """The token with id ``index``; negative or too-large ids raise ``IdOutOfRangeError``."""
         index = _check_int(index, "index")
-        if not 0 <= index < len(self._itos):
+        if not 0 <= index < len(self):
             raise IdOutOfRangeError(self._range_message(index))
-        return self._itos[index]
+        return self._token(index)
 
     def _range_message(self, index: int) -> str:
-        size = len(self._itos)
+        size = len(self)
         valid = f"0..{size - 1}" if size else "none, the vocabulary is empty"
         return f"id {index} is out of range for a vocabulary of size {size} (valid ids: {valid})"
 
     def lookup_tokens(self, indices: Sequence[int]) -> list[str]:
         """Tokens for ``indices``; a bad id raises naming the id, its position and the vocab size."""
-        itos, size = self._itos, len(self._itos)
+        size, token = len(self), self._token
         out = []
         for pos, index in enumerate(indices):
             index = _check_int(index, f"indices[{pos}]")
             if not 0 <= index < size:
                 raise IdOutOfRangeError(f"{self._range_message(index)} at position {pos}")
-            out.append(itos[index])
+            out.append(token(index))
         return out
 
     # -- default index and growth ---------------------------------------------------------------------
@@ -193,33 +230,37 @@ class Vocab:
         """Insert ``token`` at ``index`` (``0..len``), shifting later ids up; the default is not moved."""
         _check_token(token)
         index = _check_int(index, "index")
-        if not 0 <= index <= len(self._itos):
+        if not 0 <= index <= len(self):
             raise IdOutOfRangeError(f"index {index} is out of range for insert_token into a vocabulary "
                                     f"of size {len(self)} (valid: 0..{len(self)})")
-        if token in self._stoi:
-            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id "
-                                      f"{self._stoi[token]}")
-        self._itos.insert(index, token)
-        self._stoi = {t: i for i, t in enumerate(self._itos)}
-        self._tables = None  # the one invalidation rule: the tokens changed
+        if (old := self._id(token)) is not None:
+            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id {old}")
+        itos = self.get_itos()
+        itos.insert(index, token)
+        self._set_store(*store.encode_tokens(itos))  # a new table: the tokens changed
 
     def append_token(self, token: str) -> None:
         """Add ``token`` with id ``len(vocab)``; an existing token raises ``ValueError``."""
         _check_token(token)
-        if token in self._stoi:
-            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id "
-                                      f"{self._stoi[token]}")
-        self._stoi[token] = len(self._itos)
-        self._itos.append(token)
-        self._tables = None  # the one invalidation rule: the tokens changed
+        if (old := self._id(token)) is not None:
+            raise DuplicateTokenError(f"token {token!r} is already in the vocabulary with id {old}")
+        self._extra[token] = len(self)  # found by _id until _table() folds the appended tokens in
+        self._tail.append(token)
 
     def get_stoi(self) -> dict[str, int]:
-        """A new ``{token: id}`` dict in id order; changing it does not change the vocab."""
-        return dict(self._stoi)
+        """A new ``{token: id}`` dict in id order; changing it does not change the vocab.
+
+        Built on each call (the vocabulary itself holds its tokens as one buffer, not as Python objects).
+        """
+        itos = self.get_itos()
+        return dict(zip(itos, range(len(itos))))
 
     def get_itos(self) -> list[str]:
-        """A new list of the tokens in id order; changing it does not change the vocab."""
-        return list(self._itos)
+        """A new list of the tokens in id order; changing it does not change the vocab.
+
+        Built on each call (the vocabulary itself holds its tokens as one buffer, not as Python objects).
+        """
+        return store.decode_all(self._data, self._off) + self._tail
 
     # -- encoder / decoder ----------------------------------------------------------------------------
     def encode(self, text_or_tokens: str | Sequence[str]) -> list[int]:
@@ -285,7 +326,7 @@ class Vocab:
             texts = [str(t) for t in texts]  # str subclasses: plain str for the byte path
         num_workers = _check_workers(num_workers)
         ids, offsets = _encode.encode_flat(texts, rule=self._rule, tokenize=self.tokenize,
-                                           table=self._table(), stoi=self._stoi, num_workers=num_workers)
+                                           table=self._table(), stoi=_Getter(self), num_workers=num_workers)
         oov = ids == OOV
         if oov.any():
             if self._default is None:
@@ -302,8 +343,9 @@ class Vocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
-        return (self._itos == other._itos and self._default == other._default
-                and self._tokenize_fn is other._tokenize_fn)
+        self._table(), other._table()  # appended tokens folded in
+        return (self._data == other._data and np.array_equal(self._off, other._off)
+                and self._default == other._default and self._tokenize_fn is other._tokenize_fn)
 
     __hash__ = None  # mutable
 
@@ -313,19 +355,22 @@ class Vocab:
         return f"Vocab(size={len(self)}, default_index={self._default}{extra})"
 
     def __getstate__(self) -> dict:
-        state = {"itos": self._itos, "default_index": self._default, "tokenizer": self.tokenizer_name}
+        self._table()  # appended tokens folded in
+        state = {"tokens_utf8": self._data, "offsets": self._off.tobytes(), "default_index": self._default,
+                 "tokenizer": self.tokenizer_name}
         if self._rule is None:  # a custom function travels by reference (workers may lack the registry)
             state["tokenizer_fn"] = self._tokenize_fn
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self._itos = list(state["itos"])
-        self._stoi = {t: i for i, t in enumerate(self._itos)}
+        if "itos" in state:  # pickles from before the token buffer
+            self._set_store(*store.encode_tokens(list(state["itos"])))
+        else:
+            self._set_store(state["tokens_utf8"], np.frombuffer(state["offsets"], np.int64).copy())
         self._default = state["default_index"]
         name = state.get("tokenizer", "basic_english")  # pickles from before tokenizers were recorded
         self._set_tokenizer(state.get("tokenizer_fn") or name)
         self._tokenizer_given = name
-        self._tables = None
 
     def save(self, path) -> None:
         """Write the vocab atomically in the ``textpipe-vocab 2`` text format (see ``_vocab_format``).
@@ -340,7 +385,8 @@ class Vocab:
             raise ValueError(f"cannot save a vocabulary whose tokenizer {describe_tokenizer(self._tokenize_fn)} has "
                              f"no registered name: call textpipe.tokenizer.register_tokenizer('my_name', fn) "
                              f"before saving, and again before Vocab.load in the program that reads it")
-        _vocab_format.save(path, self._itos, self._default, name)
+        self._table()  # appended tokens folded in
+        _vocab_format.save_store(path, self._data, self._off, self._default, name)
 
     @classmethod
     def load(cls, path) -> "Vocab":
@@ -351,14 +397,38 @@ class Vocab:
             ValueError: A bad header or line (named), invalid UTF-8, a checksum mismatch, a truncated file,
                 or a tokenizer name that is not registered in this process.
         """
-        itos, default_index, name = _vocab_format.load(path)
+        data, offsets, default_index, name = _vocab_format.load_store(path)
         try:
             get_tokenizer(name)
         except ValueError:
             raise ValueError(f"{path}: the vocabulary was built with the tokenizer {name!r}, which is not "
                              f"registered in this process; call textpipe.tokenizer.register_tokenizer("
                              f"{name!r}, fn) with the same function before Vocab.load") from None
-        return cls(itos, default_index=default_index, tokenizer=name)
+        self = cls.__new__(cls)
+        if self._set_store(data, offsets):  # two equal tokens: name them and their lines
+            _vocab_format.load(path)  # (the list path raises the file's own message)
+        self._default = default_index
+        self._set_tokenizer(name)
+        return self
+
+
+class _Getter:
+    """``stoi.get(token, default)`` of a ``Vocab`` without a dict (for ``_encode``'s text-by-text path)."""
+
+    def __init__(self, v: Vocab) -> None:
+        self._id = v._id
+
+    def get(self, token: str, default: int) -> int:
+        i = self._id(token)
+        return default if i is None else i
+
+
+def _raise_duplicate(itos: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, token in enumerate(itos):
+        if seen.setdefault(token, i) != i:
+            raise DuplicateTokenError(f"itos must hold unique tokens, but {token!r} is at ids "
+                                      f"{seen[token]} and {i}; remove the duplicate")
 
 
 def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence[str] | None = None,

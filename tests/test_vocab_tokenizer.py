@@ -272,7 +272,6 @@ def test_build_vocab_from_texts_equals_build_vocab_from_iterator(chunks, min_fre
         max_tokens = len(specials) + 1
     with pytest.MonkeyPatch.context() as mp:
         if small_merges:
-            mp.setattr(_count, "_MERGE_ROWS", 2)
             mp.setattr(_encode, "CHUNK_TEXTS", 2)
         got = build_vocab_from_texts(iter(chunks), tokenizer=tokenizer, min_freq=min_freq, specials=specials,
                                      max_tokens=max_tokens, num_workers=workers)
@@ -379,13 +378,12 @@ def test_build_vocab_from_texts_memory_does_not_grow_with_the_stream(monkeypatch
     pa = pytest.importorskip("pyarrow")
     words = [f"w{i}" for i in range(2000)]
     arrow_bytes = []
-    add = _count._ArrowCounts.add
+    add = _count._Counts.add
 
-    def tracked_add(self, arrays):  # Arrow's own memory pool is invisible to tracemalloc
-        add(self, arrays)
+    def tracked_add(self, parts):  # Arrow's own memory pool is invisible to tracemalloc
+        add(self, parts)
         arrow_bytes.append(pa.total_allocated_bytes())
-    monkeypatch.setattr(_count._ArrowCounts, "add", tracked_add)
-    monkeypatch.setattr(_count, "_MERGE_ROWS", 4096)  # merges happen early in the stream
+    monkeypatch.setattr(_count._Counts, "add", tracked_add)
 
     def stream(n_chunks):  # fresh strings in every chunk, as a file reader yields them
         for c in range(n_chunks):

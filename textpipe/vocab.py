@@ -518,11 +518,16 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
     min_freq = _check_int(min_freq, "min_freq")
     num_workers = _check_workers(num_workers)
     probe = Vocab([], tokenizer=tokenizer)  # resolves and checks the tokenizer once
-    counts = _count.count_tokens(text_chunks, rule=probe._rule, tokenize=probe.tokenize,
-                                 num_workers=num_workers, ordered=_vocab_build.ordered)
-    if max_tokens is not None:
-        counts = counts[:max_tokens - len(specials)]
-    return vocab(dict(counts), min_freq=min_freq, specials=specials, tokenizer=tokenizer)
+    data, offsets, counts = _count.count_tokens(text_chunks, rule=probe._rule, tokenize=probe.tokenize,
+                                                num_workers=num_workers, ordered=_vocab_build.ordered)
+    if max_tokens is not None and max_tokens - len(specials) < len(counts):  # the cut comes before min_freq
+        cut = max_tokens - len(specials)
+        data, offsets, counts = data[:int(offsets[cut])], offsets[:cut + 1], counts[:cut]
+    keep = counts >= min_freq
+    for special in specials:  # specials skip min_freq and go first (as vocab() does)
+        keep[store.find(data, offsets, special)] = False
+    data, offsets = store.concat([store.encode_tokens(specials), store.select(data, offsets, keep)])
+    return Vocab._from_store(data, offsets, tokenizer=tokenizer)
 
 
 def __getattr__(name: str):

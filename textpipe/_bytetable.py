@@ -56,34 +56,44 @@ class ByteTable:
     def __init__(self, data: bytes, offsets: np.ndarray, extra: dict[str, int]) -> None:
         self.extra = extra
         n_all = len(offsets) - 1
-        ids = np.flatnonzero(keyable(data, offsets))
-        k1, k2 = np.zeros(max(n_all, 1), _U64), np.zeros(max(n_all, 1), _U64)  # (one entry to index when empty)
-        k1[ids], k2[ids] = token_keys(data, offsets[:-1][ids], np.diff(offsets)[ids])
-        n = ids.size
+        ok = keyable(data, offsets)
+        ids = None if ok.all() else np.flatnonzero(ok)  # None: every token (the usual case, no id array)
+        if ids is None:
+            k1, k2 = token_keys(data, offsets[:-1], np.diff(offsets))
+        else:
+            k1, k2 = np.zeros(n_all, _U64), np.zeros(n_all, _U64)
+            k1[ids], k2[ids] = token_keys(data, offsets[:-1][ids], np.diff(offsets)[ids])
+        if not k1.size:
+            k1, k2 = np.zeros(1, _U64), np.zeros(1, _U64)  # one entry to index when empty
+        n = int(ok.sum())
+        del ok
         # load <= 1/8, but at most 2**20 slots (4 MiB) unless the vocabulary needs more (load <= 1/2)
         bits = max(8, min((8 * n).bit_length(), 20), (2 * n).bit_length())
         self.shift, size = np.uint64(64 - bits), 1 << bits
         self._shift_int, self.mask = 64 - bits, size - 1
-        slots = np.full(size, OOV, np.int32 if n_all < 2**31 else np.int64)  # -1: an empty slot
-        home = self._slots(k1[ids], k2[ids])
-        claim = np.full(size, -1, np.int64)
-        pending, d, dup = np.arange(n), 0, False
+        index = np.int32 if n_all < 2**31 else np.int64
+        slots = np.full(size, OOV, index)  # -1: an empty slot
+        pending = np.arange(n, dtype=index) if ids is None else ids.astype(index)  # ids still to place
+        home = self._slots(k1[pending], k2[pending]) if ids is not None else self._slots(k1, k2)
+        d, dup = 0, False
         while pending.size:  # every round places, per free slot, one of the keys that probe it
-            slot = (home[pending] + d) & self.mask
+            slot = (home + d) & self.mask
             occupant = slots[slot]
             free = occupant == OOV
-            taken, tid = occupant[~free], ids[pending[~free]]
+            taken, tid = occupant[~free], pending[~free]
             dup = dup or bool(np.any((k1[taken] == k1[tid]) & (k2[taken] == k2[tid])))
-            cand, cslot = pending[free], slot[free]
-            claim[cslot] = cand  # several keys on one slot: one of them is stored, and read back below
-            won = claim[cslot] == cand
-            lost, winner = ids[cand[~won]], ids[claim[cslot[~won]]]
-            dup = dup or bool(np.any((k1[lost] == k1[winner]) & (k2[lost] == k2[winner])))
-            slots[cslot[won]] = ids[cand[won]]
-            placed = np.zeros(n, bool)
-            placed[cand[won]] = True
-            pending = pending[~placed[pending]]  # the rest found their slot taken: next distance
-            d += 1
+            cslot, first = np.unique(slot[free], return_index=True)  # one key per free slot this round
+            cand = pending[free]
+            winner = cand[first]
+            slots[cslot] = winner
+            if first.size != cand.size:  # the others that probed a slot just taken: equal to its key?
+                lost = np.ones(cand.size, bool)
+                lost[first] = False
+                lslot = slot[free][lost]
+                w = slots[lslot]
+                dup = dup or bool(np.any((k1[cand[lost]] == k1[w]) & (k2[cand[lost]] == k2[w])))
+            keep = slots[slot] != pending  # placed now: its slot holds its id
+            pending, home, d = pending[keep], home[keep], d + 1
         self.k1, self.k2, self.slots, self.probe, self.has_duplicates = k1, k2, slots, max(d - 1, 0), dup
 
     def _slots(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:

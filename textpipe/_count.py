@@ -197,7 +197,10 @@ class _Counts:
         del tokens
         offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset:taken.offset + n + 1]
         data = taken.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
-        return data, offsets - offsets[0], counts[order]
+        offsets = offsets - offsets[0]
+        del taken
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
+        return data, offsets, counts[order]
 
 
 def count_tokens(text_chunks: Iterable[Sequence[str]], *, rule: ByteRule | None, tokenize: Callable,

@@ -524,9 +524,13 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
         cut = max_tokens - len(specials)
         data, offsets, counts = data[:int(offsets[cut])], offsets[:cut + 1], counts[:cut]
     keep = counts >= min_freq
+    del counts
     for special in specials:  # specials skip min_freq and go first (as vocab() does)
         keep[store.find(data, offsets, special)] = False
-    data, offsets = store.concat([store.encode_tokens(specials), store.select(data, offsets, keep)])
+    parts = [store.encode_tokens(specials), store.select(data, offsets, keep)]
+    del data, offsets, keep
+    data, offsets = store.concat(parts)
+    del parts
     return Vocab._from_store(data, offsets, tokenizer=tokenizer)
 
 

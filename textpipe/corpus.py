@@ -10,12 +10,16 @@ compares the two at 2M+ rows.
 On disk (``textpipe/_corpus_format.py``) a corpus is one shard file (``save``) or a manifest naming several
 (``textpipe.corpus_writer.CorpusWriter``, which streams rows and never holds the corpus). ``load`` maps every
 array of a shard from one ``mmap`` of one open file: no in-RAM copy of ids, offsets or labels. Ids are stored
-as uint16/uint32 and become int64 only in the collated batch.
+as uint16/uint32 and become int64 only in the collated batch. The pages of a mapping that batches touch
+count in the process's RSS (the kernel maps 64 KiB around every fault), so a mapped corpus hands them back
+(``madvise(MADV_DONTNEED)``: the file's page cache keeps them) every ``RELEASE_ROWS`` rows it serves: its
+RSS stays bounded instead of growing to the whole file over an epoch of random batches.
 
 Run the tests: python3 -m pytest -q tests/test_corpus.py tests/test_corpus_writer.py
 """
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -30,6 +34,7 @@ __all__ = ["EncodedCorpus"]
 
 _I64 = np.dtype(np.int64)
 _SAVE_BLOCK = 1 << 16  # rows per write when saving
+RELEASE_ROWS = 4096  # a mapped corpus drops its mapped pages after serving this many rows (<= 256 MiB of RSS)
 
 
 def _int_array(value, name: str) -> np.ndarray:
@@ -93,6 +98,16 @@ class EncodedCorpus(Dataset):
         counts = [offsets.size - 1 for _, offsets, _ in shards]
         self._row_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._lengths = None
+        self._served, self._maps = 0, _mappings(shards) if path is not None else []
+
+    def _release(self, rows: int) -> None:
+        """Count ``rows`` served; every ``RELEASE_ROWS`` drop this process's mapped pages (not the page cache:
+        the next access maps them again from it, no disk read)."""
+        self._served += rows
+        if self._served >= RELEASE_ROWS and self._maps:
+            self._served = 0
+            for mm in self._maps:
+                mm.madvise(mmap.MADV_DONTNEED)
 
     # -- views --------------------------------------------------------------------------------------------
     @property
@@ -165,6 +180,7 @@ class EncodedCorpus(Dataset):
         source, offsets, labels = self._shards[k]
         local = index - int(self._row_starts[k])
         ids = np.array(source[offsets[local]:offsets[local + 1]], dtype=np.int64)  # a copy, as int64
+        self._release(1)
         return torch.from_numpy(ids), int(labels[local])
 
     def __getitems__(self, indices) -> CorpusBatch:
@@ -174,6 +190,7 @@ class EncodedCorpus(Dataset):
             idx = np.fromiter(indices, dtype=np.int64, count=len(indices))  # faster than asarray for lists
         else:
             idx = np.asarray(indices, dtype=np.int64)
+        self._release(idx.size)  # (before this batch: its ids are read after this returns)
         if len(self._shards) == 1:
             source, offsets, labels = self._shards[0]
             starts = offsets.take(idx)
@@ -313,6 +330,20 @@ class EncodedCorpus(Dataset):
         n_ids = sum(int(o[-1]) for _, o, _ in self._shards)
         return (f"EncodedCorpus(rows={len(self)}, ids={n_ids}, shards={len(self._shards)}, "
                 f"mmap={self._path is not None})")
+
+
+def _mappings(shards) -> list:
+    """The ``mmap`` objects under the shards' arrays (none where ``madvise`` is missing, e.g. Windows)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return []
+    maps = {}
+    for arrays in shards:
+        for a in arrays:
+            while a is not None and not isinstance(a, mmap.mmap):
+                a = getattr(a, "base", None) if not isinstance(a, memoryview) else a.obj
+            if a is not None:
+                maps[id(a)] = a
+    return list(maps.values())
 
 
 def _map_all(path: Path, *, verify: bool):

@@ -410,3 +410,48 @@ def test_build_vocab_from_texts_without_pyarrow(monkeypatch):
     monkeypatch.setattr(_count, "arrow", lambda: None)
     assert build_vocab_from_texts(chunks).get_itos() == want == \
         build_vocab_from_iterator((basic_english(t) for c in chunks for t in c), specials=["<pad>", "<unk>"]).get_itos()
+
+
+# -- compact storage ------------------------------------------------------------------------------
+def test_a_vocab_holds_no_python_object_per_token_until_get_itos(tmp_path):
+    import gc
+    import sys
+    n = 50_000
+    chunks = [[" ".join(f"tok{i}" for i in range(j, j + 1000))] for j in range(0, n, 1000)]
+    v = build_vocab_from_texts(chunks)
+    assert len(v) == n + 2 and v["tok123"] == v.get_stoi()["tok123"]
+    gc.collect()
+    big = sum(1 for o in gc.get_objects() if type(o) in (list, dict) and len(o) >= n)
+    assert big == 0, "a list or dict with one entry per token is alive"
+    slots = v._tables.slots.nbytes  # sized for speed: load <= 1/8 up to 2**20 slots, then <= 1/2
+    held = sys.getsizeof(v._data) + v._off.nbytes + v._tables.nbytes() + sys.getsizeof(v._extra) - slots
+    assert held < 40 * n and slots <= 4 << 20, f"{held / n:.0f} bytes a token"  # list of str + dict: ~150
+    v.save(tmp_path / "v.txt")
+    tracemalloc.start()
+    v2 = Vocab.load(tmp_path / "v.txt")
+    current = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert v2 == v and current - slots < 40 * n, f"loading holds {(current - slots) / n:.0f} bytes a token"
+    v2.set_default_index(1)
+    assert v2.lookup_token(n + 1) == v.get_itos()[-1] and v2(["tok5", "nope" * 9]) == [v["tok5"], 1]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab\\ é\x00\ud800\n"), max_size=20), unique=True, max_size=30),
+       st.lists(st.text(alphabet=st.sampled_from("abé\x00"), max_size=20), max_size=30))
+def test_compact_vocab_round_trips_and_looks_up_like_a_dict(itos, queries):
+    v = Vocab(itos, default_index=None)
+    stoi = {t: i for i, t in enumerate(itos)}
+    assert v.get_itos() == itos and v.get_stoi() == stoi and len(v) == len(itos)
+    assert [v.lookup_token(i) for i in range(len(itos))] == itos
+    assert [t in v for t in queries] == [t in stoi for t in queries]
+    many = (queries * 5)[:100]  # long enough for the vectorized path
+    v.set_default_index(-7)
+    assert v(many) == [stoi.get(t, -7) for t in many]
+    for token in ("zz", "q" * 20):
+        if token not in stoi:
+            v.append_token(token)
+            stoi[token] = len(stoi)
+    assert v(many + ["zz"]) == [stoi.get(t, -7) for t in many + ["zz"]] and v.get_itos() == list(stoi)
+    w = Vocab.__new__(Vocab)
+    w.__setstate__(v.__getstate__())
+    assert w == v and w.get_stoi() == stoi

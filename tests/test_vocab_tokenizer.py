@@ -455,3 +455,15 @@ def test_compact_vocab_round_trips_and_looks_up_like_a_dict(itos, queries):
     w = Vocab.__new__(Vocab)
     w.__setstate__(v.__getstate__())
     assert w == v and w.get_stoi() == stoi
+
+
+def test_many_scalar_lookups_switch_to_a_dict_with_the_same_answers(monkeypatch):
+    import textpipe.vocab as vocab_module
+    monkeypatch.setattr(vocab_module, "SCALAR_LOOKUPS_FOR_DICT", 3)
+    v = Vocab(["<unk>", "a", "b"], default_index=0)
+    assert [v[t] for t in ("a", "b", "zz")] == [1, 2, 0] and v._dict is None
+    assert v["b"] == 2 and v._dict == {"<unk>": 0, "a": 1, "b": 2}  # the 4th lookup built it
+    v.append_token("c")
+    assert v["c"] == 3 and "c" in v and v(["c", "a", "q"] * 100) == [3, 1, 0] * 100
+    v.insert_token("x", 0)  # a new store: the dict goes, ids shift
+    assert v._dict is None and [v[t] for t in ("x", "<unk>", "c")] == [0, 1, 4]

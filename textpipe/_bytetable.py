@@ -95,6 +95,9 @@ class ByteTable:
             keep = slots[slot] != pending  # placed now: its slot holds its id
             pending, home, d = pending[keep], home[keep], d + 1
         self.k1, self.k2, self.slots, self.probe, self.has_duplicates = k1, k2, slots, max(d - 1, 0), dup
+        # memoryviews for get(): indexing one returns a Python int (numpy scalar indexing is ~3x slower)
+        self._mv = (memoryview(slots).cast("B").cast("i" if slots.dtype == np.int32 else "q"),
+                    memoryview(k1).cast("B").cast("Q"), memoryview(k2).cast("B").cast("Q"))
 
     def _slots(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         return ((k1 * _MUL1 + k2 * _MUL2) >> self.shift).astype(np.intp)
@@ -109,15 +112,13 @@ class ByteTable:
         if not 0 < len(b) <= MAX_KEY_BYTES or b"\x00" in b:
             return self.extra.get(token)
         q1, q2 = int.from_bytes(b[:8], "little"), int.from_bytes(b[8:], "little")
-        s = (((q1 * _M1 + q2 * _M2) & _W) >> self._shift_int)
-        slots, k1, k2, mask = self.slots, self.k1, self.k2, self.mask
-        while True:
-            j = int(slots[s])
-            if j == OOV:
-                return None
-            if int(k1[j]) == q1 and int(k2[j]) == q2:
+        s = ((q1 * _M1 + q2 * _M2) & _W) >> self._shift_int
+        slots, k1, k2 = self._mv
+        while (j := slots[s]) != OOV:
+            if k1[j] == q1 and k2[j] == q2:
                 return j
-            s = (s + 1) & mask
+            s = (s + 1) & self.mask
+        return None
 
     def lookup(self, data: bytes, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """int64 ids of the tokens ``data[starts[i]:starts[i] + sizes[i]]``; ``OOV`` (-1) if absent.

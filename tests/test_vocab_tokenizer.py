@@ -467,3 +467,14 @@ def test_many_scalar_lookups_switch_to_a_dict_with_the_same_answers(monkeypatch)
     assert v["c"] == 3 and "c" in v and v(["c", "a", "q"] * 100) == [3, 1, 0] * 100
     v.insert_token("x", 0)  # a new store: the dict goes, ids shift
     assert v._dict is None and [v[t] for t in ("x", "<unk>", "c")] == [0, 1, 4]
+
+
+def test_counting_long_tokens_and_shared_prefixes_keeps_torchtext_order():
+    # tokens past 16 bytes are counted outside the key table; ties sort by their full bytes
+    words = ["a" * 16, "a" * 17, "a" * 16 + "b", "a" * 30, "é" * 9, "é" * 8 + "e", "x", "a" * 15 + "é"]
+    texts = [" ".join(words[i % len(words)] for i in range(j, j + 5)) for j in range(40)]
+    chunks = [texts[i:i + 7] for i in range(0, 40, 7)]
+    want = build_vocab_from_iterator((t.split() for t in texts), specials=["<pad>", "<unk>"])
+    for workers in (1, 2):
+        got = build_vocab_from_texts(chunks, tokenizer="split", num_workers=workers)
+        assert got.get_itos() == want.get_itos() and [got[w] for w in words] == [want[w] for w in words]

@@ -157,7 +157,7 @@ class _Counts:
             new = np.zeros(ok.size, bool)
             new[np.flatnonzero(ok)[~hit]] = True
             for i in np.flatnonzero(~ok).tolist():  # longer than 16 bytes: rare
-                j = self.long.get(token := data[offsets[i]:offsets[i + 1]])
+                j = self.long.get(data[offsets[i]:offsets[i + 1]])
                 if j is None:
                     new[i] = True
                 else:

@@ -349,3 +349,29 @@ def test_load_model_gives_the_vocabulary_the_tokenizer_it_was_built_with(tmp_pat
     assert vocab.tokenizer_name == "split" and vocab.tokenize("Hello, World!") == ["Hello,", "World!"]
     _, old, _ = load_model(_save(tmp_path / "plain.pt", _model()))  # no data record: basic_english
     assert old.tokenizer_name == "basic_english"
+
+
+def test_a_snapshot_keeps_its_moment_while_training_changes_the_model(tmp_path):
+    # the end-of-epoch checkpoint is written on another thread while the next epoch trains: what it writes
+    # must be the weights and optimizer state of the moment it was taken, not the live tensors
+    from textpipe.checkpoint import checkpoint_dict, write_checkpoint
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.tensor([[2, 3]])).sum().backward()
+    opt.step()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    momentum = opt.state_dict()["state"][0]["momentum_buffer"].clone()
+    ckpt = checkpoint_dict(model=model, model_config=model.config, vocab_itos=ITOS, epoch=0, step=1, optimizer=opt,
+                           snapshot=True)
+    live = checkpoint_dict(model=model, model_config=model.config, vocab_itos=ITOS, epoch=0, step=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model(torch.tensor([[2, 3]])).sum().backward()
+    opt.step()  # changes the momentum buffer in place
+    write_checkpoint(tmp_path / "a.pt", ckpt)
+    saved = load_checkpoint(tmp_path / "a.pt")
+    assert all(torch.equal(saved["model"][k], v) for k, v in before.items())
+    assert torch.equal(saved["optimizer"]["state"][0]["momentum_buffer"], momentum)
+    assert not torch.equal(live["model"]["fc.bias"], before["fc.bias"])  # without snapshot: the live tensors

@@ -66,16 +66,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: ModelConfig | dict,
-                    vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
-                    train_config: dict | None = None, vocab_default_index: int | None = 1,
-                    class_names: list[str] | None = None, sampler: dict | None = None,
-                    rng: dict | None = None, metrics: dict | None = None, data: dict | None = None,
-                    fsync: bool = True) -> Path:
-    """Write a checkpoint atomically (through `textpipe.fileio.atomic_write`), with a SHA-256 of every entry.
+def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab_itos: list[str], epoch: int,
+                    step: int, optimizer=None, scheduler=None, train_config: dict | None = None,
+                    vocab_default_index: int | None = 1, class_names: list[str] | None = None,
+                    sampler: dict | None = None, rng: dict | None = None, metrics: dict | None = None,
+                    data: dict | None = None, snapshot: bool = False) -> dict[str, Any]:
+    """The entries of a checkpoint (what `save_checkpoint` writes, before its checksum).
 
     Args:
-        path: target file; its directory is created.
         model: the model, wrapped or not; the unwrapped module's weights are saved (no `module.` prefix).
         epoch, step: the epoch in progress and the optimizer steps done so far.
         class_names: label names in label order, for reports and `textpipe.predict`.
@@ -83,22 +81,17 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
         data: how the training data was read: `text_columns`, `label_column`, `label_values` (the raw label
             of each class), `tokenizer`, `rows` (see `data_info`).
-        fsync: flush the file to the disk before the rename (survives a power cut; ~20 ms for 36 MB).
-
-    Returns:
-        The path written.
-
-    Raises:
-        WriteError: disk full, permission denied, ...: the message names the path; the previous file at
-            `path` is unchanged and no temp file is left.
+        snapshot: copy the model, optimizer and scheduler tensors to the CPU, so that the dict keeps this
+            moment's state while training goes on (for `write_checkpoint` on another thread); else the
+            weights are the live parameters.
     """
     bare = unwrap(model)  # never save the wrapper: its keys would start with "module."
     cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
-    ckpt = {
+    states = {"model": bare.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
+              "scheduler": scheduler.state_dict() if scheduler is not None else None}
+    return {
         "format_version": FORMAT_VERSION,
-        "model": bare.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        **({k: _cpu_copy(v) for k, v in states.items()} if snapshot else states),
         "model_config": cfg,
         "train_config": train_config or {},
         "vocab_itos": list(vocab_itos),
@@ -111,7 +104,31 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "metrics": metrics or {},
         "data": data or {},
     }
-    ckpt["checksum"] = {"algorithm": ALGORITHM, "entries": entry_digests(ckpt)}
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """`obj` with every tensor in it (in dicts, lists, tuples) copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+def write_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any], *, fsync: bool = True) -> Path:
+    """Write the entries `ckpt` (from `checkpoint_dict`) atomically (through `textpipe.fileio.atomic_write`),
+    with a SHA-256 of every entry.
+
+    Args:
+        fsync: flush the file to the disk before the rename (survives a power cut; ~20 ms for 36 MB).
+
+    Raises:
+        WriteError: disk full, permission denied, ...: the message names the path; the previous file at
+            `path` is unchanged and no temp file is left.
+    """
+    ckpt = {**ckpt, "checksum": {"algorithm": ALGORITHM, "entries": entry_digests(ckpt)}}
     path = Path(path)
     # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one;
     # a killed save's temp file is swept by the next save to the same path.
@@ -119,6 +136,15 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     with atomic_write(path, mode="wb", fsync=fsync) as f:
         torch_save(ckpt, f)
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, *, fsync: bool = True, **entries: Any) -> Path:
+    """`write_checkpoint(path, checkpoint_dict(**entries))`: write a checkpoint of the live state now.
+
+    Example:
+        >>> save_checkpoint("last.pt", model=model, model_config=cfg, vocab_itos=itos, epoch=0, step=10)  # doctest: +SKIP
+    """
+    return write_checkpoint(path, checkpoint_dict(**entries), fsync=fsync)
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -144,7 +144,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "is cached (None: <textpipe cache>/corpora)")
     g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
                    help="stream the training file into the memory-mapped corpus cache and reuse it (--no-cache: "
-                   "read the data into memory, as before)")
+                   "read the data into memory; default: stream files of 32 MiB and more, read smaller ones)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -24,11 +25,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from textpipe.checkpoint import (ResumeState, check_resume, copy_checkpoint, load_checkpoint, restore_rng_state,
-                                 save_checkpoint)
+from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, copy_checkpoint, load_checkpoint,
+                                 restore_rng_state, write_checkpoint)
 from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
-from textpipe.fileio import atomic_write_text
+from textpipe.fileio import BackgroundWriter, atomic_write_text
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
@@ -55,6 +56,7 @@ class Run:
     started: str = field(default_factory=now)  # wall-clock start, UTC
     writer: object = None  # TensorBoard SummaryWriter (rank 0, with --tensorboard)
     record: dict | None = None  # summary.json's "run" block (rank 0)
+    writer_thread: BackgroundWriter = field(default_factory=BackgroundWriter)  # checkpoint + metrics writes
 
     @property
     def device(self) -> torch.device:
@@ -242,17 +244,31 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)
 
 
-def save(run: Run, data: Data, tr: Trainer, name: str, *, weights: dict | None = None) -> Path:
-    """Write `name` (last.pt / best.pt) in the output directory: weights, optimizer, vocabulary, resume state."""
+def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:
+    """The checkpoint of this moment (weights, optimizer, vocabulary, resume state), copied: training may go
+    on while it is written. `weights`: the best weights kept in memory (--checkpoints end), no optimizer."""
     model = tr.model
-    if weights is not None:  # --checkpoints end: best.pt from the weights kept in memory (no optimizer state)
+    if weights is not None:
         model = TextClassifier(tr.config)
         model.load_state_dict(weights)
-    return save_checkpoint(run.out / name, model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
+    return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
                            vocab_default_index=UNK_IDX, optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
-                           class_names=data.labels.names, data=data.checkpoint_info(),
+                           class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
                            **tr.state.checkpoint_fields())
+
+
+def write_epoch_files(out: Path, ckpt: dict | None, history: list[dict], *, improved: bool) -> None:
+    """The end-of-epoch files, in this order: best.pt (if `improved`), last.pt, metrics.jsonl."""
+    if ckpt is not None and improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
+        write_checkpoint(out / "best.pt", ckpt)
+        copy_checkpoint(out / "best.pt", out / "last.pt")
+    elif ckpt is not None:
+        write_checkpoint(out / "last.pt", ckpt)
+    # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
+    # since the resumed run rewrites metrics.jsonl from the checkpoint's history. So the (fsynced)
+    # checkpoint is the durable copy during the run and metrics.jsonl is fsynced once, by `finish`.
+    write_metrics(out / "metrics.jsonl", history, fsync=False)
 
 
 # -- one epoch -------------------------------------------------------------------------------------------------
@@ -340,18 +356,13 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
     if st.batches_done == len(loaders.train):  # else stopped by --max-steps: resume mid-epoch
         st.epoch, st.batches_done = st.epoch + 1, 0
     if run.is_main:
-        if run.cfg.checkpoints != "epoch":
-            if improved:
-                tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
-        elif improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
-            save(run, data, tr, "best.pt")
-            copy_checkpoint(run.out / "best.pt", run.out / "last.pt")
-        else:
-            save(run, data, tr, "last.pt")
-        # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
-        # since the resumed run rewrites metrics.jsonl from the checkpoint's history. So the (fsynced)
-        # checkpoint is the durable copy during the run and metrics.jsonl is fsynced once, by `finish`.
-        write_metrics(run.out / "metrics.jsonl", st.history, fsync=False)
+        if run.cfg.checkpoints != "epoch" and improved:
+            tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
+        # copied now, written on the writer thread while the next epoch trains (a write error is raised at
+        # the next write or by `finish`)
+        ckpt = snapshot(run, data, tr) if run.cfg.checkpoints == "epoch" else None
+        history = [dict(r) for r in st.history]
+        run.writer_thread.submit(lambda: write_epoch_files(run.out, ckpt, history, improved=improved))
         if run.writer is not None:
             for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
                 if record[k] is not None:
@@ -366,6 +377,7 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
 def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -> dict:
     """Check the replicas agree, test the best model, write summary.json; returns the summary."""
     st, cfg = tr.state, run.cfg
+    run.writer_thread.wait()  # the last epoch's files are on disk (or their write error is raised here)
     # one process: no replicas to compare, and hashing the weights again costs ~20-30 ms (None)
     mine = {"rank": run.info.rank, "step": st.step,
             "weights": weights_digest(tr.model) if run.info.world_size > 1 else None}
@@ -387,8 +399,8 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
     if st.history:  # durable now (end_epoch wrote it without fsync; the checkpoints held the history)
         write_metrics(run.out / "metrics.jsonl", st.history)
     if cfg.checkpoints == "end":
-        save(run, data, tr, "last.pt")
-        save(run, data, tr, "best.pt", weights=tr.best_weights)
+        write_checkpoint(run.out / "last.pt", snapshot(run, data, tr))
+        write_checkpoint(run.out / "best.pt", snapshot(run, data, tr, weights=tr.best_weights))
     if data.test is not None:
         if cfg.checkpoints == "none":  # the best weights, from memory
             model = TextClassifier(tr.config).to(run.device)
@@ -453,7 +465,8 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                f"{run.info.world_size} process(es) on {run.device}")
         t_loop = time.perf_counter()
         while tr.state.epoch < config.epochs and tr.state.step < tr.total_steps:
-            train_one_epoch(run, loaders.train, tr, lambda: save(run, data, tr, "last.pt"))
+            train_one_epoch(run, loaders.train, tr, lambda: run.writer_thread.submit(
+                partial(write_checkpoint, run.out / "last.pt", snapshot(run, data, tr))))
             record = end_epoch(run, data, loaders, tr, t_loop)
             if report is not None and run.is_main:
                 report(dict(record))
@@ -462,6 +475,7 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                 break
         return finish(run, data, loaders, tr, time.perf_counter() - t_loop)
     finally:
+        run.writer_thread.close()  # after an error too: the last checkpoint lands whole
         if run.writer is not None:
             run.writer.close()
         if run.lock is not None:

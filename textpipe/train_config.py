@@ -74,7 +74,8 @@ class TrainConfig:
     tensorboard: str | None = None  # also log scalars to this TensorBoard directory
     progress: bool = True  # tqdm progress bars (rank 0 only)
     cache_dir: str | None = None  # where a training file's encoded corpus is cached; None = <textpipe cache>/corpora
-    cache: bool = True  # stream the training file into the memory-mapped corpus cache; False = read it into memory
+    cache: bool | None = None  # stream the training file into the memory-mapped corpus cache; False = read it into
+    # memory; None = stream files of corpus_cache.STREAM_MIN_BYTES (32 MiB) and more, read smaller ones
 
 
 # The fused step lists the whole epoch's batches and holds every training text's rows in memory: above this
@@ -122,6 +123,9 @@ def check_config(cfg: TrainConfig) -> None:
                           ("checkpoints", ("epoch", "end", "none"))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {choices}")
+    for name in ("cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
+        if type(getattr(cfg, name)) not in (bool, type(None)):  # "False" would be true
+            raise bad(name, "True, False" + ("" if name in ("overwrite", "progress") else " or None"))
     if cfg.ngrams == 2 and cfg.buckets < 1:
         raise bad("buckets", ">= 1 with --ngrams 2")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):

@@ -1,8 +1,10 @@
 """The checkpoint format: one `torch.save` dict, written atomically, read safely (`weights_only=True`).
 
 This module is the only place that knows the keys. Everything in the file is a tensor, a number, a string,
-a list or a dict, so loading never runs pickled code. Version 2 files carry a SHA-256 of every entry
-(`checksum`), verified on load; version 1 files (no checksum) still load. Example:
+a list or a dict, so loading never runs pickled code. Version 2 and 3 files carry a SHA-256 of every entry
+(`checksum`), verified on load; version 1 files (no checksum) still load. Version 3 stores the vocabulary as
+one string and a tensor of lengths (`_checkpoint_io.pack_tokens`); `load_checkpoint` gives it back as a list.
+Example:
 
     >>> model, vocab, ckpt = load_model("runs/ag_news/best.pt")  # doctest: +SKIP
 """
@@ -22,13 +24,13 @@ from torch import nn
 
 from textpipe._checkpoint_integrity import (ALGORITHM, CheckpointError, check_consistency, entry_digests,
                                             verify_digests)
-from textpipe._checkpoint_io import open_error, sweep_legacy_temps, torch_save
+from textpipe._checkpoint_io import open_error, pack_tokens, sweep_legacy_temps, torch_save, unpack_tokens
 from textpipe.distributed import unwrap
 from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps, temp_path_for
 from textpipe.model import ModelConfig, TextClassifier
 
-FORMAT_VERSION = 2  # 2: + "checksum" (SHA-256 of every entry)
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2: + "checksum" (SHA-256 of every entry); 3: vocab_itos packed (see `pack_tokens`)
+READABLE_VERSIONS = (1, 2, 3)
 _REQUIRED = ("format_version", "model", "model_config", "vocab_itos", "epoch", "step")
 
 
@@ -94,7 +96,7 @@ def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab
         **({k: _cpu_copy(v) for k, v in states.items()} if snapshot else states),
         "model_config": cfg,
         "train_config": train_config or {},
-        "vocab_itos": list(vocab_itos),
+        "vocab_itos": pack_tokens(vocab_itos),
         "vocab_default_index": vocab_default_index,
         "class_names": list(class_names) if class_names is not None else None,
         "epoch": int(epoch),
@@ -214,7 +216,7 @@ def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Read, verify and cross-check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
 
-    Version 2 files are checked against their SHA-256 record; every version is checked for consistency
+    Version 2 and 3 files are checked against their SHA-256 record; every version is checked for consistency
     (vocabulary size, class names, weight shapes against `model_config`).
 
     Raises:
@@ -248,12 +250,18 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     if missing:
         raise CheckpointError(f"{where} is missing keys {missing}; it is not a complete textpipe checkpoint")
     stripped = strip_module_prefix(ckpt["model"]) if isinstance(ckpt["model"], dict) else ckpt["model"]
+    itos = ckpt["vocab_itos"]
+    if version >= 3 and isinstance(itos, dict):
+        try:
+            itos = unpack_tokens(itos, where)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
     # The cross-checks first: for a file assembled from two runs they name the part that does not fit
     # (a bit flip passes them and fails the checksum, which covers the file as saved, prefix and all).
-    check_consistency({**ckpt, "model": stripped}, path)
+    check_consistency({**ckpt, "model": stripped, "vocab_itos": itos}, path)
     if version >= 2:
         verify_digests(ckpt, path)
-    ckpt["model"] = stripped
+    ckpt["model"], ckpt["vocab_itos"] = stripped, itos
     return ckpt
 
 

@@ -18,8 +18,9 @@ Run the tests: python -m pytest -q tests/test_fast_sgd.py
 """
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from textpipe.model import TextClassifier
 
-__all__ = ["corpus_bags", "row_scale", "FlatBatches", "sgd_step", "LRSchedule"]
+__all__ = ["corpus_bags", "row_scale", "FlatBatches", "sgd_step", "hogwild_steps", "LRSchedule"]
 
 
 @torch.no_grad()
@@ -148,6 +149,39 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
     E.index_put_((ids,), per_row, accumulate=True)  # the rows in the batch, nothing else
 
 
+def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Callable[[int], float],
+                  threads: int) -> torch.Tensor:
+    """`sgd_step` on every batch, by `threads` threads that update the model in place without locks.
+
+    Hogwild! (Recht et al., 2011), as fastText's `-thread` trains: thread k takes batches k, k + threads, ...,
+    batch j with learning rate `lr_at(j)`. The ops release the GIL, so the threads run on separate cores
+    (measured, 350 batches of 256 on this 2-core machine: 1.57x faster with 2 threads than with one). Two
+    threads may update one row at once and lose one of the updates, so results differ from run to run.
+
+    Returns:
+        The batches' `stats` summed: float64 `(3,)` = loss sum, correct predictions, texts.
+    """
+    stats = [torch.zeros(3, dtype=torch.float64) for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(k, len(batches), threads):
+                sgd_step(model, *batches[j], lr=lr_at(j), stats=stats[k])
+        except BaseException as e:  # noqa: BLE001 - re-raised by the calling thread below
+            errors.append(e)
+
+    others = [threading.Thread(target=work, args=(k,), name=f"textpipe-hogwild-{k}") for k in range(1, threads)]
+    for t in others:
+        t.start()
+    work(0)
+    for t in others:
+        t.join()
+    if errors:
+        raise errors[0]
+    return torch.stack(stats).sum(0)
+
+
 def _gather_all(ids, per_row, dW, db, B: int, *, pad_idx: int):
     """All ranks' sparse rows (concatenated in rank order) and summed dense gradients and batch sizes."""
     world = dist.get_world_size()
@@ -185,7 +219,11 @@ class LRSchedule:
         self.base_lr, self.shape, self.last_epoch = float(lr), shape, 0  # last_epoch: steps done (LambdaLR's name)
 
     def get_last_lr(self) -> list[float]:
-        return [self.base_lr * float(self.shape(self.last_epoch))]
+        return [self.lr_at(self.last_epoch)]
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step number `step` (0-based)."""
+        return self.base_lr * float(self.shape(step))
 
     def step(self) -> None:
         self.last_epoch += 1

@@ -125,6 +125,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="sparse embedding gradients (None: on for CPU with SGD)")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=t.fused,
                    help="the fused SGD step, see docs/training-speed.md (None: on for sgd without weight decay or dp)")
+    g.add_argument("--hogwild", type=int, default=t.hogwild, metavar="N",
+                   help="N threads train the shared model without locks, as fastText's -thread (CPU, fused step; "
+                   "not deterministic); 1 = off")
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")

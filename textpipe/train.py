@@ -205,6 +205,10 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     fused = uses_fused_step(cfg, train_rows=len(data.train))
+    if cfg.hogwild > 1 and not (fused and device.type == "cpu"):
+        raise ValueError(f"--hogwild {cfg.hogwild} needs the fused SGD step on the CPU; this run has "
+                         f"{'the fused step' if fused else 'the autograd loop'} on {device} (drop --hogwild, or "
+                         "use --device cpu with sgd, no weight decay, no --no-fused)")
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:
@@ -307,7 +311,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
 
 def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]) -> None:
     """`train_one_epoch` with the fused step: large batches, no autograd, no host sync until the epoch ends."""
-    from textpipe._fast_sgd import sgd_step
+    from textpipe._fast_sgd import hogwild_steps, sgd_step
 
     cfg, st = run.cfg, tr.state
     stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
@@ -317,8 +321,16 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
             st.running[k] += v if k == "loss_sum" else int(v)
         stats.zero_()
 
-    bar = tqdm(tr.flat.epoch(st.epoch, start=st.batches_done), total=len(tr.flat), initial=st.batches_done,
-               leave=False, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
+    batches = tr.flat.epoch(st.epoch, start=st.batches_done)
+    if cfg.hogwild > 1:  # the epoch's batches shared out to threads (no progress bar, no mid-epoch saves)
+        batches, step0 = list(islice(batches, tr.total_steps - st.step)), st.step
+        stats += hogwild_steps(tr.model, batches, lr_at=lambda j: tr.sched.lr_at(step0 + j), threads=cfg.hogwild)
+        for _ in batches:
+            tr.sched.step()
+        st.step, st.batches_done = st.step + len(batches), st.batches_done + len(batches)
+        return flush()
+    bar = tqdm(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
+               desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
         sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
         tr.sched.step()

@@ -65,6 +65,8 @@ class TrainConfig:
     bucket: bool | None = None  # batch texts of similar length (less padding); None = on, off with the fused step
     sparse: bool | None = None  # sparse embedding gradients; None = on for CPU + SGD, off otherwise
     threads: int = 1  # torch CPU threads per process; 0 = torch's default (see examples/train_ag_news.md)
+    hogwild: int = 1  # training threads that update the model without locks (fastText's -thread; fused step,
+    # CPU, one process); 1 = off: deterministic, and a resumed run equals an uninterrupted one
     # -- output
     output_dir: str = "runs/ag_news"  # checkpoints, metrics.jsonl, summary.json
     resume: str | None = None  # "last" = <output-dir>/last.pt, or a checkpoint path
@@ -126,6 +128,12 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
         if type(getattr(cfg, name)) not in (bool, type(None)):  # "False" would be true
             raise bad(name, "True, False" + ("" if name in ("overwrite", "progress") else " or None"))
+    if cfg.hogwild < 1:
+        raise bad("hogwild", ">= 1 (1 = off)")
+    if cfg.hogwild > 1 and (cfg.parallel != "none" or cfg.save_every):
+        raise ValueError(f"--hogwild {cfg.hogwild} trains with threads in one process, so it needs --parallel none "
+                         f"(got {cfg.parallel!r}) and checkpoints at epoch ends only (--save-every 0, got "
+                         f"{cfg.save_every})")
     if cfg.ngrams == 2 and cfg.buckets < 1:
         raise bad("buckets", ">= 1 with --ngrams 2")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):

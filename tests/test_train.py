@@ -379,3 +379,25 @@ def test_hogwild_threads_train_to_the_accuracy_of_one_thread(data_dir, tmp_path)
 def test_hogwild_is_refused_where_it_cannot_work(data_dir, tmp_path, capsys, extra, message):
     assert main(_args(data_dir, tmp_path, "--epochs", "1", *extra)) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_failed_background_checkpoint_write_is_raised_and_never_hides_another_error(data_dir, tmp_path, capsys,
+                                                                                      monkeypatch, stop):
+    import textpipe.train as train_module
+    from textpipe.fileio import WriteError
+    from textpipe.train import TrainConfig, fit
+
+    def full_disk(out, ckpt, history, *, improved):
+        raise WriteError(28, f"no space left on the device while trying to write {out / 'last.pt'}")
+
+    def report(record):
+        if stop:
+            raise RuntimeError("trial stopped")  # as tune's ASHA stops a trial
+
+    monkeypatch.setattr(train_module, "write_epoch_files", full_disk)
+    cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(tmp_path), embed_dim=8, buckets=512, epochs=2,
+                      batch_size=16, progress=False)
+    with pytest.raises(RuntimeError if stop else WriteError, match="trial stopped" if stop else "no space left"):
+        fit(cfg, report=report)
+    assert ("the checkpoint being written failed too: no space left" in capsys.readouterr().err) == stop

@@ -192,7 +192,7 @@ class BackgroundWriter:
             pending.result()
 
     def close(self) -> None:
-        """`wait()`, then stop the thread (also when the job failed)."""
+        """`wait()`, then stop the thread (also when the job failed); a second call does nothing."""
         try:
             self.wait()
         finally:

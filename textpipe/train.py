@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -486,8 +487,15 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                 print0(f"early stop: no better validation accuracy for {tr.state.bad_epochs} epochs")
                 break
         return finish(run, data, loaders, tr, time.perf_counter() - t_loop)
+    except BaseException:  # the checkpoint in flight lands whole; its own failure must not hide this error
+        try:
+            run.writer_thread.close()
+        except Exception as e:  # noqa: BLE001 - reported, then the first error propagates
+            print(f"warning: the checkpoint being written failed too: {getattr(e, 'strerror', None) or e}",
+                  file=sys.stderr, flush=True)
+        raise
     finally:
-        run.writer_thread.close()  # after an error too: the last checkpoint lands whole
+        run.writer_thread.close()
         if run.writer is not None:
             run.writer.close()
         if run.lock is not None:

@@ -1,7 +1,7 @@
 """The fused SGD trainer of `TextClassifier`: each step is a few tensor ops with no autograd graph.
 
     bags = corpus_bags(model, corpus)                          # words + hashed bigrams, once per corpus
-    batches = FlatBatches(bags, sampler)                       # an epoch = one gather, batches are slices
+    batches = FlatBatches(bags, sampler)                       # each batch gathered from the bags
     for ids, scale, offsets, labels in batches.epoch(epoch):
         sgd_step(model, ids, scale, offsets, labels, lr=lr, stats=stats)
 
@@ -61,10 +61,10 @@ def row_scale(bag_ids: torch.Tensor, num_rows: int, *, batch_texts: int, num_tex
 
 
 class FlatBatches:
-    """A batch sampler's batches as `(bag ids (M,), scale (M,), offsets (B,), labels (B,))`, one gather per epoch.
+    """A batch sampler's batches as `(bag ids (M,), scale (M,), offsets (B,), labels (B,))`.
 
-    `epoch(e)` gathers this rank's texts of epoch `e`, in the sampler's order, into one flat array (on
-    `device`); each batch is then a slice of it. Same batches, order and `len()` as
+    `epoch(e)` yields this rank's batches of epoch `e`, in the sampler's order, each gathered on the CPU
+    and moved to `device`. Same batches, order and `len()` as
     `make_dataloader(corpus, ...)` with the same sampler. `scale` is `row_scale` for the global batch
     (`batch_size * num_replicas` texts).
 
@@ -87,25 +87,26 @@ class FlatBatches:
         """Yield the batches of `epoch` on this rank from batch number `start` on (a resume skips the rest)."""
         s = self.batch_sampler
         s.set_epoch(epoch)
-        batches = s.epoch_batches()[s.rank::s.num_replicas][start:]
-        if not batches:
-            return
-        order = torch.from_numpy(np.concatenate(batches))
-        lengths = self.lengths[order]  # (n,) rows of each text, in epoch order
+        for texts in s.epoch_batches()[s.rank::s.num_replicas][start:]:
+            yield self._gather(torch.from_numpy(np.asarray(texts, dtype=np.int64)))
+
+    def _gather(self, texts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One batch: its texts' bags end to end, their scales, where each text starts, the labels.
+
+        subtle: gathered batch by batch, not for the whole epoch at once: an epoch-sized gather allocates
+        fresh 10-100 MB arrays every epoch, and their page faults cost more than the per-batch calls
+        (measured at 89,600 texts: 0.33 s vs ~0.05 s an epoch)."""
+        lengths = self.lengths.index_select(0, texts)  # (B,) rows of each text
         ends = lengths.cumsum(0)
+        starts = ends - lengths
         total = int(ends[-1]) if ends.numel() else 0
-        # position j of the epoch's array holds bag_ids[start of its text + (j - where its text begins)]
-        shift = torch.repeat_interleave(self.bag_offsets[:-1][order] - (ends - lengths), lengths, output_size=total)
-        where = shift + torch.arange(total)
-        flat = self.bag_ids[where].to(self.device, non_blocking=True)
-        scale = self.scale[where].to(self.device, non_blocking=True)
-        labels = self.labels[order].to(self.device, non_blocking=True)
-        text_starts = (ends - lengths).to(self.device, non_blocking=True)  # (n,) each text's start in `flat`
-        bounds = np.concatenate([[0], np.cumsum([len(b) for b in batches])])  # texts per batch, on the host
-        row_bounds = torch.cat([torch.zeros(1, dtype=torch.long), ends])[torch.from_numpy(bounds)].tolist()
-        for k in range(len(batches)):
-            a, b, ra, rb = bounds[k], bounds[k + 1], row_bounds[k], row_bounds[k + 1]
-            yield flat[ra:rb], scale[ra:rb], text_starts[a:b] - ra, labels[a:b]
+        # position j of the batch holds bag_ids[start of its text + (j - where its text begins)]
+        where = torch.repeat_interleave(self.bag_offsets.index_select(0, texts) - starts, lengths, output_size=total)
+        where += torch.arange(total)
+        # index_select, not `tensor[where]`: 4x faster for these sizes (15 vs 65 us for 23k ids)
+        return tuple(t.to(self.device, non_blocking=True)
+                     for t in (self.bag_ids.index_select(0, where), self.scale.index_select(0, where), starts,
+                               self.labels.index_select(0, texts)))
 
 
 @torch.no_grad()

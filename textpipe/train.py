@@ -26,15 +26,16 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, copy_checkpoint, load_checkpoint,
-                                 restore_rng_state, write_checkpoint)
+from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, load_checkpoint, restore_rng_state,
+                                 write_checkpoint)
 from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
 from textpipe.fileio import BackgroundWriter, atomic_write_text
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
-from textpipe.rundir import RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_metrics
+from textpipe.rundir import (RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_epoch_files,
+                             write_metrics)
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
                                    config_dict, uses_bucketing, uses_fused_step, FUSED_MAX_ROWS)
 
@@ -261,19 +262,6 @@ def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) 
                            scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
                            **tr.state.checkpoint_fields())
-
-
-def write_epoch_files(out: Path, ckpt: dict | None, history: list[dict], *, improved: bool) -> None:
-    """The end-of-epoch files, in this order: best.pt (if `improved`), last.pt, metrics.jsonl."""
-    if ckpt is not None and improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
-        write_checkpoint(out / "best.pt", ckpt)
-        copy_checkpoint(out / "best.pt", out / "last.pt")
-    elif ckpt is not None:
-        write_checkpoint(out / "last.pt", ckpt)
-    # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
-    # since the resumed run rewrites metrics.jsonl from the checkpoint's history. So the (fsynced)
-    # checkpoint is the durable copy during the run and metrics.jsonl is fsynced once, by `finish`.
-    write_metrics(out / "metrics.jsonl", history, fsync=False)
 
 
 # -- one epoch -------------------------------------------------------------------------------------------------

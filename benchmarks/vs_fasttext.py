@@ -15,8 +15,10 @@ Every trial is a fresh interpreter (this file with `--worker`), interleaved: for
             tokens; the tokenizing is inside textpipe's timed call, outside fastText's).
   textpipe: `fit(TrainConfig(data_dir=D, output_dir=tmp, seed=s, progress=False))` with its defaults, D holding
             only train.csv (fit's own test pass is left out, as fastText's predict is); reads the CSV,
-            tokenizes, builds the vocabulary, encodes (into its corpus cache, a fresh one per trial: never
-            warm), trains, writes its checkpoints. Then `evaluate(best.pt)`.
+            tokenizes, builds the vocabulary, encodes (in memory: files under 32 MiB are not streamed into the
+            corpus cache; were it used, a fresh one per trial: never warm), trains, writes its checkpoints
+            (one per epoch). Then `evaluate(best.pt)`. `--hogwild N`: the same with `hogwild=N` (N threads,
+            as fastText's `thread=2`; not deterministic).
 `--cycles 4 16` repeat the training rows 4x / 16x (the same test file). time_ratio = median textpipe train wall
 / median fastText train wall. The last line is one JSON object (the 1x figures at the top level).
 """
@@ -99,14 +101,15 @@ def worker_fasttext(args, t_started: float) -> dict:
 
 
 def fit_textpipe(data_dir: str, output_dir: str, seed: int, checkpoints: str | None = None, *,
-                 cache_dir: str | None = None) -> dict:
-    """textpipe's training call: the library's `fit()` with its defaults (and `--checkpoints` if given).
+                 cache_dir: str | None = None, hogwild: int = 1) -> dict:
+    """textpipe's training call: the library's `fit()` with its defaults (and `--checkpoints`, `--hogwild`).
 
     `cache_dir`: where its corpus cache goes; the trials give each a fresh one (a cold cache: every trial
     reads, counts and encodes the CSV, as fastText reads its file), and nothing is left in ~/.cache."""
     from textpipe.train import TrainConfig, fit
 
     extra = {"checkpoints": checkpoints} if checkpoints else {}
+    extra |= {"hogwild": hogwild} if hogwild > 1 else {}
     extra |= {"cache_dir": cache_dir} if cache_dir else {}
     return fit(TrainConfig(data_dir=data_dir, output_dir=output_dir, seed=seed, progress=False, **extra))
 
@@ -121,7 +124,7 @@ def worker_textpipe(args, t_started: float) -> dict:
         w0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             summary = fit_textpipe(args.dir, str(Path(tmp) / "run"), args.seed, args.checkpoints,
-                                   cache_dir=str(Path(tmp) / "corpus-cache"))
+                                   cache_dir=str(Path(tmp) / "corpus-cache"), hogwild=args.hogwild)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         from textpipe.data.ag_news import read_ag_news_csv
         report = evaluate(summary["checkpoint"], read_ag_news_csv(Path(args.work) / "test.csv"))
@@ -129,14 +132,14 @@ def worker_textpipe(args, t_started: float) -> dict:
             "train_loop_s": summary["train_loop_s"], "steps": summary["steps"]}
 
 
-def run_trial(name: str, d: Path, work: Path, seed: int, checkpoints: str | None) -> dict:
+def run_trial(name: str, d: Path, work: Path, seed: int, checkpoints: str | None, hogwild: int) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                           os.environ.get("PYTHONPATH", "")])}
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "n/a"
     t = time.time()
     proc = subprocess.run([sys.executable, __file__, "--worker", name, "--dir", str(d), "--work", str(work),
-                           "--seed", str(seed), "--spawned", repr(t)] + (["--checkpoints", checkpoints] if checkpoints
-                                                                          else []),
+                           "--seed", str(seed), "--spawned", repr(t), "--hogwild", str(hogwild)]
+                          + (["--checkpoints", checkpoints] if checkpoints else []),
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"error: the {name} trial failed:\n{proc.stderr.strip()[-2000:]}")
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--checkpoints", choices=["epoch", "end", "none"], default=None,
                    help="textpipe's TrainConfig.checkpoints (default: its default, a checkpoint every epoch)")
+    p.add_argument("--hogwild", type=int, default=1, help="textpipe's TrainConfig.hogwild (default 1: off)")
     p.add_argument("--worker", choices=["fasttext", "textpipe"], help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = prepare(Path(args.data_dir), work, args.cycles)
-        print(f"fastText 0.9.2 {FASTTEXT} vs textpipe fit() defaults (checkpoints: {args.checkpoints or 'default'}); "
+        print(f"fastText 0.9.2 {FASTTEXT} vs textpipe fit() defaults (checkpoints: {args.checkpoints or 'default'}, "
+              f"hogwild {args.hogwild}); "
               f"cores {os.cpu_count()}, "
               f"loadavg {open('/proc/loadavg').read().split()[:3]}")
         for c in args.cycles:
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 order = ("fasttext", "textpipe") if seed % 2 == 0 else ("textpipe", "fasttext")
                 for name in order:
-                    trials[name].append(run_trial(name, sets[c]["dir"], work, seed, args.checkpoints))
+                    trials[name].append(run_trial(name, sets[c]["dir"], work, seed, args.checkpoints, args.hogwild))
             med = {n: {k: statistics.median(t[k] for t in ts) for k in ("startup_s", "imports_s", "train_s",
                                                                           "train_cpu_s", "acc")}
                    for n, ts in trials.items()}
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"imports {row['imports_s']} | loadavg {[t['loadavg'] for ts in trials.values() for t in ts]}",
                   flush=True)
     first = {k: v for k, v in results[0].items() if k != "per_seed"}
-    print(json.dumps({**first, "seeds": args.seeds, "checkpoints": args.checkpoints or "default",
+    print(json.dumps({**first, "seeds": args.seeds, "checkpoints": args.checkpoints or "default", "hogwild": args.hogwild,
                       "by_cycles": results}))
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from _diskfull import fill_disk
 import torch
@@ -55,7 +56,7 @@ def test_a_raw_dataparallel_state_dict_is_loaded_without_the_prefix(tmp_path):
     _save(tmp_path / "c.pt", _model())
     ckpt = torch.load(tmp_path / "c.pt", weights_only=True)
     ckpt["model"] = wrapped.state_dict()  # as a script that forgot to unwrap would save it (version 1: no checksum)
-    ckpt["format_version"] = 1
+    ckpt["format_version"], ckpt["vocab_itos"] = 1, ITOS  # version 1: a list
     del ckpt["checksum"]
     torch.save(ckpt, tmp_path / "prefixed.pt")
     bare = TextClassifier(ModelConfig(**ckpt["model_config"]))
@@ -80,7 +81,7 @@ def test_corrupt_files_give_a_clear_error(tmp_path, damage):
 
 def test_unknown_version_and_foreign_files(tmp_path):
     torch.save({"format_version": 99}, tmp_path / "v.pt")
-    with pytest.raises(CheckpointError, match="has format_version 99, but this textpipe reads format_version 1 or 2"):
+    with pytest.raises(CheckpointError, match="has format_version 99, but this textpipe reads format_version 1 or 2 or 3"):
         load_checkpoint(tmp_path / "v.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "f.pt")
     with pytest.raises(ValueError, match="not a textpipe checkpoint"):
@@ -349,3 +350,55 @@ def test_load_model_gives_the_vocabulary_the_tokenizer_it_was_built_with(tmp_pat
     assert vocab.tokenizer_name == "split" and vocab.tokenize("Hello, World!") == ["Hello,", "World!"]
     _, old, _ = load_model(_save(tmp_path / "plain.pt", _model()))  # no data record: basic_english
     assert old.tokenizer_name == "basic_english"
+
+
+def test_a_snapshot_keeps_its_moment_while_training_changes_the_model(tmp_path):
+    # the end-of-epoch checkpoint is written on another thread while the next epoch trains: what it writes
+    # must be the weights and optimizer state of the moment it was taken, not the live tensors
+    from textpipe.checkpoint import checkpoint_dict, write_checkpoint
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.tensor([[2, 3]])).sum().backward()
+    opt.step()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    momentum = opt.state_dict()["state"][0]["momentum_buffer"].clone()
+    ckpt = checkpoint_dict(model=model, model_config=model.config, vocab_itos=ITOS, epoch=0, step=1, optimizer=opt,
+                           snapshot=True)
+    live = checkpoint_dict(model=model, model_config=model.config, vocab_itos=ITOS, epoch=0, step=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model(torch.tensor([[2, 3]])).sum().backward()
+    opt.step()  # changes the momentum buffer in place
+    write_checkpoint(tmp_path / "a.pt", ckpt)
+    saved = load_checkpoint(tmp_path / "a.pt")
+    assert all(torch.equal(saved["model"][k], v) for k, v in before.items())
+    assert torch.equal(saved["optimizer"]["state"][0]["momentum_buffer"], momentum)
+    assert not torch.equal(live["model"]["fc.bias"], before["fc.bias"])  # without snapshot: the live tensors
+
+
+def test_format_3_stores_the_vocabulary_packed_and_loads_it_as_a_list(tmp_path):
+    itos = ITOS[:-3] + ["", "new\nline", "naïve"]
+    model = _model()
+    save_checkpoint(tmp_path / "c.pt", model=model, model_config=model.config, vocab_itos=itos, epoch=0, step=1)
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert raw["format_version"] == 3 and set(raw["vocab_itos"]) == {"text", "lengths"}
+    assert load_checkpoint(tmp_path / "c.pt")["vocab_itos"] == itos
+
+
+@pytest.mark.parametrize("packed", [{"text": "ab", "lengths": torch.tensor([1, 2])},
+                                    {"text": "ab", "lengths": torch.tensor([3, -1])},
+                                    {"text": "ab", "lengths": torch.tensor([1.0, 1.0])}, {"text": "ab"}])
+def test_a_damaged_packed_vocabulary_is_named(tmp_path, packed):
+    path = _edit(_save(tmp_path / "c.pt", _model()), tmp_path / "x.pt", reseal=True, vocab_itos=packed)
+    with pytest.raises(CheckpointError, match=r"x\.pt'.*the packed vocabulary \(vocab_itos\) is damaged"):
+        load_checkpoint(path)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.text()))
+def test_pack_tokens_round_trips_any_tokens(itos):
+    from textpipe._checkpoint_io import pack_tokens, unpack_tokens
+
+    assert unpack_tokens(pack_tokens(itos), "x") == itos

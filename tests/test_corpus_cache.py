@@ -96,7 +96,7 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
     csv = write_csv(tmp_path / "data" / "train.csv", 360)
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "textpipe.train",
-           "--data-dir", str(csv.parent), "--cache-dir", str(tmp_path / "cache"),
+           "--data-dir", str(csv.parent), "--cache", "--cache-dir", str(tmp_path / "cache"),
            "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--parallel", "ddp", "--device", "cpu",
            "--val-fraction", "0.1", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
@@ -113,3 +113,31 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
     import json
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["replicas_in_sync"] and [r["step"] for r in summary["ranks"]] == [21, 21]  # 324 rows: 41 batches
+
+
+@pytest.mark.parametrize("cache, min_bytes, streamed", [(None, 1 << 30, False), (None, 0, True), (True, 1 << 30, True),
+                                                         (False, 0, False)])
+def test_prepare_data_streams_by_flag_or_by_file_size(tmp_path, monkeypatch, cache, min_bytes, streamed):
+    # --cache unset: files of STREAM_MIN_BYTES and more are streamed into the cache, smaller ones read in memory;
+    # both paths give the same vocabulary and encoded rows
+    import textpipe.corpus_cache as cc
+    from textpipe.prepare import prepare_data
+    from textpipe.train_config import TrainConfig
+
+    monkeypatch.setattr(cc, "STREAM_MIN_BYTES", min_bytes)
+    csv = write_csv(tmp_path / "train.csv", 200)
+    cfg = TrainConfig(train=str(csv), cache=cache, cache_dir=str(tmp_path / "cache"), progress=False)
+    data = prepare_data(cfg)
+    entries = list((tmp_path / "cache").glob("corpus-*/meta.json")) if (tmp_path / "cache").exists() else []
+    assert len(entries) == (1 if streamed else 0)
+    reference = prepare_data(TrainConfig(train=str(csv), cache=False, progress=False))
+    assert data.vocab.get_itos() == reference.vocab.get_itos()
+    assert np.array_equal(np.asarray(data.train.ids), np.asarray(reference.train.ids))
+    assert np.array_equal(np.asarray(data.train.labels), np.asarray(reference.train.labels))
+
+
+def test_cache_flag_must_be_a_bool_or_none():
+    from textpipe.train_config import TrainConfig, check_config
+
+    with pytest.raises(ValueError, match=r"cache \(--cache\) must be True, False or None, got 'False'"):
+        check_config(TrainConfig(cache="False"))

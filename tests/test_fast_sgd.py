@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from textpipe._fast_sgd import FlatBatches, corpus_bags, row_scale, sgd_step
+from textpipe._fast_sgd import FlatBatches, corpus_bags, hogwild_steps, row_scale, sgd_step
 from textpipe.corpus import EncodedCorpus
 from textpipe.loader import make_dataloader
 from textpipe.model import ModelConfig, TextClassifier
@@ -156,3 +156,35 @@ def test_the_fused_step_is_the_default_for_sgd_and_batches_are_random_there():
                      TrainConfig(fused=False)):
         assert not uses_fused_step(autograd) and uses_bucketing(autograd)  # padded batches: bucket them
     assert uses_bucketing(TrainConfig(bucket=True)) and not uses_bucketing(TrainConfig(fused=False, bucket=False))
+
+
+def test_hogwild_threads_share_out_every_batch_once_with_its_own_learning_rate():
+    import threading
+
+    corpus, _ = _corpus(n=64)
+    model = _model()
+    flat = FlatBatches(corpus_bags(model, corpus), BucketBatchSampler(corpus.lengths, 8, seed=0), num_rows=28)
+    batches = list(flat.epoch(0))
+    seen = []
+
+    def lr_at(j):
+        seen.append((j, threading.current_thread().name))
+        return 0.5
+
+    stats = hogwild_steps(model, batches, lr_at=lr_at, threads=3)
+    assert sorted(j for j, _ in seen) == list(range(len(batches)))  # each batch once
+    by_thread = {name: {j % 3 for j, n in seen if n == name} for _, name in seen}
+    assert len(by_thread) == 3 and all(len(r) == 1 for r in by_thread.values())  # thread k: batches k, k+3, ...
+    assert stats[2].item() == 64  # every text trained on once
+    assert not torch.equal(model.embedding.weight, _model().embedding.weight)  # the shared model was updated
+
+
+def test_an_error_in_a_hogwild_thread_reaches_the_caller():
+    corpus, _ = _corpus(n=32)
+    model = _model()
+    flat = FlatBatches(corpus_bags(model, corpus), BucketBatchSampler(corpus.lengths, 8, seed=0), num_rows=28)
+    batches = list(flat.epoch(0))
+    ids, scale, offsets, labels = batches[1]  # thread 1's first batch: a label out of range
+    batches[1] = (ids, scale, offsets, torch.full_like(labels, 7))
+    with pytest.raises(IndexError):
+        hogwild_steps(model, batches, lr_at=lambda j: 0.5, threads=2)

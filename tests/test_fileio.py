@@ -90,3 +90,35 @@ def test_missing_file_message_names_what_is_missing(tmp_path):
     err = FileNotFoundError(_errno.ENOENT, "No such file or directory")
     assert describe_os_error(err, tmp_path / "a.txt", action="read").endswith(f"{tmp_path / 'a.txt'} does not exist")
     assert describe_os_error(err, tmp_path / "no" / "a.txt").endswith(f"{tmp_path / 'no'} does not exist")
+
+
+def test_background_writer_runs_jobs_in_order_and_raises_a_failed_job_at_the_next_call():
+    import threading
+
+    from textpipe.fileio import BackgroundWriter
+
+    done, threads = [], set()
+
+    def job(i):
+        def run():
+            threads.add(threading.current_thread().name)
+            done.append(i)
+        return run
+
+    def fail():
+        raise WriteError(28, "no space left on the device while trying to write last.pt")
+
+    w = BackgroundWriter()
+    for i in range(5):
+        w.submit(job(i))
+    w.wait()
+    assert done == [0, 1, 2, 3, 4] and threads and all(n.startswith("textpipe-writer") for n in threads)
+    w.submit(fail)
+    with pytest.raises(WriteError, match="no space left"):
+        w.submit(job(5))  # the next call reports the failure; the job after it is not started
+    assert done == [0, 1, 2, 3, 4]
+    w.submit(fail)
+    with pytest.raises(WriteError):
+        w.close()
+    with pytest.raises(RuntimeError):  # closed: no more jobs
+        w.submit(job(6))

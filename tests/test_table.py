@@ -266,3 +266,15 @@ def test_a_headerless_file_read_with_names_says_to_use_indexes(tmp_path):
     with pytest.raises(ValueError, match=r"no column 'text'.*given by name; for a file without a header row give "
                                          r"0-based indexes"):
         read_table(path, text_columns=["text"], label_column="label")
+
+
+def test_label_encode_checks_every_distinct_label_by_type():
+    # encode checks each distinct (type, label) once: 1 then True must still refuse the bool, "1" maps to 1
+    from textpipe.data.labels import LabelVocab
+
+    lv = LabelVocab([1, 2])
+    assert lv.encode([1, "1", 2, 1, "2"]).tolist() == [0, 0, 1, 0, 1]
+    with pytest.raises(ValueError, match=r"x, row 3: label True is a bool"):
+        lv.encode([1, 1, True], source="x")
+    with pytest.raises(ValueError, match=r"row 2: label 3 was not seen in training"):
+        lv.encode([1, 3, 1])

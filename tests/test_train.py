@@ -6,6 +6,7 @@ Run: python -m pytest -q tests/test_train.py            (about a minute on 2 CPU
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -356,3 +357,47 @@ def test_training_data_above_the_fused_limit_streams_through_the_autograd_loop(d
     assert main(_args(data_dir, tmp_path / "forced", "--epochs", "1", "--fused")) == 2
     err = capsys.readouterr().err
     assert "--fused holds every training text in memory" in err and "360 rows" in err and "--no-fused" in err
+
+
+def test_hogwild_threads_train_to_the_accuracy_of_one_thread(data_dir, tmp_path):
+    from textpipe.train import TrainConfig, fit
+
+    common = dict(data_dir=str(data_dir), embed_dim=8, buckets=512, epochs=3, batch_size=16, lr=4.0,
+                  val_fraction=0.1, progress=False)
+    one = fit(TrainConfig(output_dir=str(tmp_path / "one"), **common))
+    two = fit(TrainConfig(output_dir=str(tmp_path / "two"), hogwild=2, **common))
+    assert two["steps"] == one["steps"] and two["rows"] == one["rows"]
+    assert two["best_val_accuracy"] > 0.5 and abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 0.1
+    assert load_checkpoint(tmp_path / "two" / "last.pt")["step"] == two["steps"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--hogwild", "0"], r"hogwild \(--hogwild\) must be >= 1"),
+    (["--hogwild", "2", "--save-every", "5"], "checkpoints at epoch ends only"),
+    (["--hogwild", "2", "--no-fused"], "--hogwild 2 needs the fused SGD step on the CPU; this run has the autograd loop"),
+])
+def test_hogwild_is_refused_where_it_cannot_work(data_dir, tmp_path, capsys, extra, message):
+    assert main(_args(data_dir, tmp_path, "--epochs", "1", *extra)) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_failed_background_checkpoint_write_is_raised_and_never_hides_another_error(data_dir, tmp_path, capsys,
+                                                                                      monkeypatch, stop):
+    import textpipe.train as train_module
+    from textpipe.fileio import WriteError
+    from textpipe.train import TrainConfig, fit
+
+    def full_disk(out, ckpt, history, *, improved):
+        raise WriteError(28, f"no space left on the device while trying to write {out / 'last.pt'}")
+
+    def report(record):
+        if stop:
+            raise RuntimeError("trial stopped")  # as tune's ASHA stops a trial
+
+    monkeypatch.setattr(train_module, "write_epoch_files", full_disk)
+    cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(tmp_path), embed_dim=8, buckets=512, epochs=2,
+                      batch_size=16, progress=False)
+    with pytest.raises(RuntimeError if stop else WriteError, match="trial stopped" if stop else "no space left"):
+        fit(cfg, report=report)
+    assert ("the checkpoint being written failed too: no space left" in capsys.readouterr().err) == stop

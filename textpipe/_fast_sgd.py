@@ -1,7 +1,7 @@
 """The fused SGD trainer of `TextClassifier`: each step is a few tensor ops with no autograd graph.
 
     bags = corpus_bags(model, corpus)                          # words + hashed bigrams, once per corpus
-    batches = FlatBatches(bags, sampler)                       # an epoch = one gather, batches are slices
+    batches = FlatBatches(bags, sampler)                       # each batch gathered from the bags
     for ids, scale, offsets, labels in batches.epoch(epoch):
         sgd_step(model, ids, scale, offsets, labels, lr=lr, stats=stats)
 
@@ -18,8 +18,9 @@ Run the tests: python -m pytest -q tests/test_fast_sgd.py
 """
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from textpipe.model import TextClassifier
 
-__all__ = ["corpus_bags", "row_scale", "FlatBatches", "sgd_step", "LRSchedule"]
+__all__ = ["corpus_bags", "row_scale", "FlatBatches", "sgd_step", "hogwild_steps", "LRSchedule"]
 
 
 @torch.no_grad()
@@ -60,10 +61,10 @@ def row_scale(bag_ids: torch.Tensor, num_rows: int, *, batch_texts: int, num_tex
 
 
 class FlatBatches:
-    """A batch sampler's batches as `(bag ids (M,), scale (M,), offsets (B,), labels (B,))`, one gather per epoch.
+    """A batch sampler's batches as `(bag ids (M,), scale (M,), offsets (B,), labels (B,))`.
 
-    `epoch(e)` gathers this rank's texts of epoch `e`, in the sampler's order, into one flat array (on
-    `device`); each batch is then a slice of it. Same batches, order and `len()` as
+    `epoch(e)` yields this rank's batches of epoch `e`, in the sampler's order, each gathered on the CPU
+    and moved to `device`. Same batches, order and `len()` as
     `make_dataloader(corpus, ...)` with the same sampler. `scale` is `row_scale` for the global batch
     (`batch_size * num_replicas` texts).
 
@@ -86,25 +87,26 @@ class FlatBatches:
         """Yield the batches of `epoch` on this rank from batch number `start` on (a resume skips the rest)."""
         s = self.batch_sampler
         s.set_epoch(epoch)
-        batches = s.epoch_batches()[s.rank::s.num_replicas][start:]
-        if not batches:
-            return
-        order = torch.from_numpy(np.concatenate(batches))
-        lengths = self.lengths[order]  # (n,) rows of each text, in epoch order
+        for texts in s.epoch_batches()[s.rank::s.num_replicas][start:]:
+            yield self._gather(torch.from_numpy(np.asarray(texts, dtype=np.int64)))
+
+    def _gather(self, texts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One batch: its texts' bags end to end, their scales, where each text starts, the labels.
+
+        subtle: gathered batch by batch, not for the whole epoch at once: an epoch-sized gather allocates
+        fresh 10-100 MB arrays every epoch, and their page faults cost more than the per-batch calls
+        (measured at 89,600 texts: 0.33 s vs ~0.05 s an epoch)."""
+        lengths = self.lengths.index_select(0, texts)  # (B,) rows of each text
         ends = lengths.cumsum(0)
+        starts = ends - lengths
         total = int(ends[-1]) if ends.numel() else 0
-        # position j of the epoch's array holds bag_ids[start of its text + (j - where its text begins)]
-        shift = torch.repeat_interleave(self.bag_offsets[:-1][order] - (ends - lengths), lengths, output_size=total)
-        where = shift + torch.arange(total)
-        flat = self.bag_ids[where].to(self.device, non_blocking=True)
-        scale = self.scale[where].to(self.device, non_blocking=True)
-        labels = self.labels[order].to(self.device, non_blocking=True)
-        text_starts = (ends - lengths).to(self.device, non_blocking=True)  # (n,) each text's start in `flat`
-        bounds = np.concatenate([[0], np.cumsum([len(b) for b in batches])])  # texts per batch, on the host
-        row_bounds = torch.cat([torch.zeros(1, dtype=torch.long), ends])[torch.from_numpy(bounds)].tolist()
-        for k in range(len(batches)):
-            a, b, ra, rb = bounds[k], bounds[k + 1], row_bounds[k], row_bounds[k + 1]
-            yield flat[ra:rb], scale[ra:rb], text_starts[a:b] - ra, labels[a:b]
+        # position j of the batch holds bag_ids[start of its text + (j - where its text begins)]
+        where = torch.repeat_interleave(self.bag_offsets.index_select(0, texts) - starts, lengths, output_size=total)
+        where += torch.arange(total)
+        # index_select, not `tensor[where]`: 4x faster for these sizes (15 vs 65 us for 23k ids)
+        return tuple(t.to(self.device, non_blocking=True)
+                     for t in (self.bag_ids.index_select(0, where), self.scale.index_select(0, where), starts,
+                               self.labels.index_select(0, texts)))
 
 
 @torch.no_grad()
@@ -148,6 +150,39 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
     E.index_put_((ids,), per_row, accumulate=True)  # the rows in the batch, nothing else
 
 
+def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Callable[[int], float],
+                  threads: int) -> torch.Tensor:
+    """`sgd_step` on every batch, by `threads` threads that update the model in place without locks.
+
+    Hogwild! (Recht et al., 2011), as fastText's `-thread` trains: thread k takes batches k, k + threads, ...,
+    batch j with learning rate `lr_at(j)`. The ops release the GIL, so the threads run on separate cores
+    (measured, 350 batches of 256 on this 2-core machine: 1.57x faster with 2 threads than with one). Two
+    threads may update one row at once and lose one of the updates, so results differ from run to run.
+
+    Returns:
+        The batches' `stats` summed: float64 `(3,)` = loss sum, correct predictions, texts.
+    """
+    stats = [torch.zeros(3, dtype=torch.float64) for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(k, len(batches), threads):
+                sgd_step(model, *batches[j], lr=lr_at(j), stats=stats[k])
+        except BaseException as e:  # noqa: BLE001 - re-raised by the calling thread below
+            errors.append(e)
+
+    others = [threading.Thread(target=work, args=(k,), name=f"textpipe-hogwild-{k}") for k in range(1, threads)]
+    for t in others:
+        t.start()
+    work(0)
+    for t in others:
+        t.join()
+    if errors:
+        raise errors[0]
+    return torch.stack(stats).sum(0)
+
+
 def _gather_all(ids, per_row, dW, db, B: int, *, pad_idx: int):
     """All ranks' sparse rows (concatenated in rank order) and summed dense gradients and batch sizes."""
     world = dist.get_world_size()
@@ -185,7 +220,11 @@ class LRSchedule:
         self.base_lr, self.shape, self.last_epoch = float(lr), shape, 0  # last_epoch: steps done (LambdaLR's name)
 
     def get_last_lr(self) -> list[float]:
-        return [self.base_lr * float(self.shape(self.last_epoch))]
+        return [self.lr_at(self.last_epoch)]
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step number `step` (0-based)."""
+        return self.base_lr * float(self.shape(step))
 
     def step(self) -> None:
         self.last_epoch += 1

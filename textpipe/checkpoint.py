@@ -1,8 +1,10 @@
 """The checkpoint format: one `torch.save` dict, written atomically, read safely (`weights_only=True`).
 
 This module is the only place that knows the keys. Everything in the file is a tensor, a number, a string,
-a list or a dict, so loading never runs pickled code. Version 2 files carry a SHA-256 of every entry
-(`checksum`), verified on load; version 1 files (no checksum) still load. Example:
+a list or a dict, so loading never runs pickled code. Version 2 and 3 files carry a SHA-256 of every entry
+(`checksum`), verified on load; version 1 files (no checksum) still load. Version 3 stores the vocabulary as
+one string and a tensor of lengths (`_checkpoint_io.pack_tokens`); `load_checkpoint` gives it back as a list.
+Example:
 
     >>> model, vocab, ckpt = load_model("runs/ag_news/best.pt")  # doctest: +SKIP
 """
@@ -22,13 +24,13 @@ from torch import nn
 
 from textpipe._checkpoint_integrity import (ALGORITHM, CheckpointError, check_consistency, entry_digests,
                                             verify_digests)
-from textpipe._checkpoint_io import open_error, sweep_legacy_temps, torch_save
+from textpipe._checkpoint_io import open_error, pack_tokens, sweep_legacy_temps, torch_save, unpack_tokens
 from textpipe.distributed import unwrap
 from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps, temp_path_for
 from textpipe.model import ModelConfig, TextClassifier
 
-FORMAT_VERSION = 2  # 2: + "checksum" (SHA-256 of every entry)
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2: + "checksum" (SHA-256 of every entry); 3: vocab_itos packed (see `pack_tokens`)
+READABLE_VERSIONS = (1, 2, 3)
 _REQUIRED = ("format_version", "model", "model_config", "vocab_itos", "epoch", "step")
 
 
@@ -66,16 +68,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: ModelConfig | dict,
-                    vocab_itos: list[str], epoch: int, step: int, optimizer=None, scheduler=None,
-                    train_config: dict | None = None, vocab_default_index: int | None = 1,
-                    class_names: list[str] | None = None, sampler: dict | None = None,
-                    rng: dict | None = None, metrics: dict | None = None, data: dict | None = None,
-                    fsync: bool = True) -> Path:
-    """Write a checkpoint atomically (through `textpipe.fileio.atomic_write`), with a SHA-256 of every entry.
+def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab_itos: list[str], epoch: int,
+                    step: int, optimizer=None, scheduler=None, train_config: dict | None = None,
+                    vocab_default_index: int | None = 1, class_names: list[str] | None = None,
+                    sampler: dict | None = None, rng: dict | None = None, metrics: dict | None = None,
+                    data: dict | None = None, snapshot: bool = False) -> dict[str, Any]:
+    """The entries of a checkpoint (what `save_checkpoint` writes, before its checksum).
 
     Args:
-        path: target file; its directory is created.
         model: the model, wrapped or not; the unwrapped module's weights are saved (no `module.` prefix).
         epoch, step: the epoch in progress and the optimizer steps done so far.
         class_names: label names in label order, for reports and `textpipe.predict`.
@@ -83,25 +83,20 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
         data: how the training data was read: `text_columns`, `label_column`, `label_values` (the raw label
             of each class), `tokenizer`, `rows` (see `data_info`).
-        fsync: flush the file to the disk before the rename (survives a power cut; ~20 ms for 36 MB).
-
-    Returns:
-        The path written.
-
-    Raises:
-        WriteError: disk full, permission denied, ...: the message names the path; the previous file at
-            `path` is unchanged and no temp file is left.
+        snapshot: copy the model, optimizer and scheduler tensors to the CPU, so that the dict keeps this
+            moment's state while training goes on (for `write_checkpoint` on another thread); else the
+            weights are the live parameters.
     """
     bare = unwrap(model)  # never save the wrapper: its keys would start with "module."
     cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
-    ckpt = {
+    states = {"model": bare.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
+              "scheduler": scheduler.state_dict() if scheduler is not None else None}
+    return {
         "format_version": FORMAT_VERSION,
-        "model": bare.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        **({k: _cpu_copy(v) for k, v in states.items()} if snapshot else states),
         "model_config": cfg,
         "train_config": train_config or {},
-        "vocab_itos": list(vocab_itos),
+        "vocab_itos": pack_tokens(vocab_itos),
         "vocab_default_index": vocab_default_index,
         "class_names": list(class_names) if class_names is not None else None,
         "epoch": int(epoch),
@@ -111,7 +106,31 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
         "metrics": metrics or {},
         "data": data or {},
     }
-    ckpt["checksum"] = {"algorithm": ALGORITHM, "entries": entry_digests(ckpt)}
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """`obj` with every tensor in it (in dicts, lists, tuples) copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+def write_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any], *, fsync: bool = True) -> Path:
+    """Write the entries `ckpt` (from `checkpoint_dict`) atomically (through `textpipe.fileio.atomic_write`),
+    with a SHA-256 of every entry.
+
+    Args:
+        fsync: flush the file to the disk before the rename (survives a power cut; ~20 ms for 36 MB).
+
+    Raises:
+        WriteError: disk full, permission denied, ...: the message names the path; the previous file at
+            `path` is unchanged and no temp file is left.
+    """
+    ckpt = {**ckpt, "checksum": {"algorithm": ALGORITHM, "entries": entry_digests(ckpt)}}
     path = Path(path)
     # atomic: readers (and a run resumed after a kill) see the old file or the new one, never half of one;
     # a killed save's temp file is swept by the next save to the same path.
@@ -119,6 +138,15 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, model_config: 
     with atomic_write(path, mode="wb", fsync=fsync) as f:
         torch_save(ckpt, f)
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, *, fsync: bool = True, **entries: Any) -> Path:
+    """`write_checkpoint(path, checkpoint_dict(**entries))`: write a checkpoint of the live state now.
+
+    Example:
+        >>> save_checkpoint("last.pt", model=model, model_config=cfg, vocab_itos=itos, epoch=0, step=10)  # doctest: +SKIP
+    """
+    return write_checkpoint(path, checkpoint_dict(**entries), fsync=fsync)
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -188,7 +216,7 @@ def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Read, verify and cross-check a checkpoint; tensors go to `map_location` (default CPU, whatever saved it).
 
-    Version 2 files are checked against their SHA-256 record; every version is checked for consistency
+    Version 2 and 3 files are checked against their SHA-256 record; every version is checked for consistency
     (vocabulary size, class names, weight shapes against `model_config`).
 
     Raises:
@@ -222,12 +250,18 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     if missing:
         raise CheckpointError(f"{where} is missing keys {missing}; it is not a complete textpipe checkpoint")
     stripped = strip_module_prefix(ckpt["model"]) if isinstance(ckpt["model"], dict) else ckpt["model"]
+    itos = ckpt["vocab_itos"]
+    if version >= 3 and isinstance(itos, dict):
+        try:
+            itos = unpack_tokens(itos, where)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
     # The cross-checks first: for a file assembled from two runs they name the part that does not fit
     # (a bit flip passes them and fails the checksum, which covers the file as saved, prefix and all).
-    check_consistency({**ckpt, "model": stripped}, path)
+    check_consistency({**ckpt, "model": stripped, "vocab_itos": itos}, path)
     if version >= 2:
         verify_digests(ckpt, path)
-    ckpt["model"] = stripped
+    ckpt["model"], ckpt["vocab_itos"] = stripped, itos
     return ckpt
 
 

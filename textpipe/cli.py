@@ -125,6 +125,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="sparse embedding gradients (None: on for CPU with SGD)")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=t.fused,
                    help="the fused SGD step, see docs/training-speed.md (None: on for sgd without weight decay or dp)")
+    g.add_argument("--hogwild", type=int, default=t.hogwild, metavar="N",
+                   help="N threads train the shared model without locks, as fastText's -thread (CPU, fused step; "
+                   "not deterministic); 1 = off")
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")
@@ -144,7 +147,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "is cached (None: <textpipe cache>/corpora)")
     g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
                    help="stream the training file into the memory-mapped corpus cache and reuse it (--no-cache: "
-                   "read the data into memory, as before)")
+                   "read the data into memory; default: stream files of 32 MiB and more, read smaller ones)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

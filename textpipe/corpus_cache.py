@@ -32,6 +32,10 @@ __all__ = ["CachedCorpus", "cached_corpus", "iter_chunks", "prepare_cached", "va
 CACHE_VERSION = 2
 _PROBE = 1 << 20  # bytes hashed at each end of the source file for the key
 SPECIALS = ("<pad>", "<unk>")
+# `--cache` unset: files this large or larger are streamed into the cache, smaller ones read into memory. Below
+# it the in-memory path is as fast or faster and holds no more memory (measured at 5,600 and 89,600 AG_NEWS
+# rows, 1.4 and 22 MB: 0.57 vs 0.81 s and 5.2 vs 5.3 s for a default `fit`, peak RSS 0.84 vs 0.82 GB at 89,600).
+STREAM_MIN_BYTES = 32 << 20
 
 
 @dataclass
@@ -198,14 +202,18 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
 
 def prepare_cached(cfg, sources: dict, classes, ckpt: dict | None):
     """``prepare_data``'s streaming path: a ``textpipe.prepare.Data`` whose train/val corpora are the cache's
-    memory-mapped ones, or None where the in-memory path applies (``--no-cache``, or training data that is
-    not one file on disk: the AG_NEWS download, a datasets object or directory)."""
+    memory-mapped ones, or None where the in-memory path applies (``--no-cache``; ``--cache`` unset and a file
+    smaller than ``STREAM_MIN_BYTES``; training data that is not one file on disk: the AG_NEWS download, a
+    datasets object or directory)."""
     from textpipe.data.download import default_cache_dir
     from textpipe.data.sources import make_label_vocab, read_source
     from textpipe.prepare import Data, data_key
 
     train = sources["train"]
-    if not getattr(cfg, "cache", True) or train.path is None or not train.path.is_file() or train.spec is None:
+    if train.path is None or not train.path.is_file() or train.spec is None:
+        return None
+    use = getattr(cfg, "cache", None)
+    if not (use if use is not None else train.path.stat().st_size >= STREAM_MIN_BYTES):
         return None
     if train.spec.format not in ("csv", "tsv", "jsonl", "parquet"):
         return None

@@ -159,3 +159,41 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class BackgroundWriter:
+    """Runs write jobs one at a time on a background thread, in order, so that training goes on meanwhile.
+
+    `submit(job)` first waits for the job before it (re-raising that job's error, e.g. a WriteError for a full
+    disk), so at most one write is in flight and an error surfaces at the next write or at `wait()`. A job
+    must own its data: snapshot what training will change before submitting. Measured (docs/training-speed.md):
+    the default `fit` on 5,600 rows spent 0.13-0.18 s of its 0.8 s in its four checkpoint writes.
+
+        >>> w = BackgroundWriter()
+        >>> w.submit(lambda: None)
+        >>> w.close()
+    """
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textpipe-writer")
+        self._pending = None
+
+    def submit(self, job) -> None:
+        """Wait for the previous job (raising its error), then start `job()` in the background."""
+        self.wait()
+        self._pending = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Block until the job in flight is done; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """`wait()`, then stop the thread (also when the job failed); a second call does nothing."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)

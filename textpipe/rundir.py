@@ -215,3 +215,19 @@ def log_hparams(writer, summary: dict) -> None:
                "hparam/test_macro_f1": summary["test"] and summary["test"]["macro_f1"],
                "hparam/train_loss": summary["last"] and summary["last"]["train_loss"]}
     writer.add_hparams(hparams, {k: v for k, v in metrics.items() if v is not None}, run_name="hparams")
+
+
+def write_epoch_files(out: Path, ckpt: dict | None, history: list[dict], *, improved: bool) -> None:
+    """The end-of-epoch files, in this order: best.pt (if `improved`), last.pt (from `ckpt`, the entries of
+    `textpipe.checkpoint.checkpoint_dict`; None: no checkpoints), metrics.jsonl (`history`)."""
+    from textpipe.checkpoint import copy_checkpoint, write_checkpoint  # imports torch; the rest here does not
+
+    if ckpt is not None and improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
+        write_checkpoint(out / "best.pt", ckpt)
+        copy_checkpoint(out / "best.pt", out / "last.pt")
+    elif ckpt is not None:
+        write_checkpoint(out / "last.pt", ckpt)
+    # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
+    # since the resumed run rewrites metrics.jsonl from the checkpoint's history. So the (fsynced)
+    # checkpoint is the durable copy during the run and metrics.jsonl is fsynced once, by `finish`.
+    write_metrics(out / "metrics.jsonl", history, fsync=False)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -24,15 +26,16 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from textpipe.checkpoint import (ResumeState, check_resume, copy_checkpoint, load_checkpoint, restore_rng_state,
-                                 save_checkpoint)
+from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, load_checkpoint, restore_rng_state,
+                                 write_checkpoint)
 from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
-from textpipe.fileio import atomic_write_text
+from textpipe.fileio import BackgroundWriter, atomic_write_text
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
-from textpipe.rundir import RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_metrics
+from textpipe.rundir import (RunLock, check_run_dir, log_hparams, now, remove_run, run_record, write_epoch_files,
+                             write_metrics)
 from textpipe.train_config import (MODEL_KEYS, PAD_IDX, RESUME_KEYS, UNK_IDX, TrainConfig, check_config,
                                    config_dict, uses_bucketing, uses_fused_step, FUSED_MAX_ROWS)
 
@@ -55,6 +58,7 @@ class Run:
     started: str = field(default_factory=now)  # wall-clock start, UTC
     writer: object = None  # TensorBoard SummaryWriter (rank 0, with --tensorboard)
     record: dict | None = None  # summary.json's "run" block (rank 0)
+    writer_thread: BackgroundWriter = field(default_factory=BackgroundWriter)  # checkpoint + metrics writes
 
     @property
     def device(self) -> torch.device:
@@ -203,6 +207,10 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     fused = uses_fused_step(cfg, train_rows=len(data.train))
+    if cfg.hogwild > 1 and not (fused and device.type == "cpu"):
+        raise ValueError(f"--hogwild {cfg.hogwild} needs the fused SGD step on the CPU; this run has "
+                         f"{'the fused step' if fused else 'the autograd loop'} on {device} (drop --hogwild, or "
+                         "use --device cpu with sgd, no weight decay, no --no-fused)")
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=fused)
     state = ResumeState(num_replicas=ws)
     if run.ckpt is not None:
@@ -242,16 +250,17 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)
 
 
-def save(run: Run, data: Data, tr: Trainer, name: str, *, weights: dict | None = None) -> Path:
-    """Write `name` (last.pt / best.pt) in the output directory: weights, optimizer, vocabulary, resume state."""
+def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:
+    """The checkpoint of this moment (weights, optimizer, vocabulary, resume state), copied: training may go
+    on while it is written. `weights`: the best weights kept in memory (--checkpoints end), no optimizer."""
     model = tr.model
-    if weights is not None:  # --checkpoints end: best.pt from the weights kept in memory (no optimizer state)
+    if weights is not None:
         model = TextClassifier(tr.config)
         model.load_state_dict(weights)
-    return save_checkpoint(run.out / name, model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
+    return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
                            vocab_default_index=UNK_IDX, optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
-                           class_names=data.labels.names, data=data.checkpoint_info(),
+                           class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
                            **tr.state.checkpoint_fields())
 
 
@@ -291,7 +300,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
 
 def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]) -> None:
     """`train_one_epoch` with the fused step: large batches, no autograd, no host sync until the epoch ends."""
-    from textpipe._fast_sgd import sgd_step
+    from textpipe._fast_sgd import hogwild_steps, sgd_step
 
     cfg, st = run.cfg, tr.state
     stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
@@ -301,8 +310,16 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
             st.running[k] += v if k == "loss_sum" else int(v)
         stats.zero_()
 
-    bar = tqdm(tr.flat.epoch(st.epoch, start=st.batches_done), total=len(tr.flat), initial=st.batches_done,
-               leave=False, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
+    batches = tr.flat.epoch(st.epoch, start=st.batches_done)
+    if cfg.hogwild > 1:  # the epoch's batches shared out to threads (no progress bar, no mid-epoch saves)
+        batches, step0 = list(islice(batches, tr.total_steps - st.step)), st.step
+        stats += hogwild_steps(tr.model, batches, lr_at=lambda j: tr.sched.lr_at(step0 + j), threads=cfg.hogwild)
+        for _ in batches:
+            tr.sched.step()
+        st.step, st.batches_done = st.step + len(batches), st.batches_done + len(batches)
+        return flush()
+    bar = tqdm(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
+               desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
         sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
         tr.sched.step()
@@ -340,18 +357,13 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
     if st.batches_done == len(loaders.train):  # else stopped by --max-steps: resume mid-epoch
         st.epoch, st.batches_done = st.epoch + 1, 0
     if run.is_main:
-        if run.cfg.checkpoints != "epoch":
-            if improved:
-                tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
-        elif improved:  # best.pt first: a kill before last.pt is linked to it replays this epoch
-            save(run, data, tr, "best.pt")
-            copy_checkpoint(run.out / "best.pt", run.out / "last.pt")
-        else:
-            save(run, data, tr, "last.pt")
-        # subtle: checkpoint (with the history) first, metrics.jsonl second: a kill in between loses nothing,
-        # since the resumed run rewrites metrics.jsonl from the checkpoint's history. So the (fsynced)
-        # checkpoint is the durable copy during the run and metrics.jsonl is fsynced once, by `finish`.
-        write_metrics(run.out / "metrics.jsonl", st.history, fsync=False)
+        if run.cfg.checkpoints != "epoch" and improved:
+            tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
+        # copied now, written on the writer thread while the next epoch trains (a write error is raised at
+        # the next write or by `finish`)
+        ckpt = snapshot(run, data, tr) if run.cfg.checkpoints == "epoch" else None
+        history = [dict(r) for r in st.history]
+        run.writer_thread.submit(lambda: write_epoch_files(run.out, ckpt, history, improved=improved))
         if run.writer is not None:
             for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
                 if record[k] is not None:
@@ -366,6 +378,7 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
 def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -> dict:
     """Check the replicas agree, test the best model, write summary.json; returns the summary."""
     st, cfg = tr.state, run.cfg
+    run.writer_thread.wait()  # the last epoch's files are on disk (or their write error is raised here)
     # one process: no replicas to compare, and hashing the weights again costs ~20-30 ms (None)
     mine = {"rank": run.info.rank, "step": st.step,
             "weights": weights_digest(tr.model) if run.info.world_size > 1 else None}
@@ -387,8 +400,8 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
     if st.history:  # durable now (end_epoch wrote it without fsync; the checkpoints held the history)
         write_metrics(run.out / "metrics.jsonl", st.history)
     if cfg.checkpoints == "end":
-        save(run, data, tr, "last.pt")
-        save(run, data, tr, "best.pt", weights=tr.best_weights)
+        write_checkpoint(run.out / "last.pt", snapshot(run, data, tr))
+        write_checkpoint(run.out / "best.pt", snapshot(run, data, tr, weights=tr.best_weights))
     if data.test is not None:
         if cfg.checkpoints == "none":  # the best weights, from memory
             model = TextClassifier(tr.config).to(run.device)
@@ -453,7 +466,8 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                f"{run.info.world_size} process(es) on {run.device}")
         t_loop = time.perf_counter()
         while tr.state.epoch < config.epochs and tr.state.step < tr.total_steps:
-            train_one_epoch(run, loaders.train, tr, lambda: save(run, data, tr, "last.pt"))
+            train_one_epoch(run, loaders.train, tr, lambda: run.writer_thread.submit(
+                partial(write_checkpoint, run.out / "last.pt", snapshot(run, data, tr))))
             record = end_epoch(run, data, loaders, tr, t_loop)
             if report is not None and run.is_main:
                 report(dict(record))
@@ -461,7 +475,15 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                 print0(f"early stop: no better validation accuracy for {tr.state.bad_epochs} epochs")
                 break
         return finish(run, data, loaders, tr, time.perf_counter() - t_loop)
+    except BaseException:  # the checkpoint in flight lands whole; its own failure must not hide this error
+        try:
+            run.writer_thread.close()
+        except Exception as e:  # noqa: BLE001 - reported, then the first error propagates
+            print(f"warning: the checkpoint being written failed too: {getattr(e, 'strerror', None) or e}",
+                  file=sys.stderr, flush=True)
+        raise
     finally:
+        run.writer_thread.close()
         if run.writer is not None:
             run.writer.close()
         if run.lock is not None:

@@ -65,6 +65,8 @@ class TrainConfig:
     bucket: bool | None = None  # batch texts of similar length (less padding); None = on, off with the fused step
     sparse: bool | None = None  # sparse embedding gradients; None = on for CPU + SGD, off otherwise
     threads: int = 1  # torch CPU threads per process; 0 = torch's default (see examples/train_ag_news.md)
+    hogwild: int = 1  # training threads that update the model without locks (fastText's -thread; fused step,
+    # CPU, one process); 1 = off: deterministic, and a resumed run equals an uninterrupted one
     # -- output
     output_dir: str = "runs/ag_news"  # checkpoints, metrics.jsonl, summary.json
     resume: str | None = None  # "last" = <output-dir>/last.pt, or a checkpoint path
@@ -74,7 +76,8 @@ class TrainConfig:
     tensorboard: str | None = None  # also log scalars to this TensorBoard directory
     progress: bool = True  # tqdm progress bars (rank 0 only)
     cache_dir: str | None = None  # where a training file's encoded corpus is cached; None = <textpipe cache>/corpora
-    cache: bool = True  # stream the training file into the memory-mapped corpus cache; False = read it into memory
+    cache: bool | None = None  # stream the training file into the memory-mapped corpus cache; False = read it into
+    # memory; None = stream files of corpus_cache.STREAM_MIN_BYTES (32 MiB) and more, read smaller ones
 
 
 # The fused step lists the whole epoch's batches and holds every training text's rows in memory: above this
@@ -122,6 +125,15 @@ def check_config(cfg: TrainConfig) -> None:
                           ("checkpoints", ("epoch", "end", "none"))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {choices}")
+    for name in ("cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
+        if type(getattr(cfg, name)) not in (bool, type(None)):  # "False" would be true
+            raise bad(name, "True, False" + ("" if name in ("overwrite", "progress") else " or None"))
+    if cfg.hogwild < 1:
+        raise bad("hogwild", ">= 1 (1 = off)")
+    if cfg.hogwild > 1 and (cfg.parallel != "none" or cfg.save_every):
+        raise ValueError(f"--hogwild {cfg.hogwild} trains with threads in one process, so it needs --parallel none "
+                         f"(got {cfg.parallel!r}) and checkpoints at epoch ends only (--save-every 0, got "
+                         f"{cfg.save_every})")
     if cfg.ngrams == 2 and cfg.buckets < 1:
         raise bad("buckets", ">= 1 with --ngrams 2")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):

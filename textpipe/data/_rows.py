@@ -7,6 +7,7 @@ each bad row), so both paths give the same rows, errors and skip counts.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -46,6 +47,20 @@ def checked_chunks(source, spec, *, batch_rows: int, split: str | None, bad: lis
         yield (labels, kept) if texts else (list(dict.fromkeys(labels)), len(kept))
 
 
+# subtle: `pa.scalar(...)`, `pa.array(...)` and `Array.to_numpy()` make pyarrow import pandas (0.2-0.3 s, more
+# than reading 5,600 rows), so the two below go through buffers instead.
+@functools.cache
+def _space() -> pa.Scalar:
+    """The separator of joined text columns, as an Arrow string scalar."""
+    return pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, 1], dtype=np.int32)), pa.py_buffer(b" "))[0]
+
+
+def _int_values(array: pa.Array) -> np.ndarray:
+    """A null-free Arrow int32/int64 array as numpy (a view of its buffer)."""
+    dtype = np.int64 if array.type.bit_width == 64 else np.int32
+    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
+
+
 def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
     """`(labels, texts)` (`texts=False`: `(distinct labels, rows)`) computed column-wise, or None if any row
     is bad (a null or non-string text, a label `canonical_label` rejects)."""
@@ -60,7 +75,7 @@ def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
         else:
             if len({c.type for c in cols}) > 1:
                 cols = [c.cast(pa.large_string()) for c in cols]
-            joined = pc.binary_join_element_wise(*cols, " ").to_pylist()
+            joined = pc.binary_join_element_wise(*cols, _space()).to_pylist()
         if spec.label_column is None:
             return ([None], batch.num_rows) if not texts else ([None] * batch.num_rows, joined)
         label_col = batch.column(spec.label_column)
@@ -75,7 +90,7 @@ def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
         index = pc.index_in(label_col, value_set=distinct)
         if isinstance(index, pa.ChunkedArray):
             index = index.combine_chunks()
-        return canon[index.to_numpy(zero_copy_only=False)].tolist(), joined
+        return canon[_int_values(index)].tolist(), joined
     except (ValueError, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # ArrowInvalid is a ValueError
         return None
 

@@ -478,3 +478,11 @@ def test_counting_long_tokens_and_shared_prefixes_keeps_torchtext_order():
     for workers in (1, 2):
         got = build_vocab_from_texts(chunks, tokenizer="split", num_workers=workers)
         assert got.get_itos() == want.get_itos() and [got[w] for w in words] == [want[w] for w in words]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab é😀\ud800\x00"), max_size=6), unique=True, max_size=20))
+def test_packed_tokens_are_the_joined_tokens_and_their_lengths(itos):
+    v = Vocab(itos)
+    v.append_token("\x01tail")
+    text, lengths = v.packed_tokens()
+    assert text == "".join(itos) + "\x01tail" and lengths.tolist() == [len(t) for t in [*itos, "\x01tail"]]

@@ -278,6 +278,19 @@ class Vocab:
         """
         return store.decode_all(self._data, self._off) + self._tail
 
+    def packed_tokens(self) -> tuple[str, np.ndarray]:
+        """``("".join(get_itos()), int64 code-point length of each token)`` without a Python object per token
+        (what a checkpoint's packed ``vocab_itos`` holds).
+
+        Example:
+            >>> text, lengths = Vocab(["<pad>", "é", ""]).packed_tokens()
+            >>> text, lengths.tolist()
+            ('<pad>é', [5, 1, 0])
+        """
+        self._table()  # appended tokens folded in
+        return (self._data.decode("utf-8", "surrogatepass"),
+                np.diff(store.char_offsets(self._data, self._off)).astype(np.int64))
+
     # -- encoder / decoder ----------------------------------------------------------------------------
     def encode(self, text_or_tokens: str | Sequence[str]) -> list[int]:
         """Ids for a text (tokenized with this vocabulary's tokenizer) or for an already tokenized list.

@@ -30,10 +30,8 @@ def char_offsets(data: bytes, offsets: np.ndarray) -> np.ndarray:
     """The offsets in characters of the decoded buffer (a UTF-8 continuation byte starts no character)."""
     if data.isascii():
         return offsets
-    lead = (np.frombuffer(data, np.uint8) & 0xC0) != 0x80
-    cum = np.zeros(len(data) + 1, np.int64)
-    np.cumsum(lead, out=cum[1:])
-    return cum[offsets]
+    continuation = np.flatnonzero((np.frombuffer(data, np.uint8) & 0xC0) == 0x80)  # 8 bytes per such byte only
+    return offsets - np.searchsorted(continuation, offsets)
 
 
 def decode_all(data: bytes, offsets: np.ndarray, lo: int = 0, hi: int | None = None) -> list[str]:

@@ -9,7 +9,7 @@ Contenders, each as its recipe trains (a shuffled epoch order, SGD):
             SGD(lr=5) + clip_grad_norm_(0.1).
   textpipe: `python -m textpipe.train`'s default model and step: words + hashed bigrams, embed_dim and
             batch size from TrainConfig (10, 256), the corpus encoded once, the fused SGD step
-            (textpipe._fast_sgd: bags computed once, one gather per epoch).
+            (textpipe._fast_sgd: bags computed once, each batch gathered from them).
   textpipe_autograd: the same model and batch through the autograd loop (make_dataloader's padded batches,
             TextClassifier forward, backward, sparse torch.optim.SGD), to show what the fused step contributes.
 Each timing is --steps steps after --warmup steps, median over --repeats interleaved rounds; throughput is

@@ -188,3 +188,23 @@ def test_an_error_in_a_hogwild_thread_reaches_the_caller():
     batches[1] = (ids, scale, offsets, torch.full_like(labels, 7))
     with pytest.raises(IndexError):
         hogwild_steps(model, batches, lr_at=lambda j: 0.5, threads=2)
+
+
+def test_concurrent_steps_are_scaled_as_one_step_over_their_batches_together():
+    # Hogwild: with 2 steps in flight, the output layer takes half its step and the rows' scale counts
+    # them in 2 batches (a frequent row's step halves, a rare row keeps its whole step)
+    corpus, _ = _corpus(n=64)
+    model = _model()
+    bags = corpus_bags(model, corpus)
+    one = FlatBatches(bags, BucketBatchSampler(corpus.lengths, 8, seed=0), num_rows=28)
+    two = FlatBatches(bags, BucketBatchSampler(corpus.lengths, 8, seed=0), num_rows=28, concurrent=2)
+    assert torch.equal(two.scale, row_scale(bags[0], 28, batch_texts=16, num_texts=64))
+    assert (two.scale <= one.scale).all() and (two.scale < one.scale).any()
+    batch = next(iter(one.epoch(0)))
+    moved = []
+    for concurrent in (1, 2):
+        m = _model()
+        w0 = m.fc.weight.detach().clone()
+        sgd_step(m, *batch, lr=0.5, concurrent=concurrent)
+        moved.append(m.fc.weight.detach() - w0)
+    assert torch.allclose(moved[1], moved[0] / 2)

@@ -244,7 +244,7 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
     if fused:
         from textpipe._fast_sgd import FlatBatches, corpus_bags  # no DDP wrapper: the step syncs the replicas
         flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
-                           num_rows=model.embedding.num_embeddings, device=device)
+                           num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)

@@ -402,3 +402,16 @@ def test_pack_tokens_round_trips_any_tokens(itos):
     from textpipe._checkpoint_io import pack_tokens, unpack_tokens
 
     assert unpack_tokens(pack_tokens(itos), "x") == itos
+
+
+def test_a_vocab_is_packed_from_its_buffer_as_its_token_list_is(tmp_path):
+    from textpipe._checkpoint_io import pack_tokens
+    from textpipe.vocab import Vocab
+
+    itos = ITOS[:-3] + ["naïve", "日本", "x"]
+    a, b = pack_tokens(Vocab(itos)), pack_tokens(itos)
+    assert a["text"] == b["text"] and torch.equal(a["lengths"], b["lengths"])
+    model = _model()
+    save_checkpoint(tmp_path / "v.pt", model=model, model_config=model.config, vocab_itos=Vocab(itos), epoch=0,
+                    step=1)
+    assert load_checkpoint(tmp_path / "v.pt")["vocab_itos"] == itos

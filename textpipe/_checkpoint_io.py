@@ -73,8 +73,10 @@ def open_error(e: OSError, path: Path) -> OSError:
     return type(e)(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}")
 
 
-def pack_tokens(itos: list[str]) -> dict[str, Any]:
+def pack_tokens(itos) -> dict[str, Any]:
     """The vocabulary as a checkpoint stores it (format 3): one string and a tensor of token lengths.
+
+    `itos`: the tokens in id order, or a `textpipe.Vocab` (packed from its buffer, no list of str built).
 
     Why: pickling a list costs a Python call per token (measured: 11.5 vs 4.4 ms per save for 22k tokens, on
     the writer thread that shares the interpreter with training), and a list of 822k tokens much more.
@@ -83,6 +85,9 @@ def pack_tokens(itos: list[str]) -> dict[str, Any]:
         >>> unpack_tokens(pack_tokens(["<pad>", "a", ""]), "x.pt")
         ['<pad>', 'a', '']
     """
+    if hasattr(itos, "packed_tokens"):
+        text, lengths = itos.packed_tokens()
+        return {"text": text, "lengths": torch.from_numpy(lengths)}
     return {"text": "".join(itos), "lengths": torch.tensor([len(t) for t in itos], dtype=torch.int64)}
 
 

@@ -68,7 +68,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab_itos: list[str], epoch: int,
+def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab_itos, epoch: int,
                     step: int, optimizer=None, scheduler=None, train_config: dict | None = None,
                     vocab_default_index: int | None = 1, class_names: list[str] | None = None,
                     sampler: dict | None = None, rng: dict | None = None, metrics: dict | None = None,
@@ -77,6 +77,7 @@ def checkpoint_dict(*, model: nn.Module, model_config: ModelConfig | dict, vocab
 
     Args:
         model: the model, wrapped or not; the unwrapped module's weights are saved (no `module.` prefix).
+        vocab_itos: the vocabulary's tokens in id order, or the `textpipe.Vocab` itself (cheaper: no list).
         epoch, step: the epoch in progress and the optimizer steps done so far.
         class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.

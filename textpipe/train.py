@@ -257,7 +257,7 @@ def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) 
     if weights is not None:
         model = TextClassifier(tr.config)
         model.load_state_dict(weights)
-    return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab.get_itos(),
+    return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab,
                            vocab_default_index=UNK_IDX, optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -242,9 +243,11 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
             model = nn.DataParallel(model)
     flat = None
     if fused:
-        from textpipe._fast_sgd import FlatBatches, corpus_bags  # no DDP wrapper: the step syncs the replicas
-        flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
-                           num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
+        from textpipe._fast_sgd import FlatBatches, corpus_bags, torch_threads  # no DDP wrapper: the step syncs
+        # the whole corpus at once: every core (one process); the steps keep --threads (small ops: 1 is faster)
+        with torch_threads(len(os.sched_getaffinity(0)) if ws == 1 and hasattr(os, "sched_getaffinity") else 0):
+            flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
+                               num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)

@@ -114,7 +114,8 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
         vocab = build_vocab_from_texts(chunks, tokenizer=cfg.tokenizer, min_freq=cfg.min_freq, specials=SPECIALS,
                                        max_tokens=cfg.max_tokens)
         vocab.set_default_index(UNK_IDX)
-    train = EncodedCorpus.from_texts(fit_texts, train_ids[fit_idx], vocab)
+    # 2 threads, as the corpus cache's build: 1.3x faster on 2 cores (README, tokenize_encode.py)
+    train = EncodedCorpus.from_texts(fit_texts, train_ids[fit_idx], vocab, num_workers=2)
     if n_val:
         val = EncodedCorpus.from_texts([train_texts[i] for i in val_idx], train_ids[val_idx], vocab)
     elif sources["val"] is not None:

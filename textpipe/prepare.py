@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from textpipe.checkpoint import data_info
+from textpipe.corpus import EncodedCorpus
+from textpipe.corpus_cache import SPECIALS, prepare_cached
 from textpipe.data.labels import LabelVocab
 from textpipe.data.sources import Source, load_classes, make_label_vocab, read_source, resolve_sources
+from textpipe.tokenizer import get_tokenizer
+from textpipe.vocab import Vocab, build_vocab_from_texts
 
 # The config fields the prepared data depends on (the seed picks the validation carve-out).
 DATA_KEYS = ("data_dir", "train", "val", "test", "text_columns", "label_column", "classes", "tokenizer",
@@ -52,8 +57,6 @@ def data_key(cfg) -> dict:
 
 def resolve(cfg) -> tuple[dict[str, Source | None], list[str] | None]:
     """The sources of each split and the `--classes` list, checked without reading the data (fast)."""
-    from textpipe.tokenizer import get_tokenizer
-
     get_tokenizer(cfg.tokenizer)  # an unknown name is a ValueError before any slow work
     sources = resolve_sources(data_dir=cfg.data_dir, train=cfg.train, val=cfg.val, test=cfg.test,
                               text_columns=cfg.text_columns, label_column=cfg.label_column)
@@ -75,14 +78,8 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
         ValueError: malformed rows, a val/test label unseen in training (naming it and its row), fewer than
             two classes, labels that do not match the checkpoint's.
     """
-    from textpipe.checkpoint import data_info
-    from textpipe.corpus import EncodedCorpus
-    from textpipe.corpus_cache import SPECIALS
-    from textpipe.vocab import Vocab, build_vocab_from_texts
-
     if sources is None:
         sources, classes = resolve(cfg)
-    from textpipe.corpus_cache import prepare_cached
     cached = prepare_cached(cfg, sources, classes, ckpt)  # one training file on disk: streamed, cached, mapped
     if cached is not None:
         return cached

@@ -27,11 +27,13 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from textpipe._fast_sgd import FlatBatches, LRSchedule, corpus_bags, hogwild_steps, sgd_step, torch_threads
 from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, load_checkpoint, restore_rng_state,
                                  write_checkpoint)
 from textpipe.distributed import DistInfo, cleanup, init_distributed, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model
 from textpipe.fileio import BackgroundWriter, atomic_write_text
+from textpipe.loader import make_dataloader
 from textpipe.metrics import format_report, save_confusion_png
 from textpipe.model import ModelConfig, TextClassifier
 from textpipe.prepare import Data, data_key, prepare_data, resolve
@@ -122,8 +124,6 @@ class Loaders:
 
 def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
     """Read and encode the data (rank 0 first: it may download), or take the prepared `data`; the loaders."""
-    from textpipe.loader import make_dataloader
-
     cfg, ws = run.cfg, run.info.world_size
     if data is None:
         if ws > 1 and not run.is_main:
@@ -183,7 +183,6 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fuse
              "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
     if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
-        from textpipe._fast_sgd import LRSchedule
         return None, LRSchedule(cfg.lr, shape)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -243,8 +242,8 @@ def build_model(run: Run, data: Data, loaders: Loaders) -> Trainer:
             model = nn.DataParallel(model)
     flat = None
     if fused:
-        from textpipe._fast_sgd import FlatBatches, corpus_bags, torch_threads  # no DDP wrapper: the step syncs
-        # the whole corpus at once: every core (one process); the steps keep --threads (small ops: 1 is faster)
+        # no DDP wrapper: the step syncs the replicas. The whole corpus at once: every core (one process); the
+        # steps keep --threads (small ops: 1 is faster)
         with torch_threads(len(os.sched_getaffinity(0)) if ws == 1 and hasattr(os, "sched_getaffinity") else 0):
             flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
                                num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
@@ -303,8 +302,6 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
 
 def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]) -> None:
     """`train_one_epoch` with the fused step: large batches, no autograd, no host sync until the epoch ends."""
-    from textpipe._fast_sgd import hogwild_steps, sgd_step
-
     cfg, st = run.cfg, tr.state
     stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
 

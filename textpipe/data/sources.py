@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from textpipe.data.ag_news import AG_NEWS_CLASSES, load_ag_news
 from textpipe.data.labels import LabelVocab, read_classes
 from textpipe.data.table import TableSpec, inspect_table, read_table
 
@@ -139,8 +140,6 @@ def _in_directory(d: Path, *, need_train: bool) -> dict[str, Path | None]:
 
 def _use_ag_news_reader(sources: dict, d: Path) -> None:
     """A --data-dir in AG_NEWS's layout (and with its classes.txt, if any) is read by the AG_NEWS reader."""
-    from textpipe.data.ag_news import AG_NEWS_CLASSES
-
     classes = d / "classes.txt"
     if classes.is_file() and tuple(read_classes(classes)) != AG_NEWS_CLASSES:
         return
@@ -170,8 +169,6 @@ def read_source(source: Source, *, split: str, on_bad_rows: str = "raise", progr
                 ) -> tuple[list, list[str]]:
     """`(raw_labels, texts)` of one split (AG_NEWS: the file's labels 1..4)."""
     if source.ag_news:
-        from textpipe.data.ag_news import load_ag_news
-
         rows = load_ag_news(split, root=source.ag_news_root, download=source.ag_news_root is None,
                             on_bad_rows=on_bad_rows, progress=progress)
         return [y + 1 for y, _ in rows], [t for _, t in rows]
@@ -202,7 +199,5 @@ def make_label_vocab(train: Source, labels: list, *, classes: list[str] | None) 
     if train.spec is not None and train.spec.class_names:
         return LabelVocab(list(range(len(train.spec.class_names))), names=train.spec.class_names)
     if train.ag_news and set(labels) == {1, 2, 3, 4}:
-        from textpipe.data.ag_news import AG_NEWS_CLASSES
-
         return LabelVocab([1, 2, 3, 4], names=AG_NEWS_CLASSES)
     return LabelVocab.from_labels(labels)

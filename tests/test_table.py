@@ -278,3 +278,37 @@ def test_label_encode_checks_every_distinct_label_by_type():
         lv.encode([1, 1, True], source="x")
     with pytest.raises(ValueError, match=r"row 2: label 3 was not seen in training"):
         lv.encode([1, 3, 1])
+
+
+@pytest.mark.parametrize("types", [(pa.string(), pa.string()), (pa.large_string(), pa.large_string()),
+                                   (pa.string(), pa.large_string())])
+def test_text_columns_are_joined_column_wise_whatever_their_string_type(types):
+    # the column-wise path (not the row-by-row fallback, which returns None here) joins title and body
+    from types import SimpleNamespace
+
+    from textpipe.data._rows import _clean_batch
+
+    batch = pa.record_batch([pa.array(["1", "2"]), pa.array(["a", "b"], type=types[0]),
+                             pa.array(["x y", "z"], type=types[1])], names=["label", "title", "body"])
+    spec = SimpleNamespace(text_columns=["title", "body"], label_column="label")
+    assert _clean_batch(batch, spec, texts=True) == ([1, 2], ["a x y", "b z"])
+
+
+def test_reading_counting_and_encoding_never_import_pandas(tmp_path):
+    # pyarrow imports pandas (0.2-0.3 s) on pa.scalar/pa.array/to_numpy; the read path must avoid all three
+    import subprocess
+    import sys
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("label,title,body\n" + "".join(f"{i % 3},title {i},body words {i}\n" for i in range(50)))
+    code = ("import sys\n"
+            "from textpipe.data.table import read_table\n"
+            "from textpipe.vocab import build_vocab_from_texts\n"
+            f"labels, texts = read_table({str(csv)!r}, text_columns=['title', 'body'], label_column='label')\n"
+            "assert len(texts) == 50 and texts[0] == 'title 0 body words 0', texts[0]\n"
+            "v = build_vocab_from_texts([texts])\n"
+            "ids, offsets = v.encode_flat(texts, num_workers=2)\n"
+            "print('pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from textpipe._arrow_buffers import int_values
 from textpipe._encode import CHUNK_CHARS, ByteRule, _groups, _pieces, arrow, byte_tokens, token_array
 from textpipe._bytetable import _MUL1, _MUL2, _U64, keyable, token_keys
 from textpipe._vocab_store import concat, decode_all, encode_tokens, select
@@ -60,7 +61,7 @@ def _count_into(group: list[str], rule: ByteRule, tokenize: Callable, parts: lis
             offsets = np.frombuffer(values.buffers()[1], width)[values.offset:values.offset + len(values) + 1]
             buf = values.buffers()[2]
             parts.append((buf.to_pybytes()[offsets[0]:offsets[-1]] if buf is not None else b"",
-                          (offsets - offsets[0]).astype(np.int64), _int64s(counted.field("counts")).copy()))
+                          (offsets - offsets[0]).astype(np.int64), int_values(counted.field("counts")).copy()))
     elif len(group) > 1:  # halve until the odd text out is alone
         _count_into(group[:len(group) // 2], rule, tokenize, parts, counter)
         _count_into(group[len(group) // 2:], rule, tokenize, parts, counter)
@@ -73,12 +74,6 @@ def _groups_of(text_chunks: Iterable[Sequence[str]]) -> Iterator[list[str]]:
     for index, chunk in enumerate(text_chunks):
         texts, _ = _pieces(_check_chunk(chunk, index), CHUNK_CHARS)
         yield from _groups(texts, np.fromiter(map(len, texts), np.int64, count=len(texts)))
-
-
-def _int64s(array) -> np.ndarray:
-    """An Arrow int64/int32 array as numpy, from its buffer (``to_numpy`` would import pandas)."""
-    dtype = np.int64 if array.type.bit_width == 64 else np.int32
-    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
 
 
 class _KeyTable:
@@ -187,7 +182,7 @@ class _Counts:
             return data, offsets, counts
         tokens = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
                                                                          pa.py_buffer(data)])
-        by_token = _int64s(pc.sort_indices(tokens))
+        by_token = int_values(pc.sort_indices(tokens))
         rank = np.empty(n, np.int64)
         rank[by_token] = np.arange(n)
         del by_token

@@ -19,6 +19,7 @@ from itertools import chain, repeat
 
 import numpy as np
 
+from textpipe._arrow_buffers import int_values
 from textpipe._bytetable import OOV, ByteTable
 from textpipe.tokenizer import _SEP, _split, basic_english
 
@@ -110,8 +111,7 @@ def _lookup_spans(table: ByteTable, data: bytes, starts, sizes, rule: ByteRule) 
     offsets = np.frombuffer(distinct.buffers()[1], width)[distinct.offset:distinct.offset + len(distinct) + 1]
     ddata = distinct.buffers()[2].to_pybytes()
     ids = table.lookup(ddata, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64))
-    indices = encoded.indices  # int32; read from its buffer (to_numpy would import pandas)
-    return ids[np.frombuffer(indices.buffers()[1], np.int32)[indices.offset:indices.offset + len(indices)]]
+    return ids[int_values(encoded.indices)]
 
 
 def _cut_ok(text: str, p: int) -> bool:

@@ -112,9 +112,9 @@ class FlatBatches:
     def _gather(self, texts: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One batch: its texts' bags end to end, their scales, where each text starts, the labels.
 
-        subtle: gathered batch by batch, not for the whole epoch at once: an epoch-sized gather allocates
-        fresh 10-100 MB arrays every epoch, and their page faults cost more than the per-batch calls
-        (measured at 89,600 texts: 0.33 s vs ~0.05 s an epoch)."""
+        Batch by batch, not the whole epoch at once: an epoch-sized gather allocated fresh arrays of
+        the whole epoch's rows (8M ids + scales at 89,600 texts) every epoch. Measured there: the gathers
+        alone 0.33 -> 0.18 s an epoch, the training loop the same within noise."""
         lengths = self.lengths.index_select(0, texts)  # (B,) rows of each text
         ends = lengths.cumsum(0)
         starts = ends - lengths

@@ -7,13 +7,13 @@ each bad row), so both paths give the same rows, errors and skip counts.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from textpipe._arrow_buffers import int_values, string_scalar
 from textpipe.data.labels import canonical_label
 
 __all__ = ["checked_chunks"]
@@ -47,20 +47,6 @@ def checked_chunks(source, spec, *, batch_rows: int, split: str | None, bad: lis
         yield (labels, kept) if texts else (list(dict.fromkeys(labels)), len(kept))
 
 
-# subtle: `pa.scalar(...)`, `pa.array(...)` and `Array.to_numpy()` make pyarrow import pandas (0.2-0.3 s, more
-# than reading 5,600 rows), so the two below go through buffers instead.
-@functools.cache
-def _space() -> pa.Scalar:
-    """The separator of joined text columns, as an Arrow string scalar."""
-    return pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, 1], dtype=np.int32)), pa.py_buffer(b" "))[0]
-
-
-def _int_values(array: pa.Array) -> np.ndarray:
-    """A null-free Arrow int32/int64 array as numpy (a view of its buffer)."""
-    dtype = np.int64 if array.type.bit_width == 64 else np.int32
-    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
-
-
 def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
     """`(labels, texts)` (`texts=False`: `(distinct labels, rows)`) computed column-wise, or None if any row
     is bad (a null or non-string text, a label `canonical_label` rejects)."""
@@ -75,7 +61,7 @@ def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
         else:
             if len({c.type for c in cols}) > 1:
                 cols = [c.cast(pa.large_string()) for c in cols]
-            joined = pc.binary_join_element_wise(*cols, _space()).to_pylist()
+            joined = pc.binary_join_element_wise(*cols, string_scalar(" ", cols[0].type)).to_pylist()
         if spec.label_column is None:
             return ([None], batch.num_rows) if not texts else ([None] * batch.num_rows, joined)
         label_col = batch.column(spec.label_column)
@@ -90,7 +76,7 @@ def _clean_batch(batch, spec, *, texts: bool) -> tuple | None:
         index = pc.index_in(label_col, value_set=distinct)
         if isinstance(index, pa.ChunkedArray):
             index = index.combine_chunks()
-        return canon[_int_values(index)].tolist(), joined
+        return canon[int_values(index)].tolist(), joined
     except (ValueError, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # ArrowInvalid is a ValueError
         return None
 

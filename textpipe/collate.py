@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from textpipe._checks import is_int
 
 __all__ = ["CorpusBatch", "pad_collate", "offsets_collate"]
 
@@ -107,14 +108,9 @@ def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
     return tuple([torch.from_numpy(np.ascontiguousarray(a, _I64)) for a in arrays])
 
 
-def _is_int(x) -> bool:
-    """An integer option value: int or numpy integer, not bool (True is not a length)."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
 def _got(x) -> str:
     """How a refused value is shown: `7`, `float 1.7`, `bool True`, `str '1'` (long reprs: the type only)."""
-    if _is_int(x):
+    if is_int(x):
         return repr(int(x))
     return f"{type(x).__name__} {x!r}" if len(repr(x)) <= 40 else type(x).__name__
 
@@ -123,11 +119,11 @@ def _check_options(pad_idx, max_len, pad_to_multiple_of, padding_side, dtype=tor
     if pad_idx.__class__ is int and _INT64_MIN <= pad_idx <= _INT64_MAX and max_len is None \
             and pad_to_multiple_of is None and padding_side == "right" and dtype is torch.long:
         return  # the defaults (any int64 pad_idx): nothing to check
-    if not _is_int(pad_idx):
+    if not is_int(pad_idx):
         raise TypeError(f"pad_idx must be an int, got {_got(pad_idx)}; pass e.g. pad_idx=0")
-    if max_len is not None and not (_is_int(max_len) and max_len >= 1):
+    if max_len is not None and not (is_int(max_len) and max_len >= 1):
         raise ValueError(f"max_len must be None or an int >= 1, got {_got(max_len)}; use None to keep all ids")
-    if pad_to_multiple_of is not None and not (_is_int(pad_to_multiple_of) and pad_to_multiple_of >= 1):
+    if pad_to_multiple_of is not None and not (is_int(pad_to_multiple_of) and pad_to_multiple_of >= 1):
         raise ValueError(f"pad_to_multiple_of must be None or an int >= 1, got {_got(pad_to_multiple_of)}")
     if not isinstance(padding_side, str) or padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {_got(padding_side)}")
@@ -154,7 +150,7 @@ def _label(label, i: int) -> int:
         label = label.item()
     elif isinstance(label, np.ndarray) and label.ndim == 0 and label.dtype.kind in "iu":
         label = label.item()
-    if not _is_int(label):
+    if not is_int(label):
         raise TypeError(f"batch[{i}] label must be an int class index, got {_got(label)}; labels are not "
                         f"rounded or parsed: map them to 0..C-1 first")
     if not _INT64_MIN <= label <= _INT64_MAX:

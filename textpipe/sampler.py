@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from textpipe._checks import is_int
+
 __all__ = ["BucketBatchSampler"]
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise (TypeError if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
-               else ValueError)(f"{name} must be an int >= {minimum}, got {value!r}")
+    if not is_int(value) or value < minimum:
+        raise (ValueError if is_int(value) else TypeError)(f"{name} must be an int >= {minimum}, got {value!r}")
     return operator.index(value)
 
 

@@ -22,13 +22,15 @@ config_st = st.fixed_dictionaries({
 })
 
 
-def all_ranks(cfg):
-    """Batches per rank for one epoch, each rank's sampler built independently (as on real ranks)."""
+def all_ranks(cfg, lengths=None):
+    """Batches per rank for one epoch, each rank's sampler built independently (as on real ranks);
+    `cfg["window"]` (if any) is the sampler's window, `lengths` replaces `cfg["lengths"]`."""
     out = []
     for rank in range(cfg["num_replicas"]):
-        sampler = BucketBatchSampler(cfg["lengths"], cfg["batch_size"], shuffle=cfg["shuffle"], seed=cfg["seed"],
-                                     drop_last=cfg["drop_last"], num_replicas=cfg["num_replicas"], rank=rank,
-                                     bucket_size_multiplier=cfg["bucket_size_multiplier"])
+        sampler = BucketBatchSampler(cfg["lengths"] if lengths is None else lengths, cfg["batch_size"],
+                                     shuffle=cfg["shuffle"], seed=cfg["seed"], drop_last=cfg["drop_last"],
+                                     num_replicas=cfg["num_replicas"], rank=rank,
+                                     bucket_size_multiplier=cfg["bucket_size_multiplier"], window=cfg.get("window"))
         sampler.set_epoch(cfg["epoch"])
         out.append(list(sampler))
         assert len(out[-1]) == len(sampler)
@@ -164,24 +166,11 @@ windowed_st = st.fixed_dictionaries({
 })
 
 
-def ranks_of(cfg, lengths=None):
-    out = []
-    for rank in range(cfg["num_replicas"]):
-        sampler = BucketBatchSampler(cfg["lengths"] if lengths is None else lengths, cfg["batch_size"],
-                                     shuffle=cfg["shuffle"], seed=cfg["seed"], drop_last=cfg["drop_last"],
-                                     num_replicas=cfg["num_replicas"], rank=rank,
-                                     bucket_size_multiplier=cfg["bucket_size_multiplier"], window=cfg["window"])
-        sampler.set_epoch(cfg["epoch"])
-        out.append(list(sampler))
-        assert len(out[-1]) == len(sampler)
-    return out
-
-
 @given(windowed_st)
 def test_windowed_equal_counts_coverage_and_determinism(cfg):
-    ranks = ranks_of(cfg)
+    ranks = all_ranks(cfg)
     assert len({len(b) for b in ranks}) == 1
-    assert ranks == ranks_of(cfg)
+    assert ranks == all_ranks(cfg)
     seen = Counter(i for batches in ranks for batch in batches for i in batch)
     assert all(1 <= len(b) <= cfg["batch_size"] for batches in ranks for b in batches)
     if cfg["drop_last"]:
@@ -194,7 +183,7 @@ def test_windowed_equal_counts_coverage_and_determinism(cfg):
 @given(windowed_st)
 def test_window_covering_the_corpus_is_todays_global_order(cfg):
     cfg = {**cfg, "window": max(len(cfg["lengths"]), 1)}
-    assert ranks_of(cfg) == ranks_of({**cfg, "window": None})
+    assert all_ranks(cfg) == all_ranks({**cfg, "window": None})
 
 
 @given(st.lists(st.integers(0, 30), min_size=1, max_size=300), st.integers(1, 7), st.integers(1, 4),

@@ -228,3 +228,18 @@ def test_escape_fast_path_matches_the_per_character_rule():
         line = escape(token)
         needs_escape = not token.isprintable() or any(c.isspace() or c == "\\" for c in token)
         assert unescape(line, 1) == token and (line != token) == needs_escape
+
+
+def test_packed_tokens_follow_appended_and_inserted_tokens():
+    # packed_tokens is kept per token store: a token appended or inserted after a first call shows up
+    from textpipe.vocab import Vocab
+
+    v = Vocab(["<pad>", "a"])
+    assert v.packed_tokens()[0] == "<pad>a"
+    v.append_token("bé")
+    text, lengths = v.packed_tokens()
+    assert text == "<pad>abé" and lengths.tolist() == [5, 1, 2]
+    lengths[0] = 99  # the caller's copy
+    v.insert_token("z", 0)
+    text, lengths = v.packed_tokens()
+    assert text == "z<pad>abé" and lengths.tolist() == [1, 5, 1, 2]

@@ -86,6 +86,7 @@ class Vocab:
         self._extra = store.extra_tokens(data, offsets)  # the few tokens the table cannot key
         self._tables = ByteTable(data, offsets, self._extra)
         self._dict, self._scalar = None, 0  # see _id
+        self._packed = None  # see packed_tokens
         return self._tables.has_duplicates or len(self._extra) != int((~keyable(data, offsets)).sum())
 
     # -- tokenizer -------------------------------------------------------------------------------------
@@ -287,9 +288,12 @@ class Vocab:
             >>> text, lengths.tolist()
             ('<pad>é', [5, 1, 0])
         """
-        self._table()  # appended tokens folded in
-        return (self._data.decode("utf-8", "surrogatepass"),
-                np.diff(store.char_offsets(self._data, self._off)).astype(np.int64))
+        self._table()  # appended tokens folded in (a new store: packed again)
+        if self._packed is None:  # computed once per store: a run checkpoints its vocabulary every epoch
+            self._packed = (self._data.decode("utf-8", "surrogatepass"),
+                            np.diff(store.char_offsets(self._data, self._off)).astype(np.int64))
+        text, lengths = self._packed
+        return text, lengths.copy()
 
     # -- encoder / decoder ----------------------------------------------------------------------------
     def encode(self, text_or_tokens: str | Sequence[str]) -> list[int]:

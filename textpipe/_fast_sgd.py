@@ -177,7 +177,8 @@ def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Cal
 
     Hogwild! (Recht et al., 2011), as fastText's `-thread` trains: thread k takes batches k, k + threads, ...,
     batch j with learning rate `lr_at(j)`. The ops release the GIL, so the threads run on separate cores
-    (measured, 350 batches of 256 on this 2-core machine: 1.6x faster with 2 threads than with one). Two
+    (`benchmarks/hogwild_steps.py`, 350 batches of 256 on this 2-core machine: 1.64x faster with 2 threads
+    than with one). Two
     threads may update one row at once and lose one of the updates, so results differ from run to run.
 
     subtle: the threads' steps overlap, so each reads weights that lack the other threads' step in flight, and

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
-from textpipe.collate import offsets_collate, pad_collate  # noqa: E402
-from textpipe.text_collate import TextCollate  # noqa: E402
+from textpipe.batches.collate import offsets_collate, pad_collate  # noqa: E402
+from textpipe.batches.text_collate import TextCollate  # noqa: E402
 from textpipe.corpus import EncodedCorpus  # noqa: E402
-from textpipe.loader import make_dataloader  # noqa: E402
-from textpipe.sampler import BucketBatchSampler  # noqa: E402
+from textpipe.batches.loader import make_dataloader  # noqa: E402
+from textpipe.batches.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
 

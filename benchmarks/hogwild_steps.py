@@ -1,4 +1,4 @@
-"""`textpipe._fast_sgd.hogwild_steps` with 1 thread vs N threads on the same batches, interleaved.
+"""`textpipe.train.fused.hogwild_steps` with 1 thread vs N threads on the same batches, interleaved.
 
     python3 benchmarks/hogwild_steps.py                  # 350 synthetic batches of 256 texts, 2 threads, 3 rounds
     python3 benchmarks/hogwild_steps.py --threads 2 --batches 350 --rounds 3
@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from textpipe._fast_sgd import hogwild_steps
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.train.fused import hogwild_steps
+from textpipe.models.bag import ModelConfig, TextClassifier
 
 
 def make_batches(n: int, *, batch: int = 256, vocab: int = 60000, seed: int = 0) -> list[tuple]:

@@ -85,7 +85,7 @@ def make_csv(path: Path, rows: int, data: Path = DEFAULT_DATA) -> None:
 
 # -- stages (each in its own process) ---------------------------------------------------------------------------
 def _chunks(work: Path):
-    from textpipe.corpus_cache import iter_chunks
+    from textpipe.corpus.cache import iter_chunks
     from textpipe.data.labels import LabelVocab
     return iter_chunks(work / "train.csv", label_vocab=LabelVocab([1, 2, 3, 4]))
 
@@ -104,8 +104,8 @@ def _vocab(work: Path):
 
 
 def stage_write(work: Path, args) -> dict:
-    import textpipe.corpus_cache  # noqa: F401  (the reader's imports: not what the write adds)
-    from textpipe.corpus_writer import CorpusWriter
+    import textpipe.corpus.cache  # noqa: F401  (the reader's imports: not what the write adds)
+    from textpipe.corpus.writer import CorpusWriter
     vocab = _vocab(work)
     base = _base()
     for old in work.glob("train.corpus*"):
@@ -128,7 +128,7 @@ def _epoch(loader) -> tuple[int, int]:
 
 def stage_epoch(work: Path, args, num_workers: int = 0) -> dict:
     from textpipe.corpus import EncodedCorpus
-    from textpipe.loader import make_dataloader
+    from textpipe.batches.loader import make_dataloader
     vocab = _vocab(work)  # held, as in training: the figure of interest is what the corpus adds beyond it
     base = _base()
     path = work / "train.corpus"
@@ -173,7 +173,7 @@ def stage_hf_epoch(work: Path, args) -> dict:
     import numpy as np
     import torch
     from datasets import load_from_disk
-    from textpipe.collate import pad_collate
+    from textpipe.batches.collate import pad_collate
     vocab = _vocab(work)  # noqa: F841  (held, as above)
     base = _base()
     t = time.perf_counter()

@@ -6,7 +6,7 @@
 Part 1 runs the autograd training loop of `textpipe.train` before the fused step (padded batches from
 `make_dataloader`, `TextClassifier` forward, cross-entropy, `zero_grad`, `backward`, sparse `torch.optim.SGD`,
 `LambdaLR`, `.item()` metrics, tqdm) and times each phase with `perf_counter` (CPU ops are synchronous).
-Part 2 runs the fused loop (`textpipe._fast_sgd`) and lists its ops from `torch.profiler`. Setup (read,
+Part 2 runs the fused loop (`textpipe.train.fused`) and lists its ops from `torch.profiler`. Setup (read,
 vocabulary, encoding, model init, the optimizer's first construction) is timed once. docs/training-speed.md
 quotes this script's output.
 """
@@ -23,12 +23,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from textpipe._fast_sgd import FlatBatches, corpus_bags, sgd_step
+from textpipe.train.fused import FlatBatches, corpus_bags, sgd_step
 from textpipe.corpus import EncodedCorpus
 from textpipe.data.ag_news import load_ag_news
-from textpipe.loader import make_dataloader
-from textpipe.model import ModelConfig, TextClassifier
-from textpipe.sampler import BucketBatchSampler
+from textpipe.batches.loader import make_dataloader
+from textpipe.models.bag import ModelConfig, TextClassifier
+from textpipe.batches.sampler import BucketBatchSampler
 from textpipe.tokenizer import basic_english_batch
 from textpipe.vocab import build_vocab_from_iterator
 

@@ -9,7 +9,7 @@ Contenders, each as its recipe trains (a shuffled epoch order, SGD):
             SGD(lr=5) + clip_grad_norm_(0.1).
   textpipe: `python -m textpipe.train`'s default model and step: words + hashed bigrams, embed_dim and
             batch size from TrainConfig (10, 256), the corpus encoded once, the fused SGD step
-            (textpipe._fast_sgd: bags computed once, each batch gathered from them).
+            (textpipe.train.fused: bags computed once, each batch gathered from them).
   textpipe_autograd: the same model and batch through the autograd loop (make_dataloader's padded batches,
             TextClassifier forward, backward, sparse torch.optim.SGD), to show what the fused step contributes.
 Each timing is --steps steps after --warmup steps, median over --repeats interleaved rounds; throughput is
@@ -32,11 +32,11 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, DEFAULT_ROWS, load_texts, reference_tokenize  # noqa: E402
 
-from textpipe._fast_sgd import FlatBatches, corpus_bags, sgd_step  # noqa: E402
+from textpipe.train.fused import FlatBatches, corpus_bags, sgd_step  # noqa: E402
 from textpipe.corpus import EncodedCorpus  # noqa: E402
-from textpipe.loader import make_dataloader  # noqa: E402
-from textpipe.model import ModelConfig, TextClassifier  # noqa: E402
-from textpipe.sampler import BucketBatchSampler  # noqa: E402
+from textpipe.batches.loader import make_dataloader  # noqa: E402
+from textpipe.models.bag import ModelConfig, TextClassifier  # noqa: E402
+from textpipe.batches.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.train import TrainConfig  # noqa: E402
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402

@@ -17,7 +17,7 @@ import torch
 
 from textpipe.corpus import EncodedCorpus
 from textpipe.data.ag_news import load_ag_news
-from textpipe.loader import make_dataloader
+from textpipe.batches.loader import make_dataloader
 from textpipe.tokenizer import basic_english_batch
 from textpipe.vocab import build_vocab_from_iterator
 

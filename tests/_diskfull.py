@@ -1,8 +1,8 @@
-"""A simulated full disk for the writers' tests: files opened by `textpipe.fileio` fail with ENOSPC."""
+"""A simulated full disk for the writers' tests: files opened by `textpipe.core.fileio` fail with ENOSPC."""
 import builtins
 import errno
 
-import textpipe.fileio as fileio
+import textpipe.core.fileio as fileio
 
 
 class _FullFile:
@@ -28,6 +28,6 @@ class _FullFile:
 
 
 def fill_disk(monkeypatch, *, room: int = 0) -> None:
-    """Every file `textpipe.fileio` opens from now on has `room` bytes left."""
+    """Every file `textpipe.core.fileio` opens from now on has `room` bytes left."""
     real_open = builtins.open
     monkeypatch.setattr(fileio, "open", lambda *a, **k: _FullFile(real_open(*a, **k), room), raising=False)

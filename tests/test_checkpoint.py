@@ -17,8 +17,8 @@ import torch
 
 from textpipe.checkpoint import (FORMAT_VERSION, CheckpointError, capture_rng_state, load_checkpoint,
                                  restore_rng_state, save_checkpoint, strip_module_prefix)
-from textpipe.fileio import WriteError
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.core.fileio import WriteError
+from textpipe.models.bag import ModelConfig, TextClassifier
 
 ITOS = ["<pad>", "<unk>"] + [f"w{i}" for i in range(18)]
 
@@ -127,7 +127,7 @@ def _flip_tensor_bytes(path, n=64):
 
 def _edit(src, dst, *, reseal, **changes):
     """Rewrite a checkpoint with `changes`; with `reseal`, recompute its checksum as a rewriting tool would."""
-    from textpipe._checkpoint_integrity import entry_digests
+    from textpipe.checkpoint._integrity import entry_digests
 
     ckpt = torch.load(src, weights_only=True)
     for key, value in changes.items():
@@ -297,7 +297,7 @@ def test_copy_checkpoint_without_hard_links_copies_and_leaves_no_temp(tmp_path, 
 @pytest.mark.parametrize("cfg", [dict(vocab_size=20, embed_dim=4, buckets=16), dict(vocab_size=7, ngrams=1),
                                  dict(vocab_size=50, num_classes=9, embed_dim=3, buckets=5, pad_idx=4)])
 def test_the_shapes_checked_on_load_are_those_of_a_real_model(cfg):
-    from textpipe._checkpoint_integrity import expected_shapes
+    from textpipe.models import state_shapes as expected_shapes
 
     config = ModelConfig(**cfg)
     assert expected_shapes(config) == {k: tuple(v.shape) for k, v in TextClassifier(config).state_dict().items()}
@@ -306,7 +306,7 @@ def test_the_shapes_checked_on_load_are_those_of_a_real_model(cfg):
 def test_integrity_module_docstring_examples_run():
     import doctest
 
-    import textpipe._checkpoint_integrity as integrity
+    import textpipe.checkpoint._integrity as integrity
 
     result = doctest.testmod(integrity, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
@@ -316,11 +316,11 @@ def test_temps_of_killed_saves_are_swept_also_those_of_textpipe_0_1_0(tmp_path):
     import subprocess
     import sys
 
-    import textpipe.fileio as fileio
+    import textpipe.core.fileio as fileio
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()  # a PID that no longer runs
-    for name in (f".last.pt.tmp{dead}", f".last.pt.tmp-{fileio._HOST}-{dead}-0123abcd"):
+    for name in (f".last.pt.tmp{dead}", f".last.pt.tmp-{fileio.HOST}-{dead}-0123abcd"):
         (tmp_path / name).write_bytes(b"half a checkpoint")
     (tmp_path / f".last.pt.tmp{os.getpid()}").write_bytes(b"a live writer's")  # kept: its writer runs
     _save(tmp_path / "last.pt", _model())
@@ -328,7 +328,7 @@ def test_temps_of_killed_saves_are_swept_also_those_of_textpipe_0_1_0(tmp_path):
 
 
 def test_digests_tell_apart_what_a_naive_encoding_would_not():
-    from textpipe._checkpoint_integrity import entry_digests
+    from textpipe.checkpoint._integrity import entry_digests
 
     pairs = [(["ab", "c"], ["a", "bc"]), ([1], [1.0]), ([1], [True]), (["1"], [1]), ([None], [[]]),
              ({"a": 1}, [["a", 1]]), ([torch.zeros(2)], [torch.zeros(2, 1)]), ([torch.zeros(2)], [torch.zeros(2).half()])]
@@ -399,13 +399,13 @@ def test_a_damaged_packed_vocabulary_is_named(tmp_path, packed):
 @settings(max_examples=200)
 @given(st.lists(st.text()))
 def test_pack_tokens_round_trips_any_tokens(itos):
-    from textpipe._checkpoint_io import pack_tokens, unpack_tokens
+    from textpipe.checkpoint._io import pack_tokens, unpack_tokens
 
     assert unpack_tokens(pack_tokens(itos), "x") == itos
 
 
 def test_a_vocab_is_packed_from_its_buffer_as_its_token_list_is(tmp_path):
-    from textpipe._checkpoint_io import pack_tokens
+    from textpipe.checkpoint._io import pack_tokens
     from textpipe.vocab import Vocab
 
     itos = ITOS[:-3] + ["naïve", "日本", "x"]

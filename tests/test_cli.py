@@ -11,7 +11,7 @@ import pytest
 
 from textpipe import __version__
 from textpipe.cli import error_line, main, run_cli
-from textpipe.fileio import WriteError
+from textpipe.core.fileio import WriteError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, strategies as st
 from torch.nn.utils.rnn import pad_sequence
 
-from textpipe.collate import CorpusBatch, offsets_collate, pad_collate
+from textpipe.batches.collate import CorpusBatch, offsets_collate, pad_collate
 from textpipe.corpus import EncodedCorpus
-from textpipe.text_collate import TextCollate
-from textpipe.tokenizer import basic_english
+from textpipe.batches.text_collate import TextCollate
+from textpipe.text.tokenizer import basic_english
 from textpipe.vocab import Vocab
 
 seqs_st = st.lists(st.lists(st.integers(0, 10**6), max_size=12), min_size=1, max_size=9)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from textpipe.collate import pad_collate
+from textpipe.batches.collate import pad_collate
 from textpipe.corpus import EncodedCorpus
 from textpipe.vocab import Vocab
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from textpipe.corpus import EncodedCorpus
-from textpipe.corpus_cache import cached_corpus, iter_chunks, val_mask
+from textpipe.corpus.cache import cached_corpus, iter_chunks, val_mask
 from textpipe.data.labels import LabelVocab
-from textpipe.tokenizer import basic_english_batch
+from textpipe.text.tokenizer import basic_english_batch
 from textpipe.vocab import build_vocab_from_iterator
 
 
@@ -70,7 +70,7 @@ def test_a_waiting_process_does_not_build(tmp_path):
     csv = write_csv(tmp_path / "train.csv", 50)
     with pytest.raises(TimeoutError, match="waited 0 s for another process to build"):
         cached_corpus(csv, cache_dir=tmp_path / "c", build=False, timeout_s=0.0)
-    code = ("import sys; from textpipe.corpus_cache import cached_corpus; "
+    code = ("import sys; from textpipe.corpus.cache import cached_corpus; "
             "print(cached_corpus(sys.argv[1], cache_dir=sys.argv[2], build=sys.argv[3] == '1').built)")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     waiter = subprocess.Popen([sys.executable, "-c", code, str(csv), str(tmp_path / "c"), "0"], env=env,
@@ -120,9 +120,9 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
 def test_prepare_data_streams_by_flag_or_by_file_size(tmp_path, monkeypatch, cache, min_bytes, streamed):
     # --cache unset: files of STREAM_MIN_BYTES and more are streamed into the cache, smaller ones read in memory;
     # both paths give the same vocabulary and encoded rows
-    import textpipe.corpus_cache as cc
-    from textpipe.prepare import prepare_data
-    from textpipe.train_config import TrainConfig
+    import textpipe.corpus.cache as cc
+    from textpipe.train.prepare import prepare_data
+    from textpipe.train.config import TrainConfig
 
     monkeypatch.setattr(cc, "STREAM_MIN_BYTES", min_bytes)
     csv = write_csv(tmp_path / "train.csv", 200)
@@ -137,7 +137,7 @@ def test_prepare_data_streams_by_flag_or_by_file_size(tmp_path, monkeypatch, cac
 
 
 def test_cache_flag_must_be_a_bool_or_none():
-    from textpipe.train_config import TrainConfig, check_config
+    from textpipe.train.config import TrainConfig, check_config
 
     with pytest.raises(ValueError, match=r"cache \(--cache\) must be True, False or None, got 'False'"):
         check_config(TrainConfig(cache="False"))

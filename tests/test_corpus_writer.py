@@ -14,11 +14,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from textpipe.collate import offsets_collate, pad_collate
+from textpipe.batches.collate import offsets_collate, pad_collate
 from textpipe.corpus import EncodedCorpus
-from textpipe.corpus_writer import CorpusWriter
-from textpipe.loader import make_dataloader
-from textpipe.sampler import BucketBatchSampler
+from textpipe.corpus.writer import CorpusWriter
+from textpipe.batches.loader import make_dataloader
+from textpipe.batches.sampler import BucketBatchSampler
 from textpipe.vocab import Vocab
 
 WORDS = [f"w{i}" for i in range(40)]
@@ -186,7 +186,7 @@ def test_a_failed_write_leaves_the_old_corpus_and_no_files(tmp_path):
 
 _KILLED_WRITER = """
 import os, sys, numpy as np
-from textpipe.corpus_writer import CorpusWriter
+from textpipe.corpus.writer import CorpusWriter
 w = CorpusWriter(sys.argv[1], vocab_size=10, shard_rows=4)
 w.append(np.arange(30) % 10, np.arange(0, 31, 3), [0] * 10)   # 2 shards committed, a third open
 os.kill(os.getpid(), 9)
@@ -237,6 +237,6 @@ def test_writer_argument_errors(tmp_path):
 
 def test_docstring_example_runs():
     import doctest
-    import textpipe.corpus_writer
-    result = doctest.testmod(textpipe.corpus_writer, optionflags=doctest.ELLIPSIS)
+    import textpipe.corpus.writer
+    result = doctest.testmod(textpipe.corpus.writer, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

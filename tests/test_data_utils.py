@@ -4,7 +4,7 @@ Run: python3 -m pytest -q tests/test_data_utils.py
 """
 import pytest
 
-from textpipe import tokenizer
+from textpipe.text import tokenizer
 from textpipe.data import functional as F
 from textpipe.data.utils import get_tokenizer, interleave_keys, ngrams_iterator
 

@@ -5,7 +5,7 @@ Run: python -m pytest -q tests/test_distributed.py
 import pytest
 import torch
 
-from textpipe.distributed import cleanup, init_distributed, is_main, print0, unwrap
+from textpipe.core.distributed import cleanup, init_distributed, is_main, print0, unwrap
 
 
 def test_helpers_outside_a_process_group(capsys):
@@ -29,7 +29,7 @@ def test_init_outside_torchrun_names_the_variables(monkeypatch):
 
 
 def test_weights_digest_is_bitwise():
-    from textpipe.distributed import weights_digest
+    from textpipe.core.distributed import weights_digest
 
     torch.manual_seed(0)
     a = torch.nn.Linear(3, 2)

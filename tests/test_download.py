@@ -191,13 +191,13 @@ def test_default_cache_dir_env_overrides(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- debris, disk full, directories (issue 9)
 
 def test_temps_of_killed_downloads_are_swept_on_the_next_call(server, tmp_path):
-    import textpipe.fileio as fileio
+    import textpipe.core.fileio as fileio
 
     server.routes["/data.csv"] = serve(BODY)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()  # a PID that no longer runs
     legacy = tmp_path / ".data.csv.k2j4h1x9.part"  # textpipe 0.1.0's mkstemp name (no PID in it)
-    ours = tmp_path / f".data.csv.tmp-{fileio._HOST}-{dead}-0123abcd"
+    ours = tmp_path / f".data.csv.tmp-{fileio.HOST}-{dead}-0123abcd"
     for debris in (legacy, ours):
         debris.write_bytes(b"partial")
     download_file(server.url("/data.csv"), tmp_path / "data.csv", md5=BODY_MD5, progress=False)
@@ -208,7 +208,7 @@ def test_temps_of_killed_downloads_are_swept_on_the_next_call(server, tmp_path):
 
 
 def test_disk_full_is_a_write_error_naming_the_file_not_a_network_error(server, tmp_path, monkeypatch):
-    from textpipe.fileio import WriteError
+    from textpipe.core.fileio import WriteError
 
     server.routes["/data.csv"] = serve(BODY)
     fill_disk(monkeypatch)
@@ -219,7 +219,7 @@ def test_disk_full_is_a_write_error_naming_the_file_not_a_network_error(server, 
 
 
 def test_a_directory_in_the_way_and_an_uncreatable_cache_get_clear_errors(tmp_path):
-    from textpipe.fileio import WriteError
+    from textpipe.core.fileio import WriteError
 
     (tmp_path / "data.csv").mkdir()
     with pytest.raises(IsADirectoryError, match=r"data\.csv is a directory, so the download cannot be stored"):

@@ -14,7 +14,7 @@ from textpipe.checkpoint import save_checkpoint
 from textpipe.evaluate import evaluate
 from textpipe.evaluate import main as evaluate_main
 from textpipe.metrics import classification_report, format_report, save_confusion_png
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.models.bag import ModelConfig, TextClassifier
 from textpipe.predict import main as predict_main
 from textpipe.predict import predict
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from textpipe._fast_sgd import FlatBatches, corpus_bags, hogwild_steps, row_scale, sgd_step
+from textpipe.train.fused import FlatBatches, corpus_bags, hogwild_steps, row_scale, sgd_step
 from textpipe.corpus import EncodedCorpus
-from textpipe.loader import make_dataloader
-from textpipe.model import ModelConfig, TextClassifier
-from textpipe.sampler import BucketBatchSampler
+from textpipe.batches.loader import make_dataloader
+from textpipe.models.bag import ModelConfig, TextClassifier
+from textpipe.batches.sampler import BucketBatchSampler
 
 
 def _corpus(n=23, vocab=17, seed=0):
@@ -149,7 +149,7 @@ def test_training_is_deterministic_and_learns():
 
 
 def test_the_fused_step_is_the_default_for_sgd_and_batches_are_random_there():
-    from textpipe.train_config import TrainConfig, uses_bucketing, uses_fused_step
+    from textpipe.train.config import TrainConfig, uses_bucketing, uses_fused_step
 
     assert uses_fused_step(TrainConfig()) and not uses_bucketing(TrainConfig())
     for autograd in (TrainConfig(optimizer="adamw"), TrainConfig(weight_decay=0.1), TrainConfig(parallel="dp"),

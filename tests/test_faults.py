@@ -26,8 +26,8 @@ import torch
 from textpipe.checkpoint import load_checkpoint, save_checkpoint
 from textpipe.corpus import EncodedCorpus
 from textpipe.data.download import download_file
-from textpipe.fileio import WriteError
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.core.fileio import WriteError
+from textpipe.models.bag import ModelConfig, TextClassifier
 from textpipe.vocab import Vocab
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault injection forks writer processes")

@@ -1,4 +1,4 @@
-"""Tests for textpipe.fileio: atomic writes, stale-temp sweeping, clear write errors.
+"""Tests for textpipe.core.fileio: atomic writes, stale-temp sweeping, clear write errors.
 
 Run: python3 -m pytest -q tests/test_fileio.py
 """
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from textpipe.fileio import WriteError, atomic_write, atomic_write_text, sweep_stale_temps, temp_path_for
+from textpipe.core.fileio import WriteError, atomic_write, atomic_write_text, sweep_stale_temps, temp_path_for
 
 
 def test_replaces_target_and_leaves_no_temp(tmp_path):
@@ -50,7 +50,7 @@ def test_permission_denied_names_the_path(tmp_path):
 def test_sweeps_temps_of_dead_writers_only(tmp_path):
     target = tmp_path / "a.bin"
     # a writer killed with SIGKILL: its temp file stays behind
-    code = ("import os, sys; from textpipe.fileio import temp_path_for; "
+    code = ("import os, sys; from textpipe.core.fileio import temp_path_for; "
             "p = temp_path_for(sys.argv[1]); p.write_bytes(b'partial'); print(p)")
     dead = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -86,7 +86,7 @@ def test_plain_oserror_in_body_becomes_write_error(tmp_path):
 def test_missing_file_message_names_what_is_missing(tmp_path):
     import errno as _errno
 
-    from textpipe.fileio import describe_os_error
+    from textpipe.core.fileio import describe_os_error
     err = FileNotFoundError(_errno.ENOENT, "No such file or directory")
     assert describe_os_error(err, tmp_path / "a.txt", action="read").endswith(f"{tmp_path / 'a.txt'} does not exist")
     assert describe_os_error(err, tmp_path / "no" / "a.txt").endswith(f"{tmp_path / 'no'} does not exist")
@@ -95,7 +95,7 @@ def test_missing_file_message_names_what_is_missing(tmp_path):
 def test_background_writer_runs_jobs_in_order_and_raises_a_failed_job_at_the_next_call():
     import threading
 
-    from textpipe.fileio import BackgroundWriter
+    from textpipe.core.fileio import BackgroundWriter
 
     done, threads = [], set()
 

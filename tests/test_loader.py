@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from textpipe.corpus import EncodedCorpus
-from textpipe.loader import make_dataloader
+from textpipe.batches.loader import make_dataloader
 
 
 def make_corpus(n=203, seed=0):

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.models.bag import ModelConfig, TextClassifier
 
 
 def _model(**kw):

@@ -135,7 +135,7 @@ def test_parquet_and_datasets_sources(tmp_path):
 
 
 def test_fit_reuses_prepared_data_and_can_skip_checkpoints(tmp_path):
-    from textpipe.prepare import prepare_data
+    from textpipe.train.prepare import prepare_data
 
     train = _csv(tmp_path / "train.csv", _rows(80, 0, ["pos", "neg"]))
     cfg = TrainConfig(train=str(train), test=str(train), text_columns=["review"], label_column="sentiment",

@@ -21,7 +21,7 @@ def test_import_textpipe_and_core_do_not_import_torch():
     out = _fresh_python(
         "import sys, textpipe\n"
         "from textpipe import Vocab, get_tokenizer, build_vocab_from_iterator\n"
-        "print(sorted(m for m in ('torch', 'textpipe.train', 'textpipe.distributed') if m in sys.modules))")
+        "print(sorted(m for m in ('torch', 'textpipe.train', 'textpipe.core.distributed') if m in sys.modules))")
     assert out.strip() == "[]"
 
 
@@ -37,11 +37,11 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 # every module whose docstrings hold examples (network/file examples are marked +SKIP in the source)
-DOCTEST_MODULES = ["textpipe", "textpipe.tokenizer", "textpipe.vocab", "textpipe.corpus", "textpipe.collate",
-                   "textpipe.text_collate", "textpipe.loader", "textpipe.sampler", "textpipe.transforms",
-                   "textpipe.functional", "textpipe.data.ag_news", "textpipe.model", "textpipe.checkpoint",
-                   "textpipe.metrics", "textpipe.data.utils", "textpipe.data.functional", "textpipe._workers",
-                   "textpipe._fast_sgd"]
+DOCTEST_MODULES = ["textpipe", "textpipe.text.tokenizer", "textpipe.vocab", "textpipe.corpus", "textpipe.batches.collate",
+                   "textpipe.batches.text_collate", "textpipe.batches.loader", "textpipe.batches.sampler", "textpipe.transforms",
+                   "textpipe.functional", "textpipe.data.ag_news", "textpipe.models.bag", "textpipe.checkpoint",
+                   "textpipe.metrics", "textpipe.data.utils", "textpipe.data.functional", "textpipe.batches._workers",
+                   "textpipe.train.fused"]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

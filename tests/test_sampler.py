@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from textpipe.sampler import BucketBatchSampler
+from textpipe.batches.sampler import BucketBatchSampler
 
 config_st = st.fixed_dictionaries({
     "lengths": st.lists(st.integers(0, 60), min_size=0, max_size=200),

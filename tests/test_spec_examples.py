@@ -10,7 +10,7 @@ from collections import Counter, OrderedDict
 
 import pytest
 
-from textpipe.tokenizer import basic_english, get_tokenizer
+from textpipe.text.tokenizer import basic_english, get_tokenizer
 from textpipe.vocab import (IdOutOfRangeError, TokenNotFoundError, Vocab,
                             build_vocab_from_iterator, vocab)
 

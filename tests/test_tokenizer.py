@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from textpipe import tokenizer
-from textpipe.tokenizer import basic_english, basic_english_batch, get_tokenizer
+from textpipe.text import tokenizer
+from textpipe.text.tokenizer import basic_english, basic_english_batch, get_tokenizer
 
 # torchtext 0.18 data/utils.py, _basic_english_normalize: the reference, transcribed literally.
 _PATTERNS = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]

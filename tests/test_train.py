@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from textpipe.checkpoint import load_checkpoint
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.models.bag import ModelConfig, TextClassifier
 from textpipe.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,10 +289,10 @@ def test_a_directory_holding_a_run_is_refused_unless_resume_or_overwrite(data_di
 
 
 def test_a_locked_directory_is_refused_naming_the_holder(data_dir, tmp_path, capsys):
-    from textpipe.rundir import RunLock
+    from textpipe.train.rundir import RunLock
 
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from textpipe.rundir import RunLock; lock = RunLock(Path(sys.argv[1])).acquire(); "
+                               "from textpipe.train.rundir import RunLock; lock = RunLock(Path(sys.argv[1])).acquire(); "
                                "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
                               env=_env(), stdout=subprocess.PIPE, text=True)
     try:
@@ -346,7 +346,7 @@ def test_training_data_above_the_fused_limit_streams_through_the_autograd_loop(d
     # the fused step lists the whole epoch and holds every text in memory: above FUSED_MAX_ROWS the default
     # run trains with the streaming loop (and says so), and an explicit --fused is refused
     import textpipe.train as train_module
-    import textpipe.train_config as config_module
+    import textpipe.train.config as config_module
     monkeypatch.setattr(config_module, "FUSED_MAX_ROWS", 100)
     monkeypatch.setattr(train_module, "FUSED_MAX_ROWS", 100)
     assert config_module.uses_fused_step(config_module.TrainConfig(), train_rows=100)
@@ -385,7 +385,7 @@ def test_hogwild_is_refused_where_it_cannot_work(data_dir, tmp_path, capsys, ext
 def test_a_failed_background_checkpoint_write_is_raised_and_never_hides_another_error(data_dir, tmp_path, capsys,
                                                                                       monkeypatch, stop):
     import textpipe.train as train_module
-    from textpipe.fileio import WriteError
+    from textpipe.core.fileio import WriteError
     from textpipe.train import TrainConfig, fit
 
     def full_disk(out, ckpt, history, *, improved):

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from textpipe import _tune_results as results
-from textpipe._tune_space import (DEFAULT_SPACE, SpaceError, default_point, format_space, load_space_file,
+from textpipe.tune import _results as results
+from textpipe.tune._space import (DEFAULT_SPACE, SpaceError, default_point, format_space, load_space_file,
                                   merge_spaces, parse_param_flag)
 from textpipe.tune import SearchConfig, UsageError, main, search
 
@@ -150,7 +150,7 @@ def test_without_ray_tune_says_what_to_install(tmp_path, data_dir, monkeypatch, 
 def test_nothing_else_in_textpipe_imports_ray():
     code = ("import pkgutil, importlib, sys, textpipe\n"
             "for m in pkgutil.walk_packages(textpipe.__path__, 'textpipe.'):\n"
-            "    if m.name not in ('textpipe._tune_ray', 'textpipe.__main__'):\n"
+            "    if m.name not in ('textpipe.tune._ray', 'textpipe.__main__'):\n"
             "        importlib.import_module(m.name)\n"
             "print(sorted(n for n in sys.modules if n == 'ray' or n.startswith('ray.')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -166,8 +166,8 @@ def test_derived_min_freq_data_equals_preparing_it_again(tmp_path, min_freq):
 
     import numpy as np
 
-    from textpipe._tune_data import derive
-    from textpipe.prepare import prepare_data
+    from textpipe.tune._data import derive
+    from textpipe.train.prepare import prepare_data
     from textpipe.train import TrainConfig
 
     rng = random.Random(0)  # words with Zipf-like counts: many seen once or twice, ties at every count
@@ -191,7 +191,7 @@ def test_trial_config_holds_python_numbers_not_numpy(data_dir):
     import numpy as np
     import torch
 
-    from textpipe._tune_data import trial_train_config
+    from textpipe.tune._data import trial_train_config
 
     cfg = trial_train_config({"base": {"train": str(data_dir / "train.csv")}},
                              {"lr": np.float64(4.5), "epochs": np.int64(3)}, output_dir="x")
@@ -245,7 +245,7 @@ def test_trial_rows_say_how_each_trial_ended_and_pick_a_completed_best(tmp_path)
 
 @needs_ray
 def test_budget_stopper_keeps_time_for_the_final_model():
-    from textpipe._tune_ray import BudgetStopper
+    from textpipe.tune._ray import BudgetStopper
 
     stopper = BudgetStopper(30.0, final_scale=1.1, final_extra_s=5.0)
     assert not stopper("t1", {"epoch": 1, "epochs": 3, "val_accuracy": 0.9, "time_total_s": 2.0})
@@ -259,7 +259,7 @@ def test_budget_stopper_keeps_time_for_the_final_model():
 def local_ray():
     if not HAVE_RAY:
         pytest.skip('needs the tune extra: pip install -e ".[tune]"')
-    from textpipe import _tune_ray  # noqa: F401  (sets RAY_AIR_NEW_OUTPUT before Ray's import)
+    from textpipe.tune import _ray as _tune_ray  # noqa: F401  (sets RAY_AIR_NEW_OUTPUT before Ray's import)
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield

@@ -13,8 +13,8 @@ from _http import local_server
 import torch
 from hypothesis import given, strategies as st
 
-from textpipe import _vectors_io
-from textpipe.model import ModelConfig, TextClassifier
+from textpipe.vectors import _io as _vectors_io
+from textpipe.models.bag import ModelConfig, TextClassifier
 from textpipe.vectors import (FastText, GloVe, Vectors, VectorsFormatError, VectorsNotFoundError,
                               init_embedding_from_vectors, vectors_for_vocab)
 from textpipe.vocab import Vocab

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from textpipe import _encode
-from textpipe.tokenizer import basic_english
+from textpipe.text import _encode
+from textpipe.text.tokenizer import basic_english
 from textpipe.vocab import TokenNotFoundError, Vocab, build_vocab_from_iterator
 
 WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
@@ -221,7 +221,7 @@ def test_escape_fast_path_matches_the_per_character_rule():
     # no other printable character is whitespace, checked here over every code point.
     import sys
 
-    from textpipe._vocab_format import escape, unescape
+    from textpipe.text._format import escape, unescape
 
     assert [hex(i) for i in range(sys.maxunicode + 1) if chr(i).isspace() and chr(i).isprintable()] == ["0x20"]
     for token in ["a b", "tab\there", "x\u3000y", "\u00a0", "back\\slash", "plain", "caf\u00e9", "\u200b"]:

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from textpipe import _count, _encode, _vocab_format, tokenizer as tokenizer_module
-from textpipe._bytetable import ByteTable, token_keys
-from textpipe._vocab_store import encode_tokens, extra_tokens
-from textpipe.fileio import WriteError
-from textpipe.text_collate import TextCollate
-from textpipe.tokenizer import (TokenizerTypeError, basic_english, get_tokenizer, register_tokenizer,
+from textpipe.text import _count, _encode, tokenizer as tokenizer_module
+from textpipe.text import _format as _vocab_format
+from textpipe.text._bytetable import ByteTable, token_keys
+from textpipe.text._store import encode_tokens, extra_tokens
+from textpipe.core.fileio import WriteError
+from textpipe.batches.text_collate import TextCollate
+from textpipe.text.tokenizer import (TokenizerTypeError, basic_english, get_tokenizer, register_tokenizer,
                                 tokenizer_name)
 from textpipe.vocab import (DuplicateTokenError, MaxTokensError, Vocab, build_vocab_from_iterator,
                             build_vocab_from_texts, vocab)

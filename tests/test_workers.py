@@ -9,8 +9,7 @@ import types
 
 import pytest
 
-from textpipe import _workers
-
+from textpipe.batches import _workers
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 fork_only = pytest.mark.skipif(sys.platform != "linux", reason="fork is the default only on Linux")

@@ -17,16 +17,16 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "basic_english": "tokenizer", "basic_english_batch": "tokenizer", "get_tokenizer": "tokenizer",
+    "basic_english": "text", "basic_english_batch": "text", "get_tokenizer": "text",
     # (torchtext's `vocab(...)` function lives at `textpipe.vocab.vocab`, as `torchtext.vocab.vocab` did)
-    "Vocab": "vocab", "build_vocab_from_iterator": "vocab",
-    "TokenNotFoundError": "vocab", "IdOutOfRangeError": "vocab",
+    "Vocab": "text", "build_vocab_from_iterator": "text",
+    "TokenNotFoundError": "text", "IdOutOfRangeError": "text",
     "load_ag_news": "data.ag_news", "read_ag_news_csv": "data.ag_news", "AG_NEWS_CLASSES": "data.ag_news",
     "EncodedCorpus": "corpus",
-    "pad_collate": "collate", "offsets_collate": "collate", "TextCollate": "text_collate",
-    "BucketBatchSampler": "sampler",
-    "make_dataloader": "loader",
-    "ModelConfig": "model", "TextClassifier": "model",
+    "pad_collate": "batches", "offsets_collate": "batches", "TextCollate": "batches",
+    "BucketBatchSampler": "batches",
+    "make_dataloader": "batches",
+    "ModelConfig": "models", "TextClassifier": "models", "build_model": "models",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "Vectors": "vectors", "GloVe": "vectors", "FastText": "vectors", "init_embedding_from_vectors": "vectors",
 }

@@ -6,31 +6,24 @@ classes and tokenizer unless told otherwise.
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 import torch
 from torch import nn
 
-from textpipe.checkpoint import data_info, load_model
+from textpipe.checkpoint.format import data_info, load_model
+from textpipe.core.distributed import pick_device
+from textpipe.core.cli_args import Formatter, Parser, add_column_flags, run_cli
+from textpipe.data.formats import DESCRIPTION
 from textpipe.metrics import classification_report
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` = the GPU if one is visible, else the CPU; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA GPU is visible here; use --device cpu (or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
 
 
 def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
     """`(model, vocab, ckpt, data_info)` of a checkpoint path or an already loaded `(model, vocab, ckpt)`;
     `tokenizer` overrides the one the vocabulary was built with (`load_model` gives the checkpoint's)."""
-    from textpipe.vocab import Vocab
+    from textpipe.text.vocab import Vocab
 
     model, vocab, ckpt = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint, map_location=device)
     if tokenizer is not None:
@@ -79,8 +72,8 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
     if isinstance(data, (str, os.PathLike)) and os.path.isdir(data) and not _is_datasets_dir(data):
         source = resolve_sources(data_dir=data, require_train=False, only="test", **columns)["test"]
         if source is None:
-            raise FileNotFoundError(f"{data} holds no test file (test.csv, .tsv, .jsonl, .json, each also .gz, "
-                                    "or .parquet); give the file itself")
+            raise FileNotFoundError(f"{data} holds no test file (test{DESCRIPTION.replace(' ', ', ')}); give the "
+                                    "file itself")
     else:
         if isinstance(data, (str, os.PathLike)) and not os.path.exists(data):
             raise FileNotFoundError(f"{data}: no such file or directory")
@@ -122,8 +115,8 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
         >>> evaluate("runs/ag_news/best.pt", "../shared/data/ag_news")["accuracy"]  # doctest: +SKIP
         0.87
     """
-    from textpipe.corpus import EncodedCorpus
-    from textpipe.loader import make_dataloader
+    from textpipe.corpus.encoded import EncodedCorpus
+    from textpipe.batches.loader import make_dataloader
 
     device = pick_device(device) if isinstance(device, str) else device
     model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
@@ -141,11 +134,51 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
     return {**report, "loss": result["loss"], "class_names": list(info["class_names"])}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m textpipe.evaluate ...`: the same as `textpipe evaluate ...` (see textpipe.cli)."""
-    from textpipe.cli import evaluate_main
+def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
+    p = Parser(prog=prog, description=__doc__, formatter_class=Formatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file written by textpipe train")
+    g = p.add_argument_group("data", "columns and tokenizer default to the checkpoint's")
+    g.add_argument("--data", "--test", dest="data", metavar="PATH", default=None,
+                   help="labelled data: a table file, a datasets directory, or a directory holding test.*")
+    g.add_argument("--data-dir", default=None, help="directory whose test.* file to evaluate on")
+    g.add_argument("--split", default=None, help="split of a DatasetDict (None: test)")
+    add_column_flags(g)
+    g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer (None: the checkpoint's)")
+    g.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise", help="malformed rows")
+    g = p.add_argument_group("devices")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--batch-size", type=int, default=512, help="texts per forward pass")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    g.add_argument("--confusion-png", default=None, help="also draw the confusion matrix to this PNG")
+    g.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
 
-    return evaluate_main(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """`textpipe evaluate`: metrics of a checkpoint on labelled data."""
+    import json
+
+    p = parser()
+    args = p.parse_args(argv)
+    if (args.data is None) == (args.data_dir is None):
+        p.error("give the data to evaluate on: --data PATH or --data-dir DIR (one of them)")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+
+    def run() -> int:
+        from textpipe.metrics import format_report, save_confusion_png
+
+        report = evaluate(args.checkpoint, args.data or args.data_dir, batch_size=args.batch_size,
+                          device=args.device, text_columns=args.text_columns, label_column=args.label_column,
+                          split=args.split, tokenizer=args.tokenizer, on_bad_rows=args.on_bad_rows)
+        if args.confusion_png and not save_confusion_png(report["confusion"], report["class_names"],
+                                                         args.confusion_png):
+            print("note: matplotlib is not installed, no PNG drawn (pip install matplotlib)", file=sys.stderr)
+        print(json.dumps(report) if args.json else format_report(report, report["class_names"]))
+        return 0
+
+    return run_cli(run, debug=args.debug)
 
 
 if __name__ == "__main__":

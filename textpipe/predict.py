@@ -6,12 +6,16 @@
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
 
-from textpipe.evaluate import load_for_inference, pick_device
+from textpipe.core.cli_args import Formatter, Parser, column, run_cli
+from textpipe.core.distributed import pick_device
+from textpipe.evaluate import load_for_inference
 
 
 @torch.no_grad()
@@ -56,11 +60,59 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m textpipe.predict ...`: the same as `textpipe predict ...` (see textpipe.cli)."""
-    from textpipe.cli import predict_main
+def parser(prog: str = "textpipe predict") -> argparse.ArgumentParser:
+    p = Parser(prog=prog, description=__doc__, formatter_class=Formatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file written by textpipe train")
+    p.add_argument("texts", nargs="*", help="texts to classify (None: --data, else one per line from stdin)")
+    g = p.add_argument_group("data", "columns and tokenizer default to the checkpoint's")
+    g.add_argument("--data", metavar="FILE", default=None, help="classify the texts of this table file")
+    g.add_argument("--split", default=None, help="split of a DatasetDict (None: test)")
+    g.add_argument("--text-column", dest="text_columns", action="append", type=column, metavar="NAME",
+                   default=None, help="column(s) holding the text, as for train")
+    g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer")
+    g = p.add_argument_group("devices")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--batch-size", type=int, default=512, help="texts per forward pass")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="one JSON object per text")
+    g.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
 
-    return predict_main(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """`textpipe predict`: the class of each text."""
+    import json
+
+    p = parser()
+    args = p.parse_args(argv)
+    if args.texts and args.data:
+        p.error("give texts or --data FILE, not both")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+
+    def run() -> int:
+        from textpipe.checkpoint.format import data_info, load_checkpoint
+        from textpipe.data.table import read_table
+
+        if args.data:
+            columns = args.text_columns
+            if columns is None:  # the checkpoint's text columns (its labels are not needed)
+                columns = data_info(load_checkpoint(args.checkpoint))["text_columns"]
+            split = args.split or ("test" if os.path.isfile(os.path.join(args.data, "dataset_dict.json")) else None)
+            _, texts = read_table(args.data, text_columns=columns, split=split, need_label=False)
+        else:
+            texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        results = predict(args.checkpoint, texts, device=args.device, batch_size=args.batch_size,
+                          tokenizer=args.tokenizer)
+        for text, r in zip(texts, results):
+            if args.json:
+                print(json.dumps({"text": text, **r}))
+            else:
+                probs = " ".join(f"{name}={p:.3f}" for name, p in r["probs"].items())
+                print(f"{r['label_name']}\t{probs}\t{text[:80]}")
+        return 0
+
+    return run_cli(run, debug=args.debug)
 
 
 if __name__ == "__main__":

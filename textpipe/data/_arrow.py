@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc_compute
 
+from textpipe.data.formats import DELIMITED
+
 # pyarrow's parse block. subtle: the streaming CSV reader reads about 30 blocks ahead of a slower consumer
 # (measured: 16 MiB blocks held 240-480 MiB, 1 MiB blocks 36 MiB), so blocks start small; a row longer than
 # the block makes the read start again with a 4x larger block (up to MAX_BLOCK_BYTES), see `_growing_blocks`.
@@ -28,7 +30,7 @@ def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list
     """
     needed = [*spec.text_columns, *([spec.label_column] if spec.label_column is not None else [])]
     try:
-        if spec.format in ("csv", "tsv"):
+        if spec.format in DELIMITED:
             batches = _csv_batches(Path(source), spec, bad=bad, skip=skip)
         elif spec.format == "jsonl":
             batches = _jsonl_batches(Path(source))
@@ -37,9 +39,9 @@ def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list
 
             batches = pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=needed)
         else:
-            from textpipe.data.table import _load_dataset
+            from textpipe.data.formats import load_dataset_split
 
-            ds = _load_dataset(source, split).select_columns(needed)
+            ds = load_dataset_split(source, split).select_columns(needed)
             batches = ds.with_format("arrow").iter(batch_size=batch_rows)
         for batch in batches:
             for start in range(0, batch.num_rows, batch_rows):
@@ -137,9 +139,9 @@ def _csv_batches(path: Path, spec, *, bad: list, skip: bool) -> Iterator[pa.Reco
 
 def _check_quotes(path: Path, delimiter: str) -> None:
     """Read the file with Python's strict CSV parser: an unclosed or stray quote raises, naming its line."""
-    from textpipe.data.table import _open_text
+    from textpipe.data.formats import open_binary
 
-    with _open_text(path) as f:
+    with open_binary(path) as f:
         reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8-sig", newline=""), delimiter=delimiter, strict=True)
         try:
             for _ in reader:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from textpipe._arrow_buffers import int_values, string_scalar
+from textpipe.core.arrow import int_values, string_scalar
 from textpipe.data.labels import canonical_label
 
 __all__ = ["checked_chunks"]

@@ -1,7 +1,7 @@
 """Download a file once: streamed, checksummed, renamed atomically, guarded by a file lock.
 
 The file at `dest` only ever appears complete: bytes go to a temporary file beside it
-(`textpipe.fileio.atomic_write`), which replaces `dest` after the MD5 matches; the temp files of killed
+(`textpipe.core.fileio.atomic_write`), which replaces `dest` after the MD5 matches; the temp files of killed
 downloads are swept on the next call. A `FileLock` on `dest + ".lock"` makes concurrent processes
 (distributed ranks) download once; the others wait, then find the file.
 Tests: python3 -m pytest -q tests/test_download.py
@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from textpipe.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps
+from textpipe.core.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps
 
 __all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file"]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textpipe.data.ag_news import AG_NEWS_CLASSES, load_ag_news
+from textpipe.data.formats import DESCRIPTION, split_file_names
 from textpipe.data.labels import LabelVocab, read_classes
 from textpipe.data.table import TableSpec, inspect_table, read_table
 
@@ -24,7 +25,6 @@ __all__ = ["Source", "resolve_sources", "read_source", "make_label_vocab", "SPLI
 
 # file stems looked for in a --data-dir, per split; the first match wins
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation", "dev"), "test": ("test",)}
-_EXTENSIONS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 _DICT_SPLITS = {"train": ("train",), "val": ("validation", "val", "valid", "dev"), "test": ("test",)}
 
 
@@ -51,9 +51,9 @@ class Source:
 
 def _find(directory: Path, split: str) -> Path | None:
     for stem in SPLIT_NAMES[split]:
-        for ext in _EXTENSIONS:
-            if (directory / f"{stem}{ext}").is_file():
-                return directory / f"{stem}{ext}"
+        for name in split_file_names(stem):
+            if (directory / name).is_file():
+                return directory / name
     return None
 
 
@@ -133,8 +133,8 @@ def _in_directory(d: Path, *, need_train: bool) -> dict[str, Path | None]:
         return {split: d for split in SPLIT_NAMES}
     found = {split: _find(d, split) for split in SPLIT_NAMES}
     if found["train"] is None and need_train:
-        raise FileNotFoundError(f"--data-dir {d} holds no train file (looked for train.csv, .tsv, .jsonl, "
-                                ".json, each also .gz, and .parquet); give --train FILE")
+        raise FileNotFoundError(f"--data-dir {d} holds no train file (looked for train{DESCRIPTION.replace(' ', ', ')}); "
+                                "give --train FILE")
     return found
 
 

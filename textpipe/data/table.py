@@ -13,7 +13,6 @@ Streaming-first: pyarrow's CSV/JSON readers and Parquet `iter_batches` read a bl
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import warnings
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textpipe.data._rows import checked_chunks
+from textpipe.data.formats import DELIMITED, DESCRIPTION, format_of, load_dataset_split, open_binary
 from textpipe.data.labels import canonical_label
 
 __all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "scan_table", "table_format"]
 
-_TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _ON_BAD_ROWS = ("raise", "skip")
 Column = str | int
 
@@ -43,16 +42,12 @@ def table_format(source) -> str:
         if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
             return "datasets"
         raise ValueError(f"{path} is a directory but not one written by datasets' save_to_disk (no "
-                         "dataset_info.json or dataset_dict.json); give a .csv/.tsv/.jsonl/.parquet file")
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        return "parquet"
-    stem = name[:-3] if name.endswith(".gz") else name
-    for ext, fmt in _TEXT_FORMATS.items():
-        if stem.endswith(ext):
-            return fmt
-    raise ValueError(f"{path}: unknown table format; expected a name ending in .csv, .tsv, .jsonl or .json "
-                     "(each optionally .gz), .parquet, or a datasets save_to_disk directory")
+                         f"dataset_info.json or dataset_dict.json); give a file: {DESCRIPTION}")
+    fmt = format_of(path)
+    if fmt is None:
+        raise ValueError(f"{path}: unknown table format; expected a name ending in {DESCRIPTION}, or a datasets "
+                         "save_to_disk directory")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -74,31 +69,10 @@ class TableSpec:
                 "label_column": None if self.label_column is None else conv(self.label_column)}
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
-
-
 def _first_csv_row(path: Path, delimiter: str) -> list[str]:
-    with _open_text(path) as f:
+    with open_binary(path) as f:
         text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
         return next(csv.reader(text, delimiter=delimiter), [])
-
-
-def _load_dataset(source, split: str | None):
-    """A datasets.Dataset from a save_to_disk dir, a Dataset, or a DatasetDict's `split`."""
-    import datasets
-
-    ds = datasets.load_from_disk(str(source)) if isinstance(source, (str, os.PathLike)) else source
-    if isinstance(ds, datasets.DatasetDict):
-        if split is None and len(ds) == 1:
-            split = next(iter(ds))
-        if split not in ds:
-            raise ValueError(f"{_name(source)} holds the splits {list(ds)}; choose one (split=...)")
-        ds = ds[split]
-    if not isinstance(ds, datasets.Dataset):
-        raise TypeError(f"expected a datasets.Dataset or DatasetDict, got {type(ds).__name__} (iterable "
-                        "datasets: materialize them first)")
-    return ds
 
 
 def _name(source) -> str:
@@ -151,7 +125,7 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
         raise ValueError("text_columns is empty: give at least one column")
     class_names = None
     header = True
-    if fmt in ("csv", "tsv"):
+    if fmt in DELIMITED:
         first = _first_csv_row(Path(source), "," if fmt == "csv" else "\t")
         if not first:
             raise ValueError(f"{name} is empty: expected a header row or the first record")
@@ -182,7 +156,7 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
 
         columns = tuple(pq.ParquetFile(source).schema_arrow.names)
     else:
-        ds = _load_dataset(source, split)
+        ds = load_dataset_split(source, split)
         columns = tuple(ds.column_names)
     text_columns = ["text"] if text_columns is None else list(text_columns)
     label_column = "label" if label_column is None else label_column
@@ -194,7 +168,7 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
         else:
             label = _resolve(columns, label_column, "label column", name, by_index=by_index)
     except ValueError as e:
-        if fmt in ("csv", "tsv") and asked:  # a headerless file read with names: say why its row became a header
+        if fmt in DELIMITED and asked:  # a headerless file read with names: say why its row became a header
             raise ValueError(f"{e}. The first row was read as the header because the columns were given by name; "
                              "for a file without a header row give 0-based indexes (e.g. --text-column 1 "
                              "--label-column 0)") from None
@@ -217,7 +191,7 @@ def _try_label(value: str):
 def _jsonl_columns(path: Path) -> tuple[str, ...]:
     import json
 
-    with _open_text(path) as f:
+    with open_binary(path) as f:
         for raw in f:
             if raw.strip():
                 try:

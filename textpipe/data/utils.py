@@ -1,6 +1,6 @@
 """torchtext's ``torchtext.data.utils``: ``get_tokenizer``, ``ngrams_iterator``, ``interleave_keys``.
 
-``get_tokenizer`` is ``textpipe.tokenizer.get_tokenizer`` itself (no copy); ``ngrams_iterator`` yields what
+``get_tokenizer`` is ``textpipe.text.tokenizer.get_tokenizer`` itself (no copy); ``ngrams_iterator`` yields what
 torchtext's did, in the same order (every token, then every bigram, then every trigram, ...).
 
 Run the tests: python3 -m pytest -q tests/test_data_utils.py
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from textpipe.tokenizer import get_tokenizer
+from textpipe.text.tokenizer import get_tokenizer
 
 __all__ = ["get_tokenizer", "ngrams_iterator", "interleave_keys"]
 

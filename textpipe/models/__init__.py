@@ -1,0 +1,89 @@
+"""The classifiers, one file each, and the one way to build them: `build_model(config)`.
+
+`MODELS` maps a model name (`--model`, `TrainConfig.model`, a checkpoint's `model_name`) to its config
+dataclass and its `nn.Module`. Every model takes the padded batch `ids (B, T)` (`lengths (B,)` optional) and
+returns logits `(B, num_classes)`; every config has `vocab_size` and `num_classes`. The training loop,
+checkpoints, evaluate, predict and tune only go through the functions here, so a new model is its file plus
+its entry in `MODELS` (see docs/DESIGN.md, "Where to add a model").
+
+    >>> config = model_config("bag", {"embed_dim": 8}, vocab_size=10, num_classes=4)
+    >>> build_model(config)(torch.tensor([[2, 3, 4], [5, 0, 0]])).shape
+    torch.Size([2, 4])
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from textpipe.models.bag import ModelConfig, TextClassifier
+
+__all__ = ["MODELS", "DEFAULT_MODEL", "DERIVED", "hyperparameters", "ModelConfig", "TextClassifier", "build_model", "model_config",
+           "config_class", "config_from_dict", "model_name", "state_shapes"]
+
+# name -> (config dataclass, module class)
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "bag": (ModelConfig, TextClassifier),
+}
+DEFAULT_MODEL = "bag"  # what checkpoints without a model_name hold
+# config fields that follow from the data and the devices, not from the user's settings
+DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse")
+
+
+def config_class(name: str) -> type:
+    """The config dataclass of model `name`; ValueError listing the known names otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name][0]
+
+
+def hyperparameters(name: str) -> tuple[str, ...]:
+    """The config fields of model `name` that a user sets (not `DERIVED`)."""
+    return tuple(f.name for f in fields(config_class(name)) if f.name not in DERIVED)
+
+
+def model_name(config) -> str:
+    """The registry name of a model config object."""
+    for name, (cls, _) in MODELS.items():
+        if type(config) is cls:
+            return name
+    raise TypeError(f"{type(config).__name__} is not the config of a registered model ({', '.join(MODELS)})")
+
+
+def model_config(name: str, settings: Mapping[str, Any] | object, **derived) -> Any:
+    """The config of model `name`: its fields taken from `settings` (a mapping, or an object such as a
+    `TrainConfig` whose attributes of the same names are used), then `derived` (vocab_size, num_classes, ...:
+    the ones this model's config has; the others are ignored)."""
+    cls = config_class(name)
+    get = settings.get if isinstance(settings, Mapping) else (lambda k, d: getattr(settings, k, d))
+    missing, names = object(), {f.name for f in fields(cls)}
+    values = {k: v for k in names if (v := derived.get(k, missing)) is not missing or (v := get(k, missing)) is not missing}
+    return cls(**values)
+
+
+def config_from_dict(name: str, values: Mapping[str, Any]) -> Any:
+    """A checkpoint's `model_config` dict back as the config of model `name` (TypeError/ValueError if bad)."""
+    cls = config_class(name)
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise TypeError(f"model_config has fields {unknown} that the {name!r} model does not know (it has "
+                        f"{sorted(f.name for f in fields(cls))}); was it written by another textpipe version?")
+    return cls(**values)
+
+
+def build_model(config) -> nn.Module:
+    """A freshly initialised model of `config` (a config dataclass of `MODELS`), on the CPU."""
+    return MODELS[model_name(config)][1](config)
+
+
+def state_shapes(config) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of `build_model(config)`: the model's own `state_shapes` where it has one (no
+    allocation), else a model built on the meta device."""
+    cls = MODELS[model_name(config)][1]
+    if hasattr(cls, "state_shapes"):
+        return cls.state_shapes(config)
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}

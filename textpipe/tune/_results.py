@@ -1,0 +1,125 @@
+"""The trial table of a search: one row per trial, why it ended, the best one, saved as CSV and JSON.
+
+Pure Python: `trial_rows` reads a Ray `ResultGrid` through its public attributes (`config`, `metrics`,
+`metrics_dataframe`, `error`) without importing Ray, so the table code is tested on plain data.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from textpipe.core.fileio import atomic_write_text
+
+METRIC = "val_accuracy"  # what trials are scored on: accuracy on the validation split, never the test file
+# why a trial ended, as the table and the summary spell it
+COMPLETED, ASHA, BUDGET, ERROR, NOT_STARTED = ("completed", "stopped by ASHA", "stopped by the time budget", "error",
+                                               "not started")
+
+
+def _num(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str],
+               trials_dir: str | Path = "trials") -> list[dict[str, Any]]:
+    """One dict per trial: id, how it ended, epochs run, last and best validation accuracy, time, parameters,
+    and `dir`, where the trial's fit() wrote (`trials_dir/<trial id>`)."""
+    rows = []
+    for r in results:
+        metrics, config = dict(r.metrics or {}), dict(r.config or {})
+        history = getattr(r, "metrics_dataframe", None)
+        scored = [] if history is None or METRIC not in history else map(_num, history[METRIC])
+        accs = [a for a in scored if a is not None]
+        # a trial that never reported has no metrics: its id is in Ray's directory name, run_trial_<id>_<n>_...
+        name = str(getattr(r, "path", "") or "").rstrip("/").rsplit("/", 1)[-1]
+        found = re.match(r".*?_([0-9a-f]{5,})_\d+_", name)
+        trial_id = metrics.get("trial_id") or (found.group(1) if found else name or "?")
+        epochs_run = int(metrics.get("epoch") or 0)
+        if r.error is not None:
+            end = ERROR
+        elif trial_id in asha_stopped:
+            end = ASHA
+        elif epochs_run == 0:
+            end = NOT_STARTED
+        elif epochs_run >= int(config.get("epochs", epochs_run)):
+            end = COMPLETED
+        else:
+            end = BUDGET
+        row = {"trial_id": trial_id, "end": end, "epochs_run": epochs_run, METRIC: _num(metrics.get(METRIC)),
+               "best_val_accuracy": max(accs) if accs else None, "val_loss": _num(metrics.get("val_loss")),
+               "train_loss": _num(metrics.get("train_loss")), "time_s": _num(metrics.get("time_total_s")),
+               "dir": str(Path(trials_dir) / trial_id),
+               "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:200]}
+        row.update({name: config.get(name) for name in searched})
+        rows.append(row)
+    rows.sort(key=lambda row: row["trial_id"])
+    return rows
+
+
+def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None,
+             n_val: int = 0) -> dict[str, Any] | None:
+    """The trial to retrain: the best last-epoch validation accuracy among trials that ran all their epochs
+    (a retrain runs all of them too); trials cut short only when none completed. Ties: lower validation loss.
+
+    With `prefer` (textpipe's default parameters) the one-standard-error rule: the completed trial with those
+    parameters is kept when its accuracy is within one standard error, sqrt(p (1 - p) / n_val), of the best:
+    on a validation split of a few hundred rows a better-looking configuration is most often noise.
+    """
+    def key(row):
+        return (row[METRIC], -(row["val_loss"] if row["val_loss"] is not None else math.inf))
+
+    scored = [r for r in rows if r[METRIC] is not None and r["end"] != ERROR]
+    completed = [r for r in scored if r["end"] == COMPLETED]
+    pool = completed or scored
+    if not pool:
+        return None
+    best = max(pool, key=key)
+    if prefer and n_val > 0:
+        se = math.sqrt(best[METRIC] * (1 - best[METRIC]) / n_val)
+        default = [r for r in completed if all(r.get(k) == v for k, v in prefer.items())]
+        if default and max(default, key=key)[METRIC] >= best[METRIC] - se:
+            return max(default, key=key)
+    return best
+
+
+def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many trials ended each way (all keys present)."""
+    out = {k: 0 for k in (COMPLETED, ASHA, BUDGET, ERROR, NOT_STARTED)}
+    for row in rows:
+        out[row["end"]] += 1
+    return out
+
+
+def save_table(rows: list[dict[str, Any]], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `trials.csv` and `trials.json` (atomically) into `out_dir`."""
+    out_dir = Path(out_dir)
+    columns = list(rows[0]) if rows else ["trial_id", "end"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return (atomic_write_text(out_dir / "trials.csv", buf.getvalue()),
+            atomic_write_text(out_dir / "trials.json", json.dumps(rows, indent=1) + "\n"))
+
+
+def format_table(rows: list[dict[str, Any]], *, searched: list[str], limit: int = 10) -> str:
+    """The best `limit` trials by validation accuracy, as an aligned text table."""
+    ranked = sorted(rows, key=lambda r: -(r[METRIC] if r[METRIC] is not None else -1.0))[:limit]
+    cols = ["trial_id", "end", "epochs_run", METRIC, *searched]
+
+    def cell(v):
+        return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else f"{v:g}"
+                                      if isinstance(v, float) else str(v))
+
+    table = [cols] + [[cell(r.get(c)) for c in cols] for r in ranked]
+    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in table)

@@ -187,7 +187,7 @@ def test_an_added_or_removed_entry_fails_the_checksum(tmp_path):
     ({"model_config": {"buckets": 8}}, r"embedding\.weight \(36, 4\) \(expected \(28, 4\)\)"),
     ({"model_config": {"num_classes": 3}}, r"fc\.weight \(4, 4\) \(expected \(3, 4\)\)"),
     ({"model_config": {"vocab_size": 30}}, "vocab_itos holds 20 tokens but model_config.vocab_size is 30"),
-    ({"model_config": {"dropout": 0.1}}, r"model_config has fields \['dropout'\] that ModelConfig does not know"),
+    ({"model_config": {"dropout": 0.1}}, r"model_config has fields \['dropout'\] that the 'bag' model does not know"),
     ({"model_config": {"ngrams": 3}}, "model_config is invalid: ngrams must be 1 or 2"),
     ({"model": {}}, r"missing weights \['embedding.weight', 'fc.weight', 'fc.bias'\]"),
     ({"step": -1}, "step must be an int >= 0, found -1"),

@@ -149,7 +149,7 @@ def _rss_file_kib() -> int | None:
 @pytest.mark.parametrize("release_rows, bounded", [(4, True), (10**9, False)])
 def test_a_mapped_corpus_hands_back_the_pages_its_batches_touched(tmp_path, monkeypatch, release_rows, bounded):
     # 20,000 rows of 100 uint32 ids (8 MB): served in random batches, every page gets mapped unless released
-    import textpipe.corpus as corpus_module
+    import textpipe.corpus.encoded as corpus_module
     if _rss_file_kib() is None or not hasattr(__import__("mmap"), "MADV_DONTNEED"):
         pytest.skip("needs Linux /proc/self/status RssFile and madvise(MADV_DONTNEED)")
     monkeypatch.setattr(corpus_module, "RELEASE_ROWS", release_rows)

@@ -120,11 +120,11 @@ def test_train_cli_ddp_two_ranks_map_the_one_cached_corpus(tmp_path):
 def test_prepare_data_streams_by_flag_or_by_file_size(tmp_path, monkeypatch, cache, min_bytes, streamed):
     # --cache unset: files of STREAM_MIN_BYTES and more are streamed into the cache, smaller ones read in memory;
     # both paths give the same vocabulary and encoded rows
-    import textpipe.corpus.cache as cc
+    import textpipe.train.prepare as prepare_module
     from textpipe.train.prepare import prepare_data
     from textpipe.train.config import TrainConfig
 
-    monkeypatch.setattr(cc, "STREAM_MIN_BYTES", min_bytes)
+    monkeypatch.setattr(prepare_module, "STREAM_MIN_BYTES", min_bytes)
     csv = write_csv(tmp_path / "train.csv", 200)
     cfg = TrainConfig(train=str(csv), cache=cache, cache_dir=str(tmp_path / "cache"), progress=False)
     data = prepare_data(cfg)

@@ -149,7 +149,8 @@ def test_training_is_deterministic_and_learns():
 
 
 def test_the_fused_step_is_the_default_for_sgd_and_batches_are_random_there():
-    from textpipe.train.config import TrainConfig, uses_bucketing, uses_fused_step
+    from textpipe.train.config import TrainConfig
+    from textpipe.train.plan import uses_bucketing, uses_fused_step
 
     assert uses_fused_step(TrainConfig()) and not uses_bucketing(TrainConfig())
     for autograd in (TrainConfig(optimizer="adamw"), TrainConfig(weight_decay=0.1), TrainConfig(parallel="dp"),

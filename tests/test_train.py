@@ -18,7 +18,7 @@ import torch
 
 from textpipe.checkpoint import load_checkpoint
 from textpipe.models.bag import ModelConfig, TextClassifier
-from textpipe.train import main
+from textpipe.train import TrainConfig, main
 
 ROOT = Path(__file__).resolve().parents[1]
 _WORDS = [["election", "minister", "troops", "embassy", "iraq"], ["match", "coach", "league", "season", "goal"],
@@ -345,13 +345,13 @@ def test_training_data_above_the_fused_limit_streams_through_the_autograd_loop(d
                                                                                monkeypatch):
     # the fused step lists the whole epoch and holds every text in memory: above FUSED_MAX_ROWS the default
     # run trains with the streaming loop (and says so), and an explicit --fused is refused
-    import textpipe.train as train_module
-    import textpipe.train.config as config_module
-    monkeypatch.setattr(config_module, "FUSED_MAX_ROWS", 100)
-    monkeypatch.setattr(train_module, "FUSED_MAX_ROWS", 100)
-    assert config_module.uses_fused_step(config_module.TrainConfig(), train_rows=100)
-    assert not config_module.uses_fused_step(config_module.TrainConfig(), train_rows=101)
-    assert config_module.uses_bucketing(config_module.TrainConfig(), train_rows=101)
+    import textpipe.train.plan as plan_module
+    import textpipe.train.setup as setup_module
+    monkeypatch.setattr(plan_module, "FUSED_MAX_ROWS", 100)
+    monkeypatch.setattr(setup_module, "FUSED_MAX_ROWS", 100)
+    assert plan_module.uses_fused_step(TrainConfig(), train_rows=100)
+    assert not plan_module.uses_fused_step(TrainConfig(), train_rows=101)
+    assert plan_module.uses_bucketing(TrainConfig(), train_rows=101)
     assert main(_args(data_dir, tmp_path / "auto", "--epochs", "1")) == 0
     assert "note: 360 training rows (> 100): the streaming autograd loop trains" in capsys.readouterr().out
     assert main(_args(data_dir, tmp_path / "forced", "--epochs", "1", "--fused")) == 2
@@ -384,7 +384,7 @@ def test_hogwild_is_refused_where_it_cannot_work(data_dir, tmp_path, capsys, ext
 @pytest.mark.parametrize("stop", [False, True])
 def test_a_failed_background_checkpoint_write_is_raised_and_never_hides_another_error(data_dir, tmp_path, capsys,
                                                                                       monkeypatch, stop):
-    import textpipe.train as train_module
+    import textpipe.train.loop as train_module
     from textpipe.core.fileio import WriteError
     from textpipe.train import TrainConfig, fit
 

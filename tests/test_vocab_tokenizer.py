@@ -255,7 +255,7 @@ def test_one_huge_text_takes_memory_linear_in_its_size():
 @pytest.mark.parametrize("text", ['a<br />b ' * 5, 'x "y" <BR />z r /w R "/>q ' * 4, "Σ Σ ΑΣ ς " * 5])
 def test_huge_texts_are_cut_where_no_token_changes(monkeypatch, text):
     monkeypatch.setattr(_encode, "CHUNK_CHARS", 8)
-    pieces, first = _encode._pieces([text], 8)
+    pieces, first = _encode.pieces([text], 8)
     assert len(pieces) > 1 and "".join(pieces) == text
     assert sum((basic_english(p) for p in pieces), []) == basic_english(text)
     v = Vocab(["<unk>", *dict.fromkeys(basic_english(text))], default_index=0)
@@ -459,7 +459,7 @@ def test_compact_vocab_round_trips_and_looks_up_like_a_dict(itos, queries):
 
 
 def test_many_scalar_lookups_switch_to_a_dict_with_the_same_answers(monkeypatch):
-    import textpipe.vocab as vocab_module
+    import textpipe.text.vocabulary as vocab_module
     monkeypatch.setattr(vocab_module, "SCALAR_LOOKUPS_FOR_DICT", 3)
     v = Vocab(["<unk>", "a", "b"], default_index=0)
     assert [v[t] for t in ("a", "b", "zz")] == [1, 2, 0] and v._dict is None

@@ -23,7 +23,7 @@ from textpipe.metrics import classification_report
 def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
     """`(model, vocab, ckpt, data_info)` of a checkpoint path or an already loaded `(model, vocab, ckpt)`;
     `tokenizer` overrides the one the vocabulary was built with (`load_model` gives the checkpoint's)."""
-    from textpipe.text.vocab import Vocab
+    from textpipe.text.vocabulary import Vocab
 
     model, vocab, ckpt = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint, map_location=device)
     if tokenizer is not None:

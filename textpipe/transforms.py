@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textpipe import functional
-from textpipe.text.vocab import Vocab
+from textpipe.text.vocabulary import Vocab
 
 __all__ = ["ToTensor", "PadTransform", "VocabTransform", "Truncate", "AddToken", "LabelToIndex",
            "StrToIntTransform", "Sequential", "TransformArgumentError", "TransformTypeError"]
@@ -163,7 +163,7 @@ class VocabTransform(nn.Module):
         super().__init__()
         if not isinstance(vocab, Vocab):
             raise TransformTypeError(f"vocab must be a textpipe.Vocab, got {type(vocab).__name__}; build one with "
-                                     f"textpipe.text.vocab.vocab(...) or build_vocab_from_iterator(...)")
+                                     f"textpipe.text.vocabulary.vocab(...) or build_vocab_from_iterator(...)")
         self.vocab = vocab
 
     def forward(self, input: list) -> list:

@@ -42,7 +42,7 @@ class TextCollate:
         **options: Keyword options of the chosen collate (``pad_idx``, ``max_len``, ...).
 
     Example:
-        >>> from textpipe.text.vocab import Vocab
+        >>> from textpipe.text.vocabulary import Vocab
         >>> vocab = Vocab(["<pad>", "<unk>", "hello", "world"], default_index=1)
         >>> collate = TextCollate(vocab, form="pad")
         >>> collate([(0, "Hello world"), (3, "Hi")])[0].shape

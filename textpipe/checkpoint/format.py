@@ -285,7 +285,7 @@ def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
         >>> model(torch.tensor([vocab.encode("stocks fell")])).softmax(-1)  # doctest: +SKIP
         tensor([[0.0021, 0.0003, 0.9684, 0.0292]], grad_fn=<SoftmaxBackward0>)
     """
-    from textpipe.text.vocab import Vocab  # lazily: a checkpoint reader need not import the data side
+    from textpipe.text.vocabulary import Vocab  # lazily: a checkpoint reader need not import the data side
 
     ckpt = load_checkpoint(path, map_location=map_location)
     model = build_model(model_config_of(ckpt))

@@ -169,7 +169,7 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
     from filelock import FileLock
 
     from textpipe.data.labels import LabelVocab
-    from textpipe.text.vocab import Vocab
+    from textpipe.text.vocabulary import Vocab
 
     source, cache_dir = Path(source), Path(cache_dir).expanduser()
     settings = {"cache_version": CACHE_VERSION, "file": _file_key(source), "columns": column_args or {},

@@ -238,7 +238,7 @@ class EncodedCorpus(Dataset):
         use :class:`textpipe.corpus.writer.CorpusWriter`).
 
         Example:
-            >>> from textpipe.text.vocab import Vocab
+            >>> from textpipe.text.vocabulary import Vocab
             >>> vocab = Vocab(["<pad>", "<unk>", "a", "b"], default_index=1)
             >>> EncodedCorpus.from_texts(["a b", "c"], [0, 1], vocab).lengths
             array([2, 1])

@@ -10,7 +10,7 @@ builders. No torch.
 from textpipe.text.build import build_vocab_from_iterator, build_vocab_from_texts, vocab
 from textpipe.text.errors import DuplicateTokenError, IdOutOfRangeError, MaxTokensError, TokenNotFoundError
 from textpipe.text.tokenizer import basic_english, basic_english_batch, get_tokenizer, register_tokenizer
-from textpipe.text.vocab import Vocab
+from textpipe.text.vocabulary import Vocab
 
 __all__ = ["basic_english", "basic_english_batch", "get_tokenizer", "register_tokenizer", "Vocab", "vocab",
            "build_vocab_from_iterator", "build_vocab_from_texts", "TokenNotFoundError", "IdOutOfRangeError",

@@ -1,5 +1,5 @@
 """torchtext's constructors ``vocab()`` and ``build_vocab_from_iterator``, and ``build_vocab_from_texts``: specials,
-``max_tokens``, torchtext's order. Public as ``textpipe.text.vocab.<name>`` (``vocab.py`` holds the ``Vocab`` class).
+``max_tokens``, torchtext's order. Public as ``textpipe.text.<name>`` and ``textpipe.vocab.<name>``.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
         check_token(next(t for t, _ in items if not isinstance(t, str)), "every key of ordered_dict")
     tokens = [t for t, freq in items if freq >= min_freq and t not in skip]
     tokens = specials + tokens if special_first else tokens + specials
-    from textpipe.text.vocab import Vocab
+    from textpipe.text.vocabulary import Vocab
     return Vocab(tokens, tokenizer=tokenizer)
 
 
@@ -136,7 +136,7 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
     max_tokens = check_max_tokens(max_tokens, specials)
     min_freq = check_int(min_freq, "min_freq")
     num_workers = check_workers(num_workers)
-    from textpipe.text.vocab import Vocab
+    from textpipe.text.vocabulary import Vocab
     probe = Vocab([], tokenizer=tokenizer)  # resolves and checks the tokenizer once
     data, offsets, counts = _count.count_tokens(text_chunks, rule=probe._rule, tokenize=probe.tokenize,
                                                 num_workers=num_workers, ordered=ordered)
@@ -152,3 +152,7 @@ def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
     data, offsets = store.concat(parts)
     del parts
     return Vocab._from_store(data, offsets, tokenizer=tokenizer)
+
+
+for _fn in (vocab, build_vocab_from_iterator, build_vocab_from_texts):
+    _fn.__module__ = "textpipe.vocab"  # where torchtext users import them from

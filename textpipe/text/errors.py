@@ -1,6 +1,6 @@
 """The vocabulary's exceptions (each also an instance of the class torchtext raised) and argument checks.
 
-They are public as ``textpipe.text.vocab.<Name>``; this module keeps ``vocab.py`` to the ``Vocab`` class.
+They are public as ``textpipe.text.<Name>`` and ``textpipe.vocab.<Name>``.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def check_workers(value: object) -> int:
 
 
 for _cls in (TokenNotFoundError, IdOutOfRangeError, DuplicateTokenError, MaxTokensError):
-    _cls.__module__ = "textpipe.text.vocab"  # where users import them from (and what tracebacks show)
+    _cls.__module__ = "textpipe.vocab"  # where users import them from (and what tracebacks show)
 
 
 def raise_duplicate(itos: list[str]) -> None:

@@ -24,7 +24,7 @@ from textpipe.data.labels import LabelVocab
 from textpipe.data.sources import Source, load_classes, make_label_vocab, read_source, resolve_sources
 from textpipe.text.tokenizer import get_tokenizer
 from textpipe.text.build import build_vocab_from_texts
-from textpipe.text.vocab import Vocab
+from textpipe.text.vocabulary import Vocab
 
 # The config fields the prepared data depends on (the seed picks the validation carve-out).
 DATA_KEYS = ("data_dir", "train", "val", "test", "text_columns", "label_column", "classes", "tokenizer",

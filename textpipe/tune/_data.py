@@ -90,7 +90,7 @@ def derive(prepared, cfg):
     """
     from textpipe.corpus.encoded import EncodedCorpus
     from textpipe.train.prepare import data_key
-    from textpipe.text.vocab import Vocab
+    from textpipe.text.vocabulary import Vocab
 
     key = data_key(cfg)
     if cfg.min_freq == prepared.key["min_freq"]:

@@ -13,6 +13,7 @@ _spec.loader.exec_module(layout)
 def test_the_package_meets_its_layout_goals():
     f = layout.figures(ROOT)
     assert f["cycles"] == []
+    assert f["upward"] == []  # nothing imports a stage after its own (docs/DESIGN.md's order)
     assert f["private_names"] == []
     assert f["private_modules"] == []
     assert len(f["top_level"]) <= layout.MAX_TOP, f["top_level"]
@@ -30,6 +31,10 @@ def test_the_checker_sees_each_kind_of_violation(tmp_path):
     (pkg / "z.py").write_text("import textpipe.y\n" + "\n" * 401)
     f = layout.figures(tmp_path)
     assert f["cycles"] == [["textpipe.y", "textpipe.z"]]
+    (pkg / "core").mkdir()
+    (pkg / "core" / "__init__.py").write_text("import textpipe.train\n")
+    (pkg / "train.py").write_text("")
+    assert layout.figures(tmp_path)["upward"] == ["textpipe.core -> textpipe.train"]
     assert f["private_names"] == ["textpipe.x <- textpipe.a._hidden._f"]
     assert f["private_modules"] == ["textpipe.x <- textpipe.a._hidden"]
     assert list(f["over_400"]) == ["textpipe.z"]

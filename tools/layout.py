@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 MAX_TOP, MAX_LINES = 30, 400
+# the stages in the order the data flows (docs/DESIGN.md): a module may import its own stage and those before it
+STAGES = ["core", "text", "data", "corpus", "batches", "models", "vectors", "checkpoint", "metrics", "evaluate",
+          "predict", "train", "tune", "cli", "vocab", "tokenizer", "functional", "transforms", "datasets", "__main__"]
 
 
 def modules(pkg: Path) -> dict[str, Path]:
@@ -89,13 +92,22 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Imports of a later stage by an earlier one (`textpipe/__init__.py`, lazy, is no stage)."""
+    def stage(m):
+        parts = m.split(".")
+        return STAGES.index(parts[1]) if len(parts) > 1 and parts[1] in STAGES else None
+    return sorted(f"{a} -> {b}" for a, bs in edges.items() for b in bs
+                  if stage(a) is not None and stage(b) is not None and stage(b) > stage(a))
+
+
 def figures(root: Path) -> dict:
     pkg = root / "textpipe"
     mods = modules(pkg)
     edges, private_names, private_mods = imports(mods)
     top = [p.name for p in pkg.iterdir() if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir())]
     lines = {m: sum(1 for _ in p.open(encoding="utf-8")) for m, p in mods.items()}
-    return {"cycles": cycles(edges), "private_names": private_names, "private_modules": private_mods,
+    return {"cycles": cycles(edges), "upward": upward(edges), "private_names": private_names, "private_modules": private_mods,
             "top_level": sorted(top), "over_400": {m: n for m, n in lines.items() if n > MAX_LINES},
             "modules": len(mods), "largest": max(lines.values())}
 
@@ -103,11 +115,12 @@ def figures(root: Path) -> dict:
 if __name__ == "__main__":
     f = figures(Path(__file__).resolve().parents[1])
     print(f"import cycles: {len(f['cycles'])} {f['cycles'] or ''}\n"
+          f"imports up the data flow: {len(f['upward'])} {f['upward'] or ''}\n"
           f"private names imported from another module: {len(f['private_names'])} {f['private_names'] or ''}\n"
           f"private modules imported from outside their folder: {len(f['private_modules'])} "
           f"{f['private_modules'] or ''}\n"
           f"top-level entries: {len(f['top_level'])} (goal <= {MAX_TOP})\n"
           f"modules over {MAX_LINES} lines: {len(f['over_400'])} {f['over_400'] or ''} "
           f"(largest {f['largest']} lines, {f['modules']} modules)")
-    ok = not (f["cycles"] or f["private_names"] or f["private_modules"] or f["over_400"]) and len(f["top_level"]) <= MAX_TOP
+    ok = not (f["cycles"] or f["upward"] or f["private_names"] or f["private_modules"] or f["over_400"]) and len(f["top_level"]) <= MAX_TOP
     sys.exit(0 if ok else 1)

@@ -17,6 +17,7 @@ import numpy as np
 from textpipe.checkpoint.format import data_info
 from textpipe.corpus.encoded import EncodedCorpus
 from textpipe.corpus.cache import STREAM_MIN_BYTES, cached_corpus
+from textpipe.core.distributed import print0
 from textpipe.core.specials import SPECIALS, UNK_IDX
 from textpipe.data.download import default_cache_dir
 from textpipe.data.formats import FILE_FORMATS
@@ -153,7 +154,8 @@ def train_from_cache(cfg, sources: dict, classes, ckpt: dict | None):
                            min_freq=cfg.min_freq, max_tokens=cfg.max_tokens, tokenizer=cfg.tokenizer,
                            val_fraction=cfg.val_fraction, seed=cfg.seed, column_args=train.spec.column_args(),
                            on_bad_rows=cfg.on_bad_rows, label_key={"classes": classes, "ag_news": train.ag_news},
-                           make_labels=lambda distinct: make_label_vocab(train, distinct, classes=classes))
+                           make_labels=lambda distinct: make_label_vocab(train, distinct, classes=classes),
+                           use_cache=not getattr(cfg, "rebuild_cache", False), announce=print0)
     if ckpt is not None:
         saved = (ckpt.get("data") or {}).get("label_values")
         if saved is not None and list(saved) != list(cached.labels.values):

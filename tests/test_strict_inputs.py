@@ -80,3 +80,29 @@ def test_sampler_refuses_negative_lengths_and_costs_nothing_per_replica():
         for r in range(3):
             mine = BucketBatchSampler([1, 2, 3, 4, 5, 6, 7], 2, num_replicas=3, rank=r, drop_last=drop_last)
             assert list(mine) == everything[r::3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_labels_are_canonicalised_the_same_way_in_every_format(tmp_path, fmt):
+    """#6: CSV `1` and `1.0` (and `pos`, `pos `) were separate classes; JSONL and Parquet refused floats."""
+    import json
+
+    from textpipe.data.table import read_table
+
+    def write(name, labels):
+        path = tmp_path / f"{name}.{fmt}"
+        rows = [{"label": y, "text": f"t{i}"} for i, y in enumerate(labels)]
+        if fmt == "csv":
+            path.write_text("label,text\n" + "".join(f"{r['label']},{r['text']}\n" for r in rows))
+        elif fmt == "jsonl":
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            pq.write_table(pa.Table.from_pylist(rows), path)
+        return path
+
+    labels, _ = read_table(write("strip", ["pos", "pos ", " neg"]))
+    assert labels == ["pos", "pos", "neg"]
+    with pytest.raises(ValueError, match=rf"float\.{fmt}.*is a float|float\.{fmt}.*holds floats"):
+        read_table(write("float", ["1", "1.0"] if fmt == "csv" else [1.0, 2.0]))

@@ -209,3 +209,32 @@ def test_train_rebuild_cache_flag_issue20(tmp_path, capsys):
     assert "reusing corpus cache" in capsys.readouterr().out
     assert main(args + ["--output-dir", str(tmp_path / "r3"), "--rebuild-cache"]) == 0
     assert "reusing corpus cache" not in capsys.readouterr().out
+
+
+def test_streaming_decision_looks_at_the_inflated_size_issue20(tmp_path):
+    """Issue 20 #9: a 9 MB .csv.gz that inflates to 3 GiB was read into memory (the threshold looked at 9 MB)."""
+    import gzip
+
+    from textpipe.corpus.cache import STREAM_MIN_BYTES
+    from textpipe.train import main
+    from textpipe.train.prepare import inflated_size_at_least
+
+    bomb = tmp_path / "bomb.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:  # ~34 MiB of text in a small file
+        f.write(b'"1","a","' + b"x " * (17 << 20) + b'"\n')
+    assert bomb.stat().st_size < STREAM_MIN_BYTES // 100
+    assert inflated_size_at_least(bomb, STREAM_MIN_BYTES)
+    small = tmp_path / "small.csv.gz"
+    with gzip.open(small, "wb") as f:
+        f.write(b'"1","a","b"\n' * 100)
+    assert not inflated_size_at_least(small, STREAM_MIN_BYTES)
+    plain = write_csv(tmp_path / "plain.csv", 10)
+    assert not inflated_size_at_least(plain, STREAM_MIN_BYTES)
+    # end to end: a .gz that may inflate past the threshold goes to the streaming cache without --cache
+    csv = write_csv(tmp_path / "t.csv", 3000)
+    big_gz = tmp_path / "t.csv.gz"
+    big_gz.write_bytes(gzip.compress(csv.read_bytes()))
+    assert inflated_size_at_least(big_gz, STREAM_MIN_BYTES)
+    assert main(["--train", str(big_gz), "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--no-progress",
+                 "--checkpoints", "none", "--val-fraction", "0", "--output-dir", str(tmp_path / "r")]) == 0
+    assert list((tmp_path / "c").glob("corpus-*/meta.json"))

@@ -137,16 +137,30 @@ def train_in_memory(cfg, sources: dict, classes, ckpt: dict | None):
     return vocab, labels, train, val
 
 
+# deflate inflates at most ~1032:1, so a .gz this much smaller than the threshold cannot hold more
+_DEFLATE_MAX_RATIO = 1032
+
+
+def inflated_size_at_least(path, limit: int) -> bool:
+    """Whether the data in `path` may be `limit` bytes or more once decompressed: the streaming decision looks
+    at what will be read, not at the file (a 9 MB .gz can inflate to 3 GiB; its header cannot be trusted to say,
+    so any .gz that could reach `limit` counts as large)."""
+    size = path.stat().st_size
+    if path.name.lower().endswith(".gz"):
+        return size * _DEFLATE_MAX_RATIO >= limit
+    return size >= limit
+
+
 def train_from_cache(cfg, sources: dict, classes, ckpt: dict | None):
     """`train_in_memory`'s result from the corpus cache (`textpipe.corpus.cache`: memory-mapped corpora), or
     None where the in-memory path applies (`--no-cache`; `--cache` unset and a file smaller than
-    `STREAM_MIN_BYTES`; training data that is not one table file on disk: the AG_NEWS download, a datasets
+    `STREAM_MIN_BYTES` once decompressed, see `inflated_size_at_least`; training data that is not one table file on disk: the AG_NEWS download, a datasets
     object or directory)."""
     train = sources["train"]
     if train.path is None or not train.path.is_file() or train.spec is None:
         return None
     use = getattr(cfg, "cache", None)
-    if not (use if use is not None else train.path.stat().st_size >= STREAM_MIN_BYTES):
+    if not (use if use is not None else inflated_size_at_least(train.path, STREAM_MIN_BYTES)):
         return None
     if train.spec.format not in FILE_FORMATS:
         return None

@@ -106,3 +106,29 @@ def test_labels_are_canonicalised_the_same_way_in_every_format(tmp_path, fmt):
     assert labels == ["pos", "pos", "neg"]
     with pytest.raises(ValueError, match=rf"float\.{fmt}.*is a float|float\.{fmt}.*holds floats"):
         read_table(write("float", ["1", "1.0"] if fmt == "csv" else [1.0, 2.0]))
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("dup.csv", b"text,text,label\na,b,1\n", "dup.csv: duplicate column names"),
+    ("notgz.csv.gz", b"label,text\n1,a\n", "notgz.csv.gz: its name ends in .gz but it is not gzip data"),
+    ("notgz.jsonl.gz", b'{"text": "a", "label": 1}\n', "notgz.jsonl.gz: its name ends in .gz but it is not gzip"),
+    ("bad.parquet", b"PAR1garbagegarbagePAR1", "bad.parquet: cannot read it .*truncated or corrupt"),
+])
+def test_unreadable_tables_name_the_file(tmp_path, name, data, match):
+    """Issue 20: these messages did not say which file."""
+    from textpipe.data.table import read_table
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=match):
+        read_table(path)
+
+
+def test_dangling_symlink_output_dir_says_so(tmp_path, capsys):
+    from textpipe.train import main
+
+    csv = tmp_path / "ok.csv"
+    csv.write_text("label,text\n1,a b\n2,c d\n1,a\n2,d\n")
+    (tmp_path / "out").symlink_to(tmp_path / "missing")
+    assert main(["--train", str(csv), "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "is a symbolic link to" in capsys.readouterr().err

@@ -80,6 +80,9 @@ class RunLock:
         """Take the lock, or raise RunDirError naming the process that holds it."""
         from filelock import Timeout
 
+        if self.out.is_symlink() and not self.out.exists():
+            raise RunDirError(f"--output-dir {self.out} is a symbolic link to {os.readlink(self.out)}, which does "
+                              f"not exist: create its target, remove the link, or choose another --output-dir")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock.acquire(timeout=0)

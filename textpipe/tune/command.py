@@ -275,6 +275,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     from textpipe.tune import _ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
     try:
+        tray.check_resources(cpus_per_trial=cfg.cpus_per_trial, gpus_per_trial=cfg.gpus_per_trial)
         elapsed = time.perf_counter() - t0
         budget = None if cfg.time_budget_s is None else max(cfg.time_budget_s - elapsed, 1.0)
         tuner = tray.make_tuner(shared=shared, space=space, searched=searched, search=cfg.search,

@@ -132,8 +132,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         y = _check_y(y, len(texts))
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y holds one class only ({classes[0]!r}): a classifier needs samples of at least 2 "
-                             "classes")
+            raise ValueError(f"y holds one class only ({classes.tolist()[0]!r}): a classifier needs samples of at "
+                             "least 2 classes")
         # labels 0..K-1 in classes_ order; textpipe maps them to its own class ids, read back below
         data = Dataset.from_dict({"text": texts, "label": codes.astype(np.int64).tolist()})
         quiet = contextlib.redirect_stdout(io.StringIO()) if self.verbose < 1 else contextlib.nullcontext()
@@ -173,8 +173,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             for start in range(0, len(texts), batch):
                 ids, offsets = self.vocab_.encode_flat(texts[start:start + batch])  # flat ids, offsets (B+1,)
-                logits = self.model_(torch.from_numpy(ids), torch.from_numpy(offsets[:-1]))
-                out[start:start + len(offsets) - 1] = logits.double().softmax(-1).numpy()
+                # forward() is fc(embedding(*bags(...))); the output layer in float64: float32 matrix products
+                # round differently with a row's place in the batch (~1e-7), and a text's probabilities must
+                # not depend on the texts beside it (scikit-learn's sample order/subset invariance checks)
+                bags = self.model_.embedding(*self.model_.bags(torch.from_numpy(ids), torch.from_numpy(offsets[:-1])))
+                fc = self.model_.fc
+                logits = torch.nn.functional.linear(bags.double(), fc.weight.double(), fc.bias.double())
+                out[start:start + len(offsets) - 1] = logits.softmax(-1).numpy()
         return out
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -184,7 +189,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each text (values of `classes_`)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: NotFittedError before fit
+        return self.classes_[proba.argmax(axis=1)]
 
     # -- pickle: plain data, not textpipe objects (a pickle does not depend on textpipe's module layout) -------
     def __getstate__(self):
@@ -224,6 +230,9 @@ def _check_texts(X, name: str, *, allow_empty: bool = False) -> list[str]:
     """X as a list of str, or a TypeError/ValueError that says what to pass."""
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of texts, got a single {type(X).__name__}; wrap it in a list")
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):  # a scipy sparse matrix/array (features, not texts)
+        raise TypeError(f"{name} is a sparse matrix: sparse input is not supported; TextClassifier takes the raw "
+                        "texts (a 1-D sequence of strings) and builds its own features")
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) != 1:
         cols = getattr(X, "columns", None)
@@ -250,7 +259,9 @@ def _check_texts(X, name: str, *, allow_empty: bool = False) -> list[str]:
 
 def _check_y(y, n: int) -> np.ndarray:
     if y is None:
-        raise ValueError("fit needs labels y (one per text): fit(X, y)")
+        # (the wording scikit-learn's estimator checks look for)
+        raise ValueError("TextClassifier requires y to be passed, but the target y is None: fit(X, y) with one "
+                         "label per text")
     y = column_or_1d(y, warn=True)  # a (n, 1) column: DataConversionWarning, then flattened
     if len(y) != n:
         raise ValueError(f"X and y have different lengths: {n} texts and {len(y)} labels; give one label per text")

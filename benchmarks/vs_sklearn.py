@@ -151,6 +151,24 @@ def _fasttext_predict(model, tokens, classes) -> list[str]:
     return [classes[int(p[0][len("__label__"):])] for p in predicted]
 
 
+@contextlib.contextmanager
+def _os_quiet():
+    """File descriptors 1 and 2 to /dev/null (output written by C++ code, which redirect_stdout cannot catch)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
 def run_fasttext(train, test, seed, work, args, *, autotune: int = 0):
     import fasttext
 
@@ -167,7 +185,8 @@ def run_fasttext(train, test, seed, work, args, *, autotune: int = 0):
         _fasttext_file(work / "train.txt", train[0], tokens, classes)
         kw |= dict(input=str(work / "train.txt"))
     t0 = time.perf_counter()
-    model = fasttext.train_supervised(**kw)
+    with _os_quiet():  # autotune prints its progress from C++ whatever `verbose` says
+        model = fasttext.train_supervised(**kw)
     wall = time.perf_counter() - t0
     return wall, _fasttext_predict(model, args.tokens[id(test)], classes)
 

@@ -319,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"seeds": args.seeds, "autotune": args.autotune, "datasets": sets,
                                          "trials": trials_out}, indent=1) + "\n")
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "n/a"
     print(f"\nmedian [min-max] over seeds {args.seeds}; test files only for these figures; minority F1: the "
-          f"class named, or (worst) the lowest per-class F1 on a balanced set\n")
+          f"class named, or (worst) the lowest per-class F1 on a balanced set; loadavg at the end {load} (train "
+          "seconds are wall time: other work on the machine inflates them)\n")
     print(table(results, sets, methods))
     return 0
 

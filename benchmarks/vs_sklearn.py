@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     import textpipe.predict  # noqa: F401  (imports before any timing)
     import textpipe.sklearn  # noqa: F401
     import textpipe.train  # noqa: F401
-    from textpipe.tokenizer import basic_english_batch
+    from textpipe import basic_english_batch
 
     methods = [m for m in METHODS if not (m == "ft-autotune" and not args.autotune)
                and not (m == "tp-sklearn" and args.no_estimator)]

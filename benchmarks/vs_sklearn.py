@@ -60,24 +60,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA  # noqa: E402  (the AG_NEWS stand-in's train file)
 
-AG_NEWS_DIR = DEFAULT_DATA.parent
-TREC_DIR = AG_NEWS_DIR.parent / "trec"
+SHARED = DEFAULT_DATA.parents[1]  # ../shared/data: ag_news/ and trec/
 DATASETS = ("ag_news", "trec", "binary", "imbalanced")
 METHODS = ("tfidf+svc", "fastText", "ft-autotune", "textpipe", "tp-sklearn")
 INSTALL = 'pip install scikit-learn "fasttext-wheel==0.9.2"'
 
 
 # -- data --------------------------------------------------------------------------------------------------------
-def _ag_news(split: str) -> tuple[list[str], list[str]]:
+def _ag_news(shared: Path, split: str) -> tuple[list[str], list[str]]:
     from textpipe import AG_NEWS_CLASSES, read_ag_news_csv
 
-    rows = read_ag_news_csv(AG_NEWS_DIR / f"{split}.csv.gz")  # (class 0..3, title + " " + description)
+    rows = read_ag_news_csv(shared / "ag_news" / f"{split}.csv.gz")  # (class 0..3, title + " " + description)
     return [AG_NEWS_CLASSES[y] for y, _ in rows], [t for _, t in rows]
 
 
-def _trec(name: str) -> tuple[list[str], list[str]]:
+def _trec(shared: Path, name: str) -> tuple[list[str], list[str]]:
     labels, texts = [], []
-    for line in (TREC_DIR / name).read_text(encoding="latin-1").splitlines():
+    for line in (shared / "trec" / name).read_text(encoding="latin-1").splitlines():
         if line.strip():
             label, text = line.split(" ", 1)
             labels.append(label.split(":", 1)[0])
@@ -98,11 +97,12 @@ def _thin_world(labels: list[str], texts: list[str]) -> tuple[list[str], list[st
     return out_y, out_x
 
 
-def load_dataset(name: str) -> dict:
+def load_dataset(name: str, shared: Path = SHARED) -> dict:
     """{"train": (labels, texts), "test": (labels, texts), "about": str}."""
     if name == "trec":
-        return {"train": _trec("train_5500.label"), "test": _trec("TREC_10.label"), "about": "TREC coarse classes"}
-    train, test = _ag_news("train"), _ag_news("test")
+        return {"train": _trec(shared, "train_5500.label"), "test": _trec(shared, "TREC_10.label"),
+                "about": "TREC coarse classes"}
+    train, test = _ag_news(shared, "train"), _ag_news(shared, "test")
     if name == "ag_news":
         return {"train": train, "test": test, "about": "AG_NEWS stand-in"}
     if name == "binary":
@@ -267,6 +267,7 @@ def table(results: dict, sets: dict, methods: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    p.add_argument("--shared", type=Path, default=SHARED, help=f"directory with ag_news/ and trec/ (default {SHARED})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--autotune", type=int, default=0, metavar="S",
                    help="also fastText autotune, S seconds per trial on a 10%% validation carve-out (default 0: off)")
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
           f"loadavg {load}; seeds {args.seeds}; methods {methods}", flush=True)
     sets, results, trials_out = {}, {}, []
     for name in args.datasets:
-        data = load_dataset(name)
+        data = load_dataset(name, args.shared)
         train, test = data["train"], data["test"]
         args.tokens = {id(train): basic_english_batch(train[1]), id(test): basic_english_batch(test[1])}
         classes = sorted(set(train[0]))

@@ -155,8 +155,9 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
             if not asked and (len(first) != 3 or not isinstance(_try_label(first[0]), int)):
                 raise ValueError(f"{name}: cannot tell which columns hold the text and the label: no 'text'/"
                                  f"'label' header, and the first row {_show(first, most=6)} is not the AG_NEWS layout "
-                                 "(int label, title, description); give --text-column and --label-column "
-                                 "(names for a header row, 0-based indexes for a file without one)")
+                                 "(int label, title, description); give --text-column"
+                                 + (" and --label-column" if need_label else " (e.g. --text-column 0)") +
+                                 " (names for a header row, 0-based indexes for a file without one)")
             if {"text", "label"} & set(first):
                 raise ValueError(f"{name}: columns given by index, but the first row {_show(first, most=6)} looks like a "
                                  "header; give the columns by name")

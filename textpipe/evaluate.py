@@ -82,6 +82,14 @@ def thresholds_of(probs: torch.Tensor, labels, names, positive: str | None = Non
     return threshold_table(probs[:, pos].tolist(), [y == pos for y in labels], name=names[pos])
 
 
+def val_threshold(model: nn.Module, loader, names, *, device) -> dict:
+    """The best-F1 decision threshold of a two-class model on validation data: `{"positive", "threshold",
+    "precision", "recall", "f1", "f1_at_0.5"}` (what `train` records in summary.json as `val_threshold`)."""
+    result = evaluate_model(model, loader, device=device, probs=True)
+    t = thresholds_of(result["probs"], result["labels"], list(names))
+    return {"positive": t["positive"], **t["best"], "f1_at_0.5": t["at_0.5"]["f1"]}
+
+
 def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
                   on_bad_rows: str = "raise", format: str | None = None, quoting: str | None = None
                   ) -> list[tuple[int, str]]:

@@ -13,11 +13,11 @@ from itertools import islice
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from textpipe.checkpoint import write_checkpoint
 from textpipe.core.cli_args import run_cli
 from textpipe.core.fileio import atomic_write_text
+from textpipe.core.progress import progress
 from textpipe.core.distributed import cleanup, print0, unwrap, weights_digest
 from textpipe.evaluate import evaluate, evaluate_model, load_for_inference, positive_class, val_threshold
 from textpipe.metrics import format_report, save_confusion_png, save_pr_png
@@ -41,7 +41,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
-    bar = tqdm(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
+    bar = progress(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for ids, _, y in bar:
         ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, T), (B,)
@@ -84,7 +84,7 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
             tr.sched.step()
         st.step, st.batches_done = st.step + len(batches), st.batches_done + len(batches)
         return flush()
-    bar = tqdm(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
+    bar = progress(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
         sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)

@@ -81,7 +81,7 @@ def _delimited(spec: TableSpec) -> Iterator[dict]:
         reader = csv.reader(f, delimiter="," if spec.format == "csv" else "\t", quoting=quoting)
         try:
             if spec.header:
-                next(reader, None)
+                next((r for r in reader if r), None)  # the header row (the first one that is not blank)
             for fields in reader:
                 yield {c: fields[i] if i < len(fields) else "" for i, c in enumerate(columns)}
         except csv.Error as e:

@@ -83,7 +83,7 @@ def _first_csv_row(path: Path, delimiter: str, quoting: str = "csv") -> list[str
     with open_binary(path) as f:
         text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
         rows = csv.reader(text, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
-        return next(rows, [])
+        return next((r for r in rows if r), [])  # blank lines before the first row are not it
 
 
 def _name(source) -> str:

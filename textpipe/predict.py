@@ -18,10 +18,14 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
+from textpipe.batches import pad_collate
 from textpipe.core.cli_args import Formatter, Parser, add_format_flags, column, run_cli
 from textpipe.core.distributed import pick_device
+from textpipe.core.specials import PAD_IDX
+from textpipe.corpus import CorpusBatch
 from textpipe.evaluate import load_for_inference
 
 
@@ -69,9 +73,9 @@ def class_probs(model, vocab, texts: list[str], device) -> torch.Tensor:
     if not texts:
         return torch.zeros(0, model.config.num_classes)
     ids, offsets = vocab.encode_flat(texts)  # flat ids (N,), offsets (B+1,)
-    # the flat + offsets form of the model: no padding needed on one device
-    logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(offsets[:-1]).to(device))
-    return logits.float().softmax(-1).cpu()
+    padded, _, _ = pad_collate(CorpusBatch(ids, offsets[:-1], np.diff(offsets), np.zeros(len(texts), np.int64)),
+                               pad_idx=getattr(model.config, "pad_idx", PAD_IDX))  # (B, T): the form every model takes
+    return model(padded.to(device)).float().softmax(-1).cpu()
 
 
 class Decision:

@@ -160,7 +160,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fuse
     shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
              "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
-    if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
+    if fused:  # the fused step is the optimizer (see textpipe/train/fused.py)
         return None, LRSchedule(cfg.lr, shape)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

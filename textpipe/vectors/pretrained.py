@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from textpipe.core.specials import SPECIALS
 from textpipe.vectors._io import VectorsFormatError, read_vectors_text
 from textpipe.data.download import DownloadError, download_file
 from textpipe.core.fileio import atomic_write
@@ -240,7 +241,7 @@ class Coverage:
 
 
 def vectors_for_vocab(vocab, vectors: Vectors, *, lower_case_backup: bool = False,
-                      skip: tuple[str, ...] = ("<pad>", "<unk>")) -> tuple[torch.Tensor, torch.Tensor, Coverage]:
+                      skip: tuple[str, ...] = SPECIALS) -> tuple[torch.Tensor, torch.Tensor, Coverage]:
     """Rows of ``vectors`` in ``vocab``'s id order: ``(weight (V, dim), found mask (V,), coverage)``.
 
     Rows of tokens without a vector (and of ``skip`` tokens) are zero in ``weight`` and False in the mask.

@@ -20,7 +20,7 @@ from torch import nn
 from textpipe.checkpoint.format import data_info, load_model
 from textpipe.core.distributed import pick_device
 from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags, run_cli
-from textpipe.data.formats import DESCRIPTION, format_of
+from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS, format_of
 from textpipe.metrics import classification_report, threshold_table
 
 
@@ -217,7 +217,7 @@ def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
                    help="labelled data: a table file, a datasets directory, or a directory holding test.*")
     g.add_argument("--data-dir", default=None, help="directory whose test.* file to evaluate on")
     g.add_argument("--split", default=None, help="split of a DatasetDict (None: test)")
-    add_format_flags(g)
+    add_format_flags(g, FILE_FORMATS, QUOTINGS)
     add_column_flags(g)
     g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer (None: the checkpoint's)")
     g.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise", help="malformed rows")

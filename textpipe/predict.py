@@ -24,6 +24,7 @@ import torch
 from textpipe.batches import pad_collate
 from textpipe.core.cli_args import Formatter, Parser, add_format_flags, column, run_cli
 from textpipe.core.distributed import pick_device
+from textpipe.data.formats import FILE_FORMATS, QUOTINGS
 from textpipe.core.specials import PAD_IDX
 from textpipe.corpus import CorpusBatch
 from textpipe.evaluate import load_for_inference
@@ -134,7 +135,7 @@ def parser(prog: str = "textpipe predict") -> argparse.ArgumentParser:
     g.add_argument("--data", metavar="FILE", default=None, help="classify the texts of this table file, with or "
                    "without a header row (then --text-column as 0-based indexes)")
     g.add_argument("--split", default=None, help="split of a DatasetDict (None: test)")
-    add_format_flags(g)
+    add_format_flags(g, FILE_FORMATS, QUOTINGS)
     g.add_argument("--text-column", dest="text_columns", action="append", type=column, metavar="NAME",
                    default=None, help="column(s) holding the text, as for train (no label column needed)")
     g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer")

@@ -61,14 +61,13 @@ def column(value: str) -> str | int:
     return int(value) if value.isdigit() else value
 
 
-def add_format_flags(g, format_default=None, quoting_default=None) -> None:
-    """`--format` and `--quoting`, for files whose name does not say their format (or says it wrongly)."""
-    from textpipe.data.formats import FILE_FORMATS, QUOTINGS
-
-    g.add_argument("--format", choices=FILE_FORMATS, default=format_default,
+def add_format_flags(g, formats, quotings, format_default=None, quoting_default=None) -> None:
+    """`--format` and `--quoting` (`textpipe.data.formats`' FILE_FORMATS and QUOTINGS), for files whose name does
+    not say their format (or says it wrongly)."""
+    g.add_argument("--format", choices=formats, default=format_default,
                    help="the data files' format, whatever their names (None: by extension). fasttext: lines of "
                    "'__label__X text', one label a line")
-    g.add_argument("--quoting", choices=QUOTINGS, default=quoting_default,
+    g.add_argument("--quoting", choices=quotings, default=quoting_default,
                    help="CSV/TSV quoting: csv = quoted fields (\"a, b\"), none = a quote is part of the text (None: "
                    "csv for CSV, none for TSV)")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags
-from textpipe.data.formats import DESCRIPTION
+from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS
 from textpipe.models import MODELS
 from textpipe.train.config import TrainConfig
 
@@ -34,7 +34,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--val", metavar="FILE", default=t.val, help="validation data, for best-model selection and "
                    "early stopping (or --val-fraction)")
     g.add_argument("--test", metavar="FILE", default=t.test, help="test data, for the final report")
-    add_format_flags(g, t.format, t.quoting)
+    add_format_flags(g, FILE_FORMATS, QUOTINGS, t.format, t.quoting)
     add_column_flags(g, t.text_columns, t.label_column)
     g.add_argument("--classes", nargs="+", metavar="NAME", default=t.classes,
                    help="class order: the label values (or, for int labels 1..C / 0..C-1, their names), or one "

@@ -57,7 +57,9 @@ def test_predict_command_reads_stdin(checkpoint, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("troops advance\n\nstocks fall\n"))
     assert predict_main(["--checkpoint", str(checkpoint), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["text"], r["label"]) for r in lines] == [("troops advance", 0), ("stocks fall", 2)]
+    # one output per input line: the blank line gets an empty prediction
+    assert [(r["text"], r["predicted"]) for r in lines] == [("troops advance", "World"), ("", None),
+                                                           ("stocks fall", "Business")]
 
 
 def test_evaluate_function_and_command(checkpoint, csv, capsys):

@@ -72,7 +72,7 @@ def test_a_run_killed_after_its_first_epoch_resumes_with_its_whole_history(data_
 _CHANGED = {"epochs": 4, "batch_size": 16, "lr": 5.0, "optimizer": "adamw", "schedule": "cosine",
             "weight_decay": 0.01, "min_freq": 2, "max_tokens": 50, "val_fraction": 0.2, "seed": 9, "bucket": True,
             "max_steps": 3, "embed_dim": 12, "ngrams": 1, "buckets": 256, "tokenizer": "split", "fused": False,
-            "model": next((m for m in MODELS if m != "bag"), None)}
+            "model": next((m for m in MODELS if m != "bag"), None), "format": "csv", "quoting": "csv"}
 
 
 def _flag(key, value):
@@ -108,7 +108,8 @@ def prepared(data_dir):
 # a value other than the prepared config's, for every key the prepared data depends on ("OTHER": a file)
 _DATA_CHANGES = {"data_dir": "OTHER_DIR", "train": "OTHER", "val": "OTHER", "test": "OTHER", "text_columns": [1, 2],
                  "label_column": 0, "classes": ["1", "2", "3", "4"], "tokenizer": "split", "min_freq": 2,
-                 "max_tokens": 50, "val_fraction": 0.2, "seed": 9, "on_bad_rows": "skip"}
+                 "max_tokens": 50, "val_fraction": 0.2, "seed": 9, "on_bad_rows": "skip", "format": "csv",
+                 "quoting": "none"}
 
 
 def _changed_data(key, tmp_path):

@@ -18,8 +18,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news"
 LABELS, TEXTS = ["pos", "neg", "pos"], ["great, film", 'a "dull" one', "fine"]
 
 
-def _csv(path, sep=","):
-    lines = [f"label{sep}text"] + [f'{y}{sep}"{t.replace(chr(34), 2 * chr(34))}"' for y, t in zip(LABELS, TEXTS)]
+def _csv(path, sep=","):  # TSV has no quoting (IANA): its values are written as they are
+    quote = (lambda t: f'"{t.replace(chr(34), 2 * chr(34))}"') if sep == "," else (lambda t: t)
+    lines = [f"label{sep}text"] + [f"{y}{sep}{quote(t)}" for y, t in zip(LABELS, TEXTS)]
     data = ("\n".join(lines) + "\n").encode()
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
     return path

@@ -3,6 +3,10 @@ classes and tokenizer unless told otherwise.
 
     textpipe evaluate --checkpoint runs/ag_news/best.pt --data-dir ../shared/data/ag_news
     textpipe evaluate --checkpoint best.pt --test reviews_test.csv --json       # one JSON object
+    textpipe evaluate --checkpoint best.pt --data sms_test --format tsv --errors wrong.csv --pr-png pr.png
+
+Two classes: a table of precision, recall and F1 of the positive class (--positive, default the second class)
+at each decision threshold, with the threshold of the best F1 (`predict --threshold` applies it).
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from torch import nn
 
 from textpipe.checkpoint.format import data_info, load_model
 from textpipe.core.distributed import pick_device
-from textpipe.core.cli_args import Formatter, Parser, add_column_flags, run_cli
-from textpipe.data.formats import DESCRIPTION
-from textpipe.metrics import classification_report
+from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags, run_cli
+from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS, format_of
+from textpipe.metrics import classification_report, threshold_table
 
 
 def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
@@ -32,32 +36,66 @@ def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | Non
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, loader, *, device: torch.device | str = "cpu") -> dict:
+def evaluate_model(model: nn.Module, loader, *, device: torch.device | str = "cpu", probs: bool = False) -> dict:
     """Mean loss, accuracy, predictions and labels of `model` over a loader of `(ids, lengths, labels)`.
 
     Runs in eval mode under `torch.no_grad()` and restores the model's previous mode. Losses are summed
-    as Python floats.
+    as Python floats. `probs`: also `"probs"`, the class probabilities of each sample (a (N, C) float tensor).
     """
     was_training = model.training
     model.eval()
-    loss_sum, preds, labels = 0.0, [], []
+    loss_sum, preds, labels, all_probs = 0.0, [], [], []
     for ids, _, y in loader:
         ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(ids)  # (B, C)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
         labels.append(y.cpu())
+        if probs:
+            all_probs.append(logits.float().softmax(-1).cpu())
     model.train(was_training)
     preds_t = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
     labels_t = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
     n = labels_t.numel()
-    return {"loss": loss_sum / max(n, 1), "accuracy": (preds_t == labels_t).sum().item() / max(n, 1), "n": n,
-            "preds": preds_t.tolist(), "labels": labels_t.tolist()}
+    out = {"loss": loss_sum / max(n, 1), "accuracy": (preds_t == labels_t).sum().item() / max(n, 1), "n": n,
+           "preds": preds_t.tolist(), "labels": labels_t.tolist()}
+    if probs:
+        out["probs"] = torch.cat(all_probs) if all_probs else torch.zeros(0, 0)
+    return out
+
+
+def positive_class(names, positive: str | None) -> int:
+    """The class id of the positive class of a two-class task: the one named `positive`, else the second."""
+    names = [str(n) for n in names]
+    if len(names) != 2:
+        raise ValueError(f"a decision threshold needs two classes, this model has {len(names)} ({names[:6]})")
+    if positive is None:
+        return 1
+    if str(positive) not in names:
+        raise ValueError(f"--positive {positive!r} is not a class of this model; its classes are {names}")
+    return names.index(str(positive))
+
+
+def thresholds_of(probs: torch.Tensor, labels, names, positive: str | None = None) -> dict:
+    """`textpipe.metrics.threshold_table` of a two-class model's probabilities (N, 2) and true class ids."""
+    pos = positive_class(names, positive)
+    return threshold_table(probs[:, pos].tolist(), [y == pos for y in labels], name=names[pos])
+
+
+def val_threshold(model: nn.Module, loader, names, *, device) -> dict:
+    """The best-F1 decision threshold of a two-class model on validation data: `{"positive", "threshold",
+    "precision", "recall", "f1", "f1_at_0.5"}` (what `train` records in summary.json as `val_threshold`)."""
+    result = evaluate_model(model, loader, device=device, probs=True)
+    t = thresholds_of(result["probs"], result["labels"], list(names))
+    return {"positive": t["positive"], **t["best"], "f1_at_0.5": t["at_0.5"]["f1"]}
 
 
 def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
-                  on_bad_rows: str = "raise") -> list[tuple[int, str]]:
+                  on_bad_rows: str = "raise", format: str | None = None, quoting: str | None = None
+                  ) -> list[tuple[int, str]]:
     """(class id, text) rows of a file, directory (its test file) or datasets object, labelled as in training.
+
+    `format`/`quoting` default to the checkpoint's `--format`/`--quoting` for a file whose name says nothing.
 
     Raises:
         ValueError: a label the checkpoint was not trained on (naming it and its row), a missing column, ...
@@ -69,8 +107,10 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
     info = data_info(ckpt)
     columns = {"text_columns": info["text_columns"] if text_columns is None else text_columns,
                "label_column": info["label_column"] if label_column is None else label_column}
+    unnamed = isinstance(data, (str, os.PathLike)) and (os.path.isdir(data) or format_of(data) is None)
+    reading = {"format": format or (info["format"] if unnamed else None), "quoting": quoting or info["quoting"]}
     if isinstance(data, (str, os.PathLike)) and os.path.isdir(data) and not _is_datasets_dir(data):
-        source = resolve_sources(data_dir=data, require_train=False, only="test", **columns)["test"]
+        source = resolve_sources(data_dir=data, require_train=False, only="test", **columns, **reading)["test"]
         if source is None:
             raise FileNotFoundError(f"{data} holds no test file (test{DESCRIPTION.replace(' ', ', ')}); give the "
                                     "file itself")
@@ -79,7 +119,9 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
             raise FileNotFoundError(f"{data}: no such file or directory")
         if split is None and _is_dataset_dict(data):
             split = "test"
-        source = Source(data, split, inspect_table(data, split=split, **columns), False)
+        if not isinstance(data, (str, os.PathLike)) or os.path.isdir(data):
+            reading["format"] = None  # a datasets object or directory
+        source = Source(data, split, inspect_table(data, split=split, **columns, **reading), False)
     raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
     labels = LabelVocab(info["label_values"], names=info["class_names"])
     return list(zip(labels.encode(raw, source=source.describe()).tolist(), texts))
@@ -97,7 +139,8 @@ def _is_dataset_dict(data) -> bool:
 
 def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.device = "cpu", text_columns=None,
              label_column=None, split: str | None = None, tokenizer: str | None = None,
-             on_bad_rows: str = "raise") -> dict:
+             on_bad_rows: str = "raise", format: str | None = None, quoting: str | None = None,
+             positive: str | None = None, errors=None, details: bool = False) -> dict:
     """Accuracy, per-class metrics and confusion matrix of a checkpoint on labelled data.
 
     Args:
@@ -106,10 +149,16 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
             `split`), or a list of `(class id, text)` rows.
         batch_size: texts per forward pass.
         device: where to run ("cpu", "cuda", "cuda:1", "auto", ...); the checkpoint loads onto it.
-        text_columns, label_column, tokenizer: override what the checkpoint recorded from training.
+        text_columns, label_column, tokenizer, format, quoting: override what the checkpoint recorded from
+            training.
+        positive: the positive class of a two-class model, for the threshold table (None: the second class).
+        errors: a .csv or .jsonl path: write the misclassified rows there (`text`, `true`, `predicted`,
+            `probability` of the prediction, `true_probability`).
+        details: also return `"probs"`, the (N, C) class probabilities, and `"labels"`, the true class ids.
 
     Returns:
-        `classification_report(...)` plus `loss` and `class_names`.
+        `classification_report(...)` (each per-class entry names its `"class"`) plus `loss` and `class_names`,
+        and for two classes `"thresholds"` (see `textpipe.metrics.threshold_table`).
 
     Example:
         >>> evaluate("runs/ag_news/best.pt", "../shared/data/ag_news")["accuracy"]  # doctest: +SKIP
@@ -124,14 +173,40 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
         rows = data
     else:
         rows = read_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
-                             on_bad_rows=on_bad_rows)
+                             on_bad_rows=on_bad_rows, format=format, quoting=quoting)
     corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
     # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
     loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
                              pad_idx=model.config.pad_idx)
-    result = evaluate_model(model.to(device), loader, device=device)
-    report = classification_report(result["preds"], result["labels"], model.config.num_classes)
-    return {**report, "loss": result["loss"], "class_names": list(info["class_names"])}
+    result = evaluate_model(model.to(device), loader, device=device, probs=True)
+    # the loader batches texts of similar length together: the row of each result, for --errors
+    result["rows"] = [int(i) for batch in loader.batch_sampler for i in batch]
+    names = list(info["class_names"])
+    report = {**classification_report(result["preds"], result["labels"], model.config.num_classes, names),
+              "loss": result["loss"]}
+    if len(names) == 2 and result["n"]:
+        report["thresholds"] = thresholds_of(result["probs"], result["labels"], names, positive)
+    if errors is not None:
+        write_errors(errors, rows, result, names)
+    if details:
+        report.update(probs=result["probs"], labels=result["labels"])
+    return report
+
+
+def write_errors(path, rows: list[tuple[int, str]], result: dict, names: list[str]) -> int:
+    """The misclassified rows (in `rows`' order, which the loader kept) to a .csv/.jsonl file; their count."""
+    from textpipe.core.rowfile import RowWriter
+
+    probs, preds = result["probs"].tolist(), result["preds"]
+    with RowWriter(path, columns=["row", "text", "true", "predicted", "probability", "true_probability"]) as w:
+        for k in sorted(range(len(preds)), key=result["rows"].__getitem__):  # in the rows' order
+            (y, text), pred, p = rows[result["rows"][k]], preds[k], probs[k]
+            if y != result["labels"][k]:
+                raise RuntimeError("evaluate: a result does not belong to its row (the loader's order changed)")
+            if pred != y:
+                w.write({"row": result["rows"][k] + 1, "text": text, "true": names[y], "predicted": names[pred],
+                         "probability": p[pred], "true_probability": p[y]})
+    return w.rows
 
 
 def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
@@ -142,6 +217,7 @@ def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
                    help="labelled data: a table file, a datasets directory, or a directory holding test.*")
     g.add_argument("--data-dir", default=None, help="directory whose test.* file to evaluate on")
     g.add_argument("--split", default=None, help="split of a DatasetDict (None: test)")
+    add_format_flags(g, FILE_FORMATS, QUOTINGS)
     add_column_flags(g)
     g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer (None: the checkpoint's)")
     g.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise", help="malformed rows")
@@ -150,7 +226,13 @@ def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=512, help="texts per forward pass")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    g.add_argument("--confusion-png", default=None, help="also draw the confusion matrix to this PNG")
+    g.add_argument("--confusion-png", default=None, help="also draw the confusion matrix to this PNG (two "
+                   "classes: and the precision-recall curve to precision_recall.png beside it)")
+    g.add_argument("--pr-png", default=None, help="two classes: draw the precision-recall curve to this PNG")
+    g.add_argument("--positive", metavar="NAME", default=None, help="two classes: the positive class of the "
+                   "threshold table and the precision-recall curve (None: the second class)")
+    g.add_argument("--errors", metavar="FILE", default=None, help="write the misclassified rows (text, true and "
+                   "predicted class, probability) to this .csv or .jsonl file")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 
@@ -167,14 +249,31 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
     def run() -> int:
-        from textpipe.metrics import format_report, save_confusion_png
+        from textpipe.core.rowfile import row_format
+        from textpipe.metrics import format_report, save_confusion_png, save_pr_png
 
+        if args.errors:
+            row_format(args.errors)  # a bad name fails before the work
         report = evaluate(args.checkpoint, args.data or args.data_dir, batch_size=args.batch_size,
                           device=args.device, text_columns=args.text_columns, label_column=args.label_column,
-                          split=args.split, tokenizer=args.tokenizer, on_bad_rows=args.on_bad_rows)
-        if args.confusion_png and not save_confusion_png(report["confusion"], report["class_names"],
-                                                         args.confusion_png):
+                          split=args.split, tokenizer=args.tokenizer, on_bad_rows=args.on_bad_rows,
+                          format=args.format, quoting=args.quoting, positive=args.positive, errors=args.errors,
+                          details=True)
+        probs, labels = report.pop("probs"), report.pop("labels")
+        drawn = True
+        if args.confusion_png:
+            drawn = save_confusion_png(report["confusion"], report["class_names"], args.confusion_png)
+        pr_png = args.pr_png or (os.path.join(os.path.dirname(args.confusion_png) or ".", "precision_recall.png")
+                                 if args.confusion_png else None)
+        if pr_png and report.get("thresholds"):
+            pos = positive_class(report["class_names"], args.positive)
+            drawn = drawn and save_pr_png(probs[:, pos].tolist(), [y == pos for y in labels],
+                                          report["class_names"][pos], pr_png, best=report["thresholds"]["best"])
+        if not drawn:
             print("note: matplotlib is not installed, no PNG drawn (pip install matplotlib)", file=sys.stderr)
+        if args.errors:
+            wrong = report["n"] - round(report["accuracy"] * report["n"])
+            print(f"wrote {wrong} misclassified row(s) to {args.errors}", file=sys.stderr)
         print(json.dumps(report) if args.json else format_report(report, report["class_names"]))
         return 0
 

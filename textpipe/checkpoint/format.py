@@ -208,13 +208,15 @@ def data_info(ckpt: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         `{"text_columns", "label_column"}` (None: the reader's defaults), `"label_values"` (the raw label of
-        each class; old checkpoints: AG_NEWS's file labels 1..C), `"class_names"`, `"tokenizer"`, `"rows"`.
+        each class; old checkpoints: AG_NEWS's file labels 1..C), `"class_names"`, `"tokenizer"`, `"rows"`,
+        `"format"`/`"quoting"` (the `--format`/`--quoting` it was trained with; None: by extension).
     """
     d = ckpt.get("data") or {}
     n = ckpt["model_config"]["num_classes"]
     return {"text_columns": d.get("text_columns"), "label_column": d.get("label_column"),
             "label_values": list(d.get("label_values") or range(1, n + 1)), "class_names": class_names(ckpt),
-            "tokenizer": d.get("tokenizer") or "basic_english", "rows": d.get("rows") or {}}
+            "tokenizer": d.get("tokenizer") or "basic_english", "rows": d.get("rows") or {},
+            "format": d.get("format"), "quoting": d.get("quoting")}
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:

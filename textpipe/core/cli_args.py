@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from textpipe.core.fileio import WriteError, describe_os_error
 
-__all__ = ["Formatter", "Parser", "error_line", "run_cli", "column", "add_column_flags"]
+__all__ = ["Formatter", "Parser", "error_line", "run_cli", "column", "add_column_flags", "add_format_flags"]
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -59,6 +59,17 @@ def run_cli(fn: Callable[[], int | None], *, debug: bool = False) -> int:
 def column(value: str) -> str | int:
     """A column name, or a 0-based index (digits) for files without a header row."""
     return int(value) if value.isdigit() else value
+
+
+def add_format_flags(g, formats, quotings, format_default=None, quoting_default=None) -> None:
+    """`--format` and `--quoting` (`textpipe.data.formats`' FILE_FORMATS and QUOTINGS), for files whose name does
+    not say their format (or says it wrongly)."""
+    g.add_argument("--format", choices=formats, default=format_default,
+                   help="the data files' format, whatever their names (None: by extension). fasttext: lines of "
+                   "'__label__X text', one label a line")
+    g.add_argument("--quoting", choices=quotings, default=quoting_default,
+                   help="CSV/TSV quoting: csv = quoted fields (\"a, b\"), none = a quote is part of the text (None: "
+                   "csv for CSV, none for TSV)")
 
 
 def add_column_flags(g, text_default=None, label_default=None) -> None:

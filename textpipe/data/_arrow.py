@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc_compute
 
-from textpipe.data.formats import DELIMITED
+from textpipe.data.formats import DELIMITED, FASTTEXT_LABEL
 
 # pyarrow's parse block. subtle: the streaming CSV reader reads about 30 blocks ahead of a slower consumer
 # (measured: 16 MiB blocks held 240-480 MiB, 1 MiB blocks 36 MiB), so blocks start small; a row longer than
@@ -34,6 +34,8 @@ def arrow_batches(source, spec, *, batch_rows: int, split: str | None, bad: list
             batches = _csv_batches(Path(source), spec, bad=bad, skip=skip)
         elif spec.format == "jsonl":
             batches = _jsonl_batches(Path(source))
+        elif spec.format == "fasttext":
+            batches = _fasttext_batches(Path(source), batch_rows=batch_rows, bad=bad, skip=skip)
         elif spec.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -118,7 +120,10 @@ def _csv_batches(path: Path, spec, *, bad: list, skip: bool) -> Iterator[pa.Reco
                 bad_rows.clear()
 
         opts = pc.ReadOptions(block_size=block, column_names=None if spec.header else list(spec.columns))
-        parse = pc.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+        # TSV (quoting "none"): a quote is data, and a line is a row (`ham<TAB>"Wen u miss someone ..." gdeve`)
+        quoted = spec.quoting != "none"
+        parse = pc.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False, newlines_in_values=quoted,
+                                invalid_row_handler=on_invalid)
         # every column as a string: labels are typed by canonical_label, and no value is converted behind our back
         convert = pc.ConvertOptions(column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False)
         checked = False
@@ -127,7 +132,7 @@ def _csv_batches(path: Path, spec, *, bad: list, skip: bool) -> Iterator[pa.Reco
                 pass_on_bad_rows()
                 # subtle: pyarrow accepts an unclosed quote, swallowing the rows up to the next quote (or the end
                 # of the file) into one value; that value then holds a line break, so check such files strictly
-                if not checked and any(pc_compute.any(pc_compute.match_substring(col, "\n")).as_py()
+                if quoted and not checked and any(pc_compute.any(pc_compute.match_substring(col, "\n")).as_py()
                                        for col in batch.columns):
                     _check_quotes(path, delimiter)
                     checked = True
@@ -148,7 +153,8 @@ def _check_quotes(path: Path, delimiter: str) -> None:
                 pass
         except csv.Error as e:
             raise ValueError(f"{path}, line {reader.line_num}: malformed quoting ({e}); a quoted field must end "
-                             "with a quote, and a quote inside it is written twice (\"\")") from None
+                             "with a quote, and a quote inside it is written twice (\"\"); if quotes are part of "
+                             "the text, read the file with --quoting none") from None
 
 
 def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -159,3 +165,47 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield from pj.open_json(stream, read_options=pj.ReadOptions(block_size=block))
 
     yield from _growing_blocks(read)
+
+
+def split_fasttext_line(line: str) -> tuple[list[str], str]:
+    """`(labels, text)` of one fastText line: the `__label__X` words and the text between and after them.
+
+        >>> split_fasttext_line("__label__spam Win a prize now")
+        (['spam'], 'Win a prize now')
+    """
+    words = line.split()
+    labels = [w[len(FASTTEXT_LABEL):] for w in words if w.startswith(FASTTEXT_LABEL)]
+    if not labels:
+        return [], line.strip()
+    return labels, " ".join(w for w in words if not w.startswith(FASTTEXT_LABEL))
+
+
+def _fasttext_batches(path: Path, *, batch_rows: int, bad: list, skip: bool) -> Iterator[pa.RecordBatch]:
+    """fastText's `__label__X text` lines as (label, text) batches; a line without a label has a null label,
+    blank lines are skipped, a line with several labels is an error (or, with `skip`, a bad row)."""
+    from textpipe.data.formats import open_binary
+
+    labels: list[str | None] = []
+    texts: list[str] = []
+    with open_binary(path) as f:
+        for n, line in enumerate(io.TextIOWrapper(f, encoding="utf-8-sig", newline="\n"), 1):
+            if not line.strip():
+                continue
+            found, text = split_fasttext_line(line)
+            if len(found) > 1:
+                reason = (f"line {n} has {len(found)} labels ({', '.join(FASTTEXT_LABEL + y for y in found[:4])}): "
+                          "textpipe trains one label per text (multi-label files are not supported); keep one "
+                          "__label__ per line")
+                if not skip:
+                    raise ValueError(f"{path}, {reason}, or pass on_bad_rows='skip' to skip such lines")
+                bad.append((None, reason))
+                continue
+            labels.append(found[0] if found else None)
+            texts.append(text)
+            if len(texts) >= batch_rows:
+                yield pa.RecordBatch.from_arrays([pa.array(labels, pa.string()), pa.array(texts, pa.string())],
+                                                 names=["label", "text"])
+                labels, texts = [], []
+    if texts:
+        yield pa.RecordBatch.from_arrays([pa.array(labels, pa.string()), pa.array(texts, pa.string())],
+                                         names=["label", "text"])

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from filelock import FileLock
-from tqdm.auto import tqdm
 
+from textpipe.core.progress import progress as progress_bar
 from textpipe.core.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps
 
 __all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file"]
@@ -170,7 +170,7 @@ def _stream(url: str, f, *, timeout: float, progress: bool, desc: str) -> tuple[
     with resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+        with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
                   disable=not progress, leave=False) as bar:
             while True:
                 try:

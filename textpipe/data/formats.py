@@ -1,8 +1,11 @@
 """The one table of file formats: file name ending -> format, how each is opened, and the words `--help` and
 the errors use for them. A new format is one entry here plus its reader in `textpipe.data._arrow`.
+The extension only guesses: `--format` names the format of any file (`SMSSpamCollection`, `train.txt`).
 
     >>> format_of("train.csv.gz"), format_of("x.JSON"), DESCRIPTION
     ('csv', 'jsonl', '.csv .tsv .jsonl .json (each optionally .gz), .parquet')
+    >>> FILE_FORMATS, default_quoting("tsv")
+    (('csv', 'tsv', 'jsonl', 'parquet', 'fasttext'), 'none')
 """
 from __future__ import annotations
 
@@ -10,14 +13,19 @@ import gzip
 import os
 from pathlib import Path
 
-__all__ = ["EXTENSIONS", "FILE_FORMATS", "DESCRIPTION", "format_of", "split_file_names", "open_binary",
-           "load_dataset_split"]
+__all__ = ["EXTENSIONS", "FILE_FORMATS", "DESCRIPTION", "QUOTINGS", "format_of", "split_file_names", "open_binary",
+           "load_dataset_split", "check_format", "default_quoting", "FASTTEXT_LABEL"]
 
 # file name ending -> format; every text format may also end in .gz (not Parquet: it compresses itself)
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
-GZIP_OK = ("csv", "tsv", "jsonl")
-FILE_FORMATS = tuple(dict.fromkeys(EXTENSIONS.values()))  # ('csv', 'tsv', 'jsonl', 'parquet')
+GZIP_OK = ("csv", "tsv", "jsonl", "fasttext")
+# fastText's `__label__X text` lines: no extension of their own (`.txt`, `.train`, ...), so only by --format
+FILE_FORMATS = (*dict.fromkeys(EXTENSIONS.values()), "fasttext")  # ('csv', 'tsv', 'jsonl', 'parquet', 'fasttext')
 DELIMITED = ("csv", "tsv")  # read with a header check and a delimiter
+FASTTEXT_LABEL = "__label__"
+# how a delimited file quotes: "csv" (RFC 4180: "a, b" is one field, "" a quote) or "none" (every character is
+# data: TSV as IANA defines it, and as fastText and pandas' QUOTE_NONE read it)
+QUOTINGS = ("csv", "none")
 DESCRIPTION = (" ".join(e for e, f in EXTENSIONS.items() if f in GZIP_OK) + " (each optionally .gz), "
                + " ".join(e for e, f in EXTENSIONS.items() if f not in GZIP_OK))
 
@@ -29,6 +37,18 @@ def format_of(path: str | os.PathLike) -> str | None:
         if name.endswith(ext) or (fmt in GZIP_OK and name.endswith(ext + ".gz")):
             return fmt
     return None
+
+
+def check_format(fmt: str | None) -> str | None:
+    """`fmt` if it is one of `FILE_FORMATS` (or None), else a ValueError listing them."""
+    if fmt is not None and fmt not in FILE_FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FILE_FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def default_quoting(fmt: str) -> str:
+    """CSV quotes fields, TSV does not (a `"` in a TSV field is part of the text)."""
+    return "csv" if fmt == "csv" else "none"
 
 
 def split_file_names(split: str) -> list[str]:

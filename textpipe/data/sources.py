@@ -49,9 +49,11 @@ class Source:
         return Path(self.data) if isinstance(self.data, (str, os.PathLike)) else None
 
 
-def _find(directory: Path, split: str) -> Path | None:
+def _find(directory: Path, split: str, format: str | None = None) -> Path | None:
     for stem in SPLIT_NAMES[split]:
-        for name in split_file_names(stem):
+        # with --format the name need not say it: train, train.txt (fastText's habit), train.<format>
+        named = [stem, f"{stem}.txt", f"{stem}.{format}"] if format else []
+        for name in [*split_file_names(stem), *named]:
             if (directory / name).is_file():
                 return directory / name
     return None
@@ -77,8 +79,8 @@ def _ag_news_layout(spec: TableSpec) -> bool:
 
 
 def resolve_sources(*, data_dir=None, train=None, val=None, test=None, text_columns: Sequence | None = None,
-                    label_column=None, require_train: bool = True, only: str | None = None
-                    ) -> dict[str, Source | None]:
+                    label_column=None, require_train: bool = True, only: str | None = None,
+                    format: str | None = None, quoting: str | None = None) -> dict[str, Source | None]:
     """Find and check each split's data (fast: first rows and schemas only); see the module docstring.
 
     Args:
@@ -87,7 +89,8 @@ def resolve_sources(*, data_dir=None, train=None, val=None, test=None, text_colu
             `train` is None too).
         train, val, test: a file, a save_to_disk directory or a datasets object; override `data_dir`'s.
             A DatasetDict gives its train/validation/test splits.
-        text_columns, label_column: see `textpipe.data.table.inspect_table`.
+        text_columns, label_column, format, quoting: see `textpipe.data.table.inspect_table` (`format`: of
+            every file given, whatever its name).
         require_train: False: a `data_dir` without a train file is fine (evaluation).
         only: resolve this split only (the others are None).
 
@@ -101,14 +104,15 @@ def resolve_sources(*, data_dir=None, train=None, val=None, test=None, text_colu
     columns_given = text_columns is not None or label_column is not None
 
     def one(data, split):
-        return _one(data, split, text_columns, label_column)
+        return _one(data, split, text_columns, label_column, format, quoting)
 
     if data_dir is None and train is None:  # AG_NEWS from the cache, downloading once
         if columns_given:
             raise ValueError("--text-column/--label-column need --train FILE or --data-dir DIR")
         ag_news = Source(None, None, None, True)
         return {"train": ag_news, "val": one(val, "val"), "test": ag_news if test is None else one(test, "test")}
-    found = _in_directory(Path(data_dir), need_train=require_train and train is None) if data_dir is not None else {}
+    found = (_in_directory(Path(data_dir), need_train=require_train and train is None, format=format)
+             if data_dir is not None else {})
     sources = {}
     for split in SPLIT_NAMES:
         if only is not None and split != only:
@@ -118,20 +122,20 @@ def resolve_sources(*, data_dir=None, train=None, val=None, test=None, text_colu
         if data is None and split != "train" and train is not None and _is_dataset_dict(train):
             data = train  # its validation/test splits
         sources[split] = one(found.get(split) if data is None else data, split)
-    if data_dir is not None and train is None and not columns_given:
+    if data_dir is not None and train is None and not columns_given and format is None:
         _use_ag_news_reader(sources, Path(data_dir))
     if require_train and only in (None, "train") and sources["train"] is None:
         raise ValueError("no training data: give --train FILE or --data-dir DIR")
     return sources
 
 
-def _in_directory(d: Path, *, need_train: bool) -> dict[str, Path | None]:
+def _in_directory(d: Path, *, need_train: bool, format: str | None = None) -> dict[str, Path | None]:
     if not d.is_dir():
         raise FileNotFoundError(f"--data-dir {d}: no such directory" if not d.exists() else
                                 f"--data-dir {d} is a file, expected a directory; pass it as --train {d}")
     if _is_dataset_dict(d):
         return {split: d for split in SPLIT_NAMES}
-    found = {split: _find(d, split) for split in SPLIT_NAMES}
+    found = {split: _find(d, split, format) for split in SPLIT_NAMES}
     if found["train"] is None and need_train:
         raise FileNotFoundError(f"--data-dir {d} holds no train file (looked for train{DESCRIPTION.replace(' ', ', ')}); "
                                 "give --train FILE")
@@ -150,7 +154,7 @@ def _use_ag_news_reader(sources: dict, d: Path) -> None:
             sources[split] = Source(s.data, None, s.spec, True, str(d))
 
 
-def _one(data, split: str, text_columns, label_column) -> Source | None:
+def _one(data, split: str, text_columns, label_column, format=None, quoting=None) -> Source | None:
     if data is None:
         return None
     name = None
@@ -161,8 +165,14 @@ def _one(data, split: str, text_columns, label_column) -> Source | None:
             if split == "train":
                 raise ValueError(f"{data} holds the splits {have}, none of them a train split; pass one split")
             return None
-    spec = inspect_table(data, text_columns=text_columns, label_column=label_column, split=name)
+    file_format = format if name is None and not _is_datasets_dir(data) else None
+    spec = inspect_table(data, text_columns=text_columns, label_column=label_column, split=name, format=file_format,
+                         quoting=quoting)
     return Source(data, name, spec, False)
+
+
+def _is_datasets_dir(data) -> bool:
+    return not isinstance(data, (str, os.PathLike)) or (Path(data) / "dataset_info.json").is_file()
 
 
 def read_source(source: Source, *, split: str, on_bad_rows: str = "raise", progress: bool = True

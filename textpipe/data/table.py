@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textpipe.data._rows import checked_chunks
-from textpipe.data.formats import DELIMITED, DESCRIPTION, format_of, load_dataset_split, open_binary
+from textpipe.data.formats import (DELIMITED, DESCRIPTION, FILE_FORMATS, QUOTINGS, check_format, default_quoting,
+                                   format_of, load_dataset_split, open_binary)
 from textpipe.data.labels import canonical_label
 
 __all__ = ["TableSpec", "inspect_table", "iter_table", "read_table", "scan_table", "table_format"]
@@ -35,8 +36,10 @@ _ON_BAD_ROWS = ("raise", "skip")
 Column = str | int
 
 
-def table_format(source) -> str:
-    """'csv', 'tsv', 'jsonl', 'parquet', 'datasets' (a save_to_disk directory or a Dataset/DatasetDict)."""
+def table_format(source, format: str | None = None) -> str:
+    """'csv', 'tsv', 'jsonl', 'parquet', 'fasttext', 'datasets' (a save_to_disk directory or a Dataset/DatasetDict).
+
+    `format` (`--format`) names the format of a file whatever its name; without it the extension guesses."""
     if not isinstance(source, (str, os.PathLike)):
         if type(source).__module__.startswith("datasets"):
             return "datasets"
@@ -48,10 +51,10 @@ def table_format(source) -> str:
             return "datasets"
         raise ValueError(f"{path} is a directory but not one written by datasets' save_to_disk (no "
                          f"dataset_info.json or dataset_dict.json); give a file: {DESCRIPTION}")
-    fmt = format_of(path)
+    fmt = check_format(format) or format_of(path)
     if fmt is None:
-        raise ValueError(f"{path}: unknown table format; expected a name ending in {DESCRIPTION}, or a datasets "
-                         "save_to_disk directory")
+        raise ValueError(f"{path}: unknown table format; name it with --format {{{','.join(FILE_FORMATS)}}} "
+                         f"(from Python: format=...), or give a name ending in {DESCRIPTION}")
     return fmt
 
 
@@ -66,18 +69,26 @@ class TableSpec:
     label_column: str | None  # None: no labels (need_label=False and no label column)
     header: bool  # CSV/TSV: the first row holds the column names
     class_names: tuple[str, ...] | None = None  # a datasets ClassLabel's names (the labels are 0..C-1)
+    quoting: str | None = None  # CSV/TSV: "csv" (quoted fields) or "none" (every character is data)
 
     def column_args(self) -> dict:
-        """`text_columns`/`label_column` as `inspect_table` takes them (0-based indexes without a header)."""
+        """`text_columns`/`label_column` (0-based indexes without a header), and the file's `format` and
+        `quoting`, as `inspect_table` and `iter_table` take them."""
         conv = (lambda c: c) if self.header else int
-        return {"text_columns": [conv(c) for c in self.text_columns],
+        args = {"text_columns": [conv(c) for c in self.text_columns],
                 "label_column": None if self.label_column is None else conv(self.label_column)}
+        if self.format in FILE_FORMATS:
+            args["format"] = self.format
+        if self.quoting is not None:
+            args["quoting"] = self.quoting
+        return args
 
 
-def _first_csv_row(path: Path, delimiter: str) -> list[str]:
+def _first_csv_row(path: Path, delimiter: str, quoting: str = "csv") -> list[str]:
     with open_binary(path) as f:
         text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
-        return next(csv.reader(text, delimiter=delimiter), [])
+        rows = csv.reader(text, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+        return next((r for r in rows if r), [])  # blank lines before the first row are not it
 
 
 def _name(source) -> str:
@@ -144,20 +155,27 @@ def _resolve(names: Sequence[str], col: Column, what: str, source: str, *, by_in
 
 @_names_the_file
 def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = None,
-                  label_column: Column | None = None, split: str | None = None, need_label: bool = True) -> TableSpec:
+                  label_column: Column | None = None, split: str | None = None, need_label: bool = True,
+                  format: str | None = None, quoting: str | None = None) -> TableSpec:
     """Find the format and resolve the columns, reading only the schema or the first row (fast).
 
     Columns: by name; headerless CSV/TSV by 0-based index. Defaults: `text` and `label` when the file has
-    them, else for a headerless 3-column CSV/TSV the AG_NEWS layout (label 0, texts 1 and 2).
+    them, else for a headerless 3-column CSV/TSV the AG_NEWS layout (label 0, texts 1 and 2). A fastText
+    file (`__label__X text` lines) has the columns `label` and `text`.
 
     With `need_label=False` (texts to classify) a table without the (default) label column is fine: its
-    `label_column` is None.
+    `label_column` is None, and a headerless CSV/TSV needs only `text_columns`.
+
+    `format`: see `table_format`. `quoting` (CSV/TSV): "csv" or "none"; default "csv" for CSV, "none" for TSV.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: unknown format; a column that does not exist (the message lists the columns found).
     """
-    fmt, name = table_format(source), _name(source)
+    fmt, name = table_format(source, format), _name(source)
+    if quoting is not None and quoting not in QUOTINGS:
+        raise ValueError(f"--quoting must be one of {', '.join(QUOTINGS)}, got {quoting!r}")
+    quoting = (quoting or default_quoting(fmt)) if fmt in DELIMITED else None
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise FileNotFoundError(f"{source}: no such file")
     if isinstance(text_columns, (str, int)):
@@ -168,7 +186,7 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
     class_names = None
     header = True
     if fmt in DELIMITED:
-        first = _first_csv_row(Path(source), "," if fmt == "csv" else "\t")
+        first = _first_csv_row(Path(source), "," if fmt == "csv" else "\t", quoting)
         if not first:
             raise ValueError(f"{name} is empty: expected a header row or the first record")
         if any(isinstance(c, str) for c in asked) and any(isinstance(c, int) for c in asked):
@@ -179,20 +197,24 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
             if not asked and (len(first) != 3 or not isinstance(_try_label(first[0]), int)):
                 raise ValueError(f"{name}: cannot tell which columns hold the text and the label: no 'text'/"
                                  f"'label' header, and the first row {_show(first, most=6)} is not the AG_NEWS layout "
-                                 "(int label, title, description); give --text-column and --label-column "
-                                 "(names for a header row, 0-based indexes for a file without one)")
+                                 "(int label, title, description); give --text-column"
+                                 + (" and --label-column" if need_label else " (e.g. --text-column 0)") +
+                                 " (names for a header row, 0-based indexes for a file without one)")
             if {"text", "label"} & set(first):
                 raise ValueError(f"{name}: columns given by index, but the first row {_show(first, most=6)} looks like a "
                                  "header; give the columns by name")
             ag_news = len(first) == 3 and label_column in (None, 0) and text_columns in (None, [1, 2])
-            if (text_columns is None or label_column is None) and not ag_news:
+            texts_only = not need_label and text_columns is not None and label_column is None
+            if (text_columns is None or label_column is None) and not ag_news and not texts_only:
                 raise ValueError(f"{name}: without a header row, give both --text-column and --label-column as "
                                  f"0-based indexes (the first row has {len(first)} fields)")
             text_columns = [1, 2] if text_columns is None else text_columns
-            label_column = 0 if label_column is None else label_column
+            label_column = 0 if label_column is None and not texts_only else label_column
         columns = tuple(first) if header else tuple(str(i) for i in range(len(first)))
     elif fmt == "jsonl":
         columns = _jsonl_columns(Path(source))
+    elif fmt == "fasttext":
+        columns = ("label", "text")
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -201,11 +223,11 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
         ds = load_dataset_split(source, split)
         columns = tuple(ds.column_names)
     text_columns = ["text"] if text_columns is None else list(text_columns)
-    label_column = "label" if label_column is None else label_column
+    label_column = "label" if label_column is None and header else label_column
     by_index = not header
     try:
         texts = tuple(_resolve(columns, c, "text column", name, by_index=by_index) for c in text_columns)
-        if not need_label and label_column == "label" and "label" not in columns:
+        if not need_label and (label_column is None or (label_column == "label" and "label" not in columns)):
             label = None
         else:
             label = _resolve(columns, label_column, "label column", name, by_index=by_index)
@@ -220,7 +242,7 @@ def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = No
     if fmt == "datasets" and label is not None:
         feature = ds.features[label]
         class_names = tuple(feature.names) if hasattr(feature, "names") else None  # a ClassLabel
-    return TableSpec(name, fmt, columns, texts, label, header, class_names)
+    return TableSpec(name, fmt, columns, texts, label, header, class_names, quoting)
 
 
 def _try_label(value: str):
@@ -251,7 +273,8 @@ def _jsonl_columns(path: Path) -> tuple[str, ...]:
 @_names_the_file
 def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
                batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None,
-               need_label: bool = True) -> Iterator[tuple[list, list[str]]]:
+               need_label: bool = True, format: str | None = None, quoting: str | None = None
+               ) -> Iterator[tuple[list, list[str]]]:
     """Yield `(raw_labels, texts)` chunks of at most `batch_rows` rows, in file order, in bounded memory.
 
     Args:
@@ -264,6 +287,7 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
             number of fields: one warning gives the count and the first row numbers.
         split: the split of a DatasetDict.
         need_label: False: a table without a label column is read too, with labels None.
+        format, quoting: see `inspect_table` (`--format`, `--quoting`).
 
     Raises:
         ValueError: unreadable or malformed data (the message names the file and row), bad arguments.
@@ -273,7 +297,7 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ValueError(f"batch_rows must be an int >= 1, got {batch_rows!r}")
     spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split,
-                         need_label=need_label)
+                         need_label=need_label, format=format, quoting=quoting)
     bad: list[tuple[int, str]] = []
     counted = [0]  # rows of the table read (kept or skipped)
     for labels, texts in checked_chunks(source, spec, batch_rows=batch_rows, split=split, bad=bad,
@@ -285,14 +309,16 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
 
 @_names_the_file
 def scan_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
-               on_bad_rows: str = "raise", split: str | None = None) -> tuple[int, list]:
+               on_bad_rows: str = "raise", split: str | None = None, format: str | None = None,
+               quoting: str | None = None) -> tuple[int, list]:
     """`(rows, distinct labels in first-seen order)` of what `iter_table` yields, without building the texts.
 
     The same checks, errors and skip warning as `iter_table` (whose arguments these are); labels canonical.
     """
     if on_bad_rows not in _ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {_ON_BAD_ROWS}, got {on_bad_rows!r}")
-    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split)
+    spec = inspect_table(source, text_columns=text_columns, label_column=label_column, split=split, format=format,
+                         quoting=quoting)
     bad: list[tuple[int, str]] = []
     counted, rows, seen = [0], 0, {}
     for distinct, n in checked_chunks(source, spec, batch_rows=1 << 16, split=split, bad=bad,

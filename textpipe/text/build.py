@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from textpipe.core.specials import SPECIALS
 from textpipe.text import _count
 from textpipe.text import _store as store
+from textpipe.text._guard import NOT_GIVEN, mark_assumed
 from textpipe.text.errors import (DuplicateTokenError, MaxTokensError, all_str, check_int, check_token,
                                     check_workers)
 
@@ -51,12 +52,14 @@ def ordered(counter: Mapping[str, int]) -> list[tuple[str, int]]:
 
 
 def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence[str] | None = None,
-          special_first: bool = True, *, tokenizer: str | Callable | None = "basic_english"):
+          special_first: bool = True, *, tokenizer: str | Callable | None = NOT_GIVEN):
     """torchtext's ``vocab()``: keep tokens with count >= ``min_freq`` in the mapping's own order.
 
     No sorting happens (a plain ``Counter`` gives first-seen order). Specials skip ``min_freq`` and go
     first (or last); a special's own count is ignored. The caller's mapping is never changed.
-    ``tokenizer`` is the resulting ``Vocab``'s (see ``Vocab``).
+    ``tokenizer`` is the resulting ``Vocab``'s (see ``Vocab``): the one the tokens came from. Not given, it is
+    ``basic_english``, and encoding a *text* is an error if a token shows the tokens came from another
+    tokenizer (one ``basic_english`` never produces, e.g. ``"Hello,"``).
 
     Example:
         >>> from collections import OrderedDict
@@ -76,18 +79,23 @@ def vocab(ordered_dict: Mapping[str, int], min_freq: int = 1, specials: Sequence
     tokens = [t for t, freq in items if freq >= min_freq and t not in skip]
     tokens = specials + tokens if special_first else tokens + specials
     from textpipe.text.vocabulary import Vocab
+    if tokenizer is NOT_GIVEN:
+        result = Vocab(tokens, tokenizer="basic_english")
+        mark_assumed(result, specials)
+        return result
     return Vocab(tokens, tokenizer=tokenizer)
 
 
 def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int = 1,
                               specials: Sequence[str] | None = None, special_first: bool = True,
-                              max_tokens: int | None = None):
+                              max_tokens: int | None = None, *, tokenizer: str | Callable | None = NOT_GIVEN):
     """torchtext's ``build_vocab_from_iterator``: count, sort by (-count, token), cut, then ``vocab()``.
 
     Each item is an iterable of tokens (a bare ``str`` item counts its characters, as in torchtext).
     ``max_tokens`` keeps the first ``max_tokens - len(specials)`` sorted entries *before* ``min_freq``
-    and specials are applied, so the result can be shorter than ``max_tokens`` (spec §3). The result's
-    tokenizer is ``basic_english``; for raw texts and another tokenizer use ``build_vocab_from_texts``.
+    and specials are applied, so the result can be shorter than ``max_tokens`` (spec §3). ``tokenizer``: the one
+    that made the tokens, which ``encode(text)`` then uses (see ``vocab()``; not given: ``basic_english``, checked
+    against the tokens). For raw texts, ``build_vocab_from_texts`` tokenizes and counts in one pass.
 
     Example:
         >>> build_vocab_from_iterator([["b", "a"], ["a"]], specials=["<unk>"]).get_itos()
@@ -104,7 +112,7 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
     pairs = ordered(counter)
     if max_tokens is not None:
         pairs = pairs[:max_tokens - len(specials)]
-    return vocab(dict(pairs), min_freq=min_freq, specials=specials, special_first=special_first)
+    return vocab(dict(pairs), min_freq=min_freq, specials=specials, special_first=special_first, tokenizer=tokenizer)
 
 
 def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,

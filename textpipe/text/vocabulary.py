@@ -14,6 +14,7 @@ from textpipe.text import _encode
 from textpipe.text import _format as _vocab_format
 from textpipe.text import _store as store
 from textpipe.text._bytetable import ByteTable, keyable
+from textpipe.text._guard import check_tokenizer
 from textpipe.text.errors import (DuplicateTokenError, IdOutOfRangeError, TokenNotFoundError, range_message,
                                   all_str, check_int, check_token, check_workers, raise_duplicate)
 from textpipe.text.tokenizer import (basic_english, check_str, check_tokens, describe_tokenizer, resolve_tokenizer,
@@ -280,6 +281,7 @@ class Vocab:
             [1, 0, 0, 2]
         """
         if isinstance(text_or_tokens, str):
+            check_tokenizer(self)  # built without tokenizer= from tokens basic_english never makes: an error
             return self.lookup_indices(self.tokenize(text_or_tokens))
         return self.lookup_indices(text_or_tokens)
 
@@ -325,7 +327,7 @@ class Vocab:
             >>> ids.tolist(), offsets.tolist()
             ([1, 2, 2, 0], [0, 2, 4])
         """
-        texts = _encode.checked_texts(texts)
+        texts, _ = _encode.checked_texts(texts), check_tokenizer(self)
         ids, offsets = _encode.encode_flat(texts, rule=self._rule, tokenize=self.tokenize, table=self._table(),
                                            stoi=_encode.StoiGetter(self._id), num_workers=check_workers(num_workers))
         return _encode.fill_oov(ids, offsets, self._default, texts, self.tokenize), offsets

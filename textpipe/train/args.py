@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from textpipe.core.cli_args import Formatter, Parser, add_column_flags
-from textpipe.data.formats import DESCRIPTION
+from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags
+from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS
 from textpipe.models import MODELS
 from textpipe.train.config import TrainConfig
 
@@ -34,6 +34,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--val", metavar="FILE", default=t.val, help="validation data, for best-model selection and "
                    "early stopping (or --val-fraction)")
     g.add_argument("--test", metavar="FILE", default=t.test, help="test data, for the final report")
+    add_format_flags(g, FILE_FORMATS, QUOTINGS, t.format, t.quoting)
     add_column_flags(g, t.text_columns, t.label_column)
     g.add_argument("--classes", nargs="+", metavar="NAME", default=t.classes,
                    help="class order: the label values (or, for int labels 1..C / 0..C-1, their names), or one "
@@ -86,7 +87,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")
-    g.add_argument("--output-dir", default=t.output_dir, help="where checkpoints and metrics go")
+    g.add_argument("--output-dir", default=t.output_dir, help="where checkpoints and metrics go (None: "
+                   "runs/<name of the training data>, e.g. runs/ag_news, runs/SMSSpamCollection)")
     g.add_argument("--resume", nargs="?", const="last", default=t.resume,
                    help="resume from <output-dir>/last.pt (no value), or from the given checkpoint")
     g.add_argument("--overwrite", action="store_true", default=t.overwrite,

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
+from textpipe.data.formats import FILE_FORMATS, QUOTINGS
 from textpipe.models import MODELS, ModelConfig, hyperparameters
 
-__all__ = ["TrainConfig", "check_config", "config_dict", "model_keys", "RESUME_KEYS"]
+__all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "RESUME_KEYS"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
                "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "tokenizer",
-               "fused", "model")
+               "fused", "model", "format", "quoting")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 
@@ -30,6 +31,8 @@ class TrainConfig:
     train: object = None  # training data: a csv/tsv/jsonl/json(.gz)/parquet file, a save_to_disk dir, a datasets object
     val: object = None  # validation data (instead of --val-fraction), same kinds
     test: object = None  # test data, same kinds (the best model is tested on it at the end)
+    format: str | None = None  # csv | tsv | jsonl | parquet | fasttext, of every file given; None = by extension
+    quoting: str | None = None  # csv | none: quoted fields in CSV/TSV; None = csv for CSV, none for TSV
     text_columns: list | None = None  # column names (or 0-based indexes, headerless CSV/TSV) joined into the text
     label_column: str | int | None = None  # label column; None = "label" (headerless 3 columns: AG_NEWS layout)
     classes: list | str | None = None  # class order: label values or names, or a classes.txt; None = sorted
@@ -67,7 +70,7 @@ class TrainConfig:
     hogwild: int = 1  # training threads that update the model without locks (fastText's -thread; fused step,
     # CPU, one process); 1 = off: deterministic, and a resumed run equals an uninterrupted one
     # -- output
-    output_dir: str = "runs/ag_news"  # checkpoints, metrics.jsonl, summary.json
+    output_dir: str | None = None  # checkpoints, metrics.jsonl, summary.json; None = runs/<training data's name>
     resume: str | None = None  # "last" = <output-dir>/last.pt, or a checkpoint path
     overwrite: bool = False  # replace the run already in output_dir (else it is refused, unless resuming)
     save_every: int = 0  # also write last.pt every N steps (0 = at the end of each epoch only)
@@ -99,7 +102,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
     for name, choices in (("optimizer", ("sgd", "adamw")), ("schedule", ("linear", "cosine", "constant")),
                           ("parallel", ("none", "dp", "ddp")), ("ngrams", (1, 2)), ("on_bad_rows", ("raise", "skip")),
-                          ("checkpoints", ("epoch", "end", "none"))):
+                          ("checkpoints", ("epoch", "end", "none")),
+                          ("format", (None, *FILE_FORMATS)), ("quoting", (None, *QUOTINGS))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {choices}")
     for name in ("rebuild_cache", "cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
@@ -141,6 +145,31 @@ def check_config(cfg: TrainConfig) -> None:
             import torch.utils.tensorboard  # noqa: F401
         except ImportError:
             raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+
+
+def default_output_dir(cfg: TrainConfig) -> str:
+    """`runs/<name of the training data>`: the training file's name without its extensions (`train.csv.gz` ->
+    `train`, then its directory's name too: `runs/sms-train`), the --data-dir's name, or `ag_news`."""
+    from pathlib import Path
+
+    def stem(p: Path) -> str:
+        name = p.name
+        while Path(name).suffix and len(Path(name).suffix) <= 8 and Path(name).stem:
+            name = Path(name).stem
+        return name
+
+    if isinstance(cfg.train, (str, os.PathLike)):
+        path = Path(cfg.train).expanduser()
+        name = stem(path) if path.is_file() or not path.exists() else path.name
+        if name.lower() in ("train", "training", "data") and path.resolve().parent.name:
+            name = f"{path.resolve().parent.name}-{name}"  # `data/sms/train.tsv` -> sms-train, not train
+    elif cfg.train is not None:  # a datasets object
+        name = "dataset"
+    elif cfg.data_dir is not None:
+        name = Path(cfg.data_dir).expanduser().resolve().name or "data"
+    else:
+        name = "ag_news"
+    return str(Path("runs") / ("".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "data"))
 
 
 def config_dict(cfg: TrainConfig) -> dict:

@@ -14,15 +14,15 @@ from itertools import islice
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from textpipe.checkpoint import write_checkpoint
 from textpipe.core.checks import DivergedError
 from textpipe.core.cli_args import run_cli
 from textpipe.core.fileio import atomic_write_text
+from textpipe.core.progress import progress
 from textpipe.core.distributed import cleanup, print0, unwrap, weights_digest
-from textpipe.evaluate import evaluate, evaluate_model
-from textpipe.metrics import format_report, save_confusion_png
+from textpipe.evaluate import evaluate, evaluate_model, load_for_inference, positive_class, val_threshold
+from textpipe.metrics import format_report, save_confusion_png, save_pr_png
 from textpipe.models import build_model
 from textpipe.train.args import parse_train_args
 from textpipe.train.config import TrainConfig, check_config
@@ -43,7 +43,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
-    bar = tqdm(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
+    bar = progress(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for ids, _, y in bar:
         ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, T), (B,)
@@ -92,7 +92,7 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
             tr.sched.step()
         st.step, st.batches_done = st.step + len(batches), st.batches_done + len(batches)
         return flush()
-    bar = tqdm(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
+    bar = progress(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
         sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
@@ -196,7 +196,7 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
     if cfg.checkpoints == "end":
         write_checkpoint(run.out / "last.pt", snapshot(run, data, tr))
         write_checkpoint(run.out / "best.pt", snapshot(run, data, tr, weights=tr.best_weights))
-    if data.test is not None:
+    if data.test is not None or (loaders.val is not None and len(data.labels) == 2):
         if cfg.checkpoints == "none":  # the best weights, from memory
             model = build_model(tr.config).to(run.device)
             model.load_state_dict(tr.best_weights)
@@ -204,7 +204,14 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
                                           "model_name": cfg.model, "data": data.checkpoint_info()})
         else:  # the best checkpoint, as a user would load it
             target = best_path
-        report = evaluate(target, data.test, batch_size=cfg.eval_batch_size, device=run.device)
+    if loaders.val is not None and len(data.labels) == 2:  # the decision threshold `predict --threshold` takes
+        best_model = load_for_inference(target, device=run.device)[0].to(run.device)
+        summary["val_threshold"] = t = val_threshold(best_model, loaders.val, data.labels.names, device=run.device)
+        print(f"best validation threshold: predict {t['positive']} at probability >= {t['threshold']:.4g} "
+              f"(F1 {t['f1']:.4f}; at 0.5: {t['f1_at_0.5']:.4f})", flush=True)
+    if data.test is not None:
+        report = evaluate(target, data.test, batch_size=cfg.eval_batch_size, device=run.device, details=True)
+        probs, labels = report.pop("probs"), report.pop("labels")
         summary["test"] = report
         if run.writer is not None:
             for k in ("accuracy", "macro_f1", "loss"):
@@ -212,6 +219,10 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
         print(format_report(report, data.labels.names))
         if not save_confusion_png(report["confusion"], data.labels.names, run.out / "confusion_matrix.png"):
             print("note: matplotlib is not installed: no confusion_matrix.png (pip install matplotlib)")
+        elif report.get("thresholds"):
+            pos = positive_class(data.labels.names, None)
+            save_pr_png(probs[:, pos].tolist(), [y == pos for y in labels], data.labels.names[pos],
+                        run.out / "precision_recall.png", best=report["thresholds"]["best"])
     summary["command_s"] = round(time.perf_counter() - run.t_start, 3)
     summary["run"] = run.record
     if run.writer is not None:

@@ -29,7 +29,7 @@ from textpipe.text.vocabulary import Vocab
 
 # The config fields the prepared data depends on (the seed picks the validation carve-out).
 DATA_KEYS = ("data_dir", "train", "val", "test", "text_columns", "label_column", "classes", "tokenizer",
-             "min_freq", "max_tokens", "val_fraction", "seed", "on_bad_rows")
+             "min_freq", "max_tokens", "val_fraction", "seed", "on_bad_rows", "format", "quoting")
 
 
 @dataclass
@@ -63,7 +63,8 @@ def resolve(cfg) -> tuple[dict[str, Source | None], list[str] | None]:
     """The sources of each split and the `--classes` list, checked without reading the data (fast)."""
     get_tokenizer(cfg.tokenizer)  # an unknown name is a ValueError before any slow work
     sources = resolve_sources(data_dir=cfg.data_dir, train=cfg.train, val=cfg.val, test=cfg.test,
-                              text_columns=cfg.text_columns, label_column=cfg.label_column)
+                              text_columns=cfg.text_columns, label_column=cfg.label_column,
+                              format=getattr(cfg, "format", None), quoting=getattr(cfg, "quoting", None))
     if sources["val"] is not None and cfg.val_fraction > 0:
         raise ValueError(f"validation data given ({sources['val'].describe()}) and --val-fraction "
                          f"{cfg.val_fraction}: use one of them (--val-fraction 0 to use the file)")
@@ -101,7 +102,8 @@ def prepare_data(cfg, *, sources=None, classes=None, ckpt: dict | None = None) -
         test_labels, test_texts = read("test")
         test = list(zip(labels.encode(test_labels, source=sources["test"].describe()).tolist(), test_texts))
     # as given (None = the reader's defaults), so that a test file in another layout still reads by default
-    columns = {"text_columns": cfg.text_columns, "label_column": cfg.label_column}
+    columns = {"text_columns": cfg.text_columns, "label_column": cfg.label_column,
+               "format": getattr(cfg, "format", None), "quoting": getattr(cfg, "quoting", None)}
     sizes = {"train": len(train), "val": 0 if val is None else len(val), "test": 0 if test is None else len(test)}
     return Data(vocab, labels, train, val, test, sizes, sources, columns, data_key(cfg))
 

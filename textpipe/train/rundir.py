@@ -24,7 +24,7 @@ from pathlib import Path
 
 from textpipe.core.fileio import WriteError, atomic_write_text, describe_os_error, sweep_stale_temps
 
-RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json", "confusion_matrix.png")
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json", "confusion_matrix.png", "precision_recall.png")
 LOCK_NAME, OWNER_NAME = ".textpipe-run.lock", ".textpipe-run.owner.json"
 
 

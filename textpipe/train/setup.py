@@ -19,7 +19,7 @@ from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX, UNK_IDX
 from textpipe.batches import make_dataloader
 from textpipe.models import build_model, model_config, model_name
-from textpipe.train.config import RESUME_KEYS, TrainConfig, config_dict, model_keys
+from textpipe.train.config import RESUME_KEYS, TrainConfig, config_dict, default_output_dir, model_keys
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
@@ -59,7 +59,7 @@ class Run:
 def setup(cfg: TrainConfig, *, data: Data | None) -> Run:
     """Check the data sources and the output directory (fast, before any slow work); processes and devices."""
     sources, classes = (data.sources, None) if data is not None else resolve(cfg)
-    out = Path(cfg.output_dir)
+    out = Path(cfg.output_dir if cfg.output_dir is not None else default_output_dir(cfg))
     check_run_dir(out, resume=bool(cfg.resume), overwrite=cfg.overwrite)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

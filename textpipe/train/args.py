@@ -45,7 +45,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--model", choices=list(MODELS), default=t.model, help="the model family (textpipe.models)")
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
-    g.add_argument("--buckets", type=int, default=t.buckets, help="bigram hash buckets")
+    g.add_argument("--buckets", type=int, default=t.buckets, help="hash buckets of bigrams and subwords")
+    g.add_argument("--minn", type=int, default=t.minn, help="shortest character n-gram of a word (0 = none; fastText's)")
+    g.add_argument("--maxn", type=int, default=t.maxn, help="longest character n-gram of a word (0 = none; fastText's)")
     g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
                    "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")

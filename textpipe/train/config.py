@@ -19,7 +19,7 @@ __all__ = ["TrainConfig", "check_config", "config_dict", "model_keys", "RESUME_K
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                "label_smoothing", "min_freq", "max_tokens",
-               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "tokenizer",
+               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer",
                "fused", "model")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
@@ -45,7 +45,9 @@ class TrainConfig:
     model: str = "bag"  # a name of textpipe.models.MODELS; its config takes the fields below of the same names
     embed_dim: int = 10  # embedding size (fastText's; tuned with --val-fraction 0.1, docs/training-speed.md)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
-    buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
+    buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
+    minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
+    maxn: int = _MODEL_DEFAULTS["maxn"].default  # (0, 0 = no subword features; fastText's -minn/-maxn)
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
@@ -123,8 +125,10 @@ def check_config(cfg: TrainConfig) -> None:
                          f"{cfg.save_every})")
     if cfg.model not in MODELS:
         raise bad("model", f"one of {tuple(MODELS)}")
-    if cfg.ngrams == 2 and cfg.buckets < 1:
-        raise bad("buckets", ">= 1 with --ngrams 2")
+    if (cfg.ngrams == 2 or cfg.maxn) and cfg.buckets < 1:
+        raise bad("buckets", ">= 1 with --ngrams 2 or subwords")
+    if not (cfg.minn == cfg.maxn == 0 or 1 <= cfg.minn <= cfg.maxn):
+        raise ValueError(f"--minn {cfg.minn} --maxn {cfg.maxn}: give 0 0 (no subwords) or 1 <= minn <= maxn")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
                          "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")

@@ -208,7 +208,7 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
         write_checkpoint(run.out / "best.pt", snapshot(run, data, tr, weights=tr.best_weights))
     if data.test is not None:
         if cfg.checkpoints == "none":  # the best weights, from memory
-            model = build_model(tr.config).to(run.device)
+            model = build_model(tr.config, data.vocab).to(run.device)
             model.load_state_dict(tr.best_weights)
             target = (model, data.vocab, {"class_names": data.labels.names, "model_config": asdict(tr.config),
                                           "model_name": cfg.model, "data": data.checkpoint_info()})

@@ -181,7 +181,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = model_config_of(run.ckpt)
         mcfg = model_config(model_name(mcfg), vars(mcfg), sparse=plan.sparse)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_model(mcfg).to(device)
+    model = build_model(mcfg, data.vocab).to(device)
     if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
         from textpipe.vectors.pretrained import init_embedding_from_file
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")

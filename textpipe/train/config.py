@@ -52,9 +52,9 @@ class TrainConfig:
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
-    epochs: int = 4  # passes over the training portion
+    epochs: int = 8  # passes over the training portion (was 4 before issue 23; README "Default model")
     batch_size: int = 256  # samples per step per process (DataParallel: split over the GPUs)
-    lr: float = 16.0  # peak learning rate (the fused step's rule: docs/training-speed.md)
+    lr: float = 8.0  # peak learning rate (was 16 before issue 23) (the fused step's rule: docs/training-speed.md)
     optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant
     weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)

@@ -218,6 +218,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
             m = Model(ModelConfig(**model["config"]))
             m.load_state_dict(model["weights"])
+            if vocab is not None:
+                m.set_vocab(vocab["itos"])
             self.model_ = m.eval()
         if vocab is not None:
             from textpipe import Vocab

@@ -290,7 +290,7 @@ def load_model(path: str | os.PathLike, *, map_location: Any = "cpu"):
     from textpipe.text.vocabulary import Vocab  # lazily: a checkpoint reader need not import the data side
 
     ckpt = load_checkpoint(path, map_location=map_location)
-    model = build_model(model_config_of(ckpt))
+    model = build_model(model_config_of(ckpt), ckpt["vocab_itos"])
     model.load_state_dict(ckpt["model"])
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt.get("vocab_default_index"),

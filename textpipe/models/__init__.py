@@ -74,9 +74,15 @@ def config_from_dict(name: str, values: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
-def build_model(config) -> nn.Module:
-    """A freshly initialised model of `config` (a config dataclass of `MODELS`), on the CPU."""
-    return MODELS[model_name(config)][1](config)
+def build_model(config, vocab=None) -> nn.Module:
+    """A freshly initialised model of `config` (a config dataclass of `MODELS`), on the CPU.
+
+    `vocab`: the vocabulary's tokens in id order (or a `Vocab`), for models whose features follow from the
+    token strings (the bag model's subwords: `set_vocab`)."""
+    model = MODELS[model_name(config)][1](config)
+    if vocab is not None and hasattr(model, "set_vocab"):
+        model.set_vocab(list(vocab.get_itos()) if hasattr(vocab, "get_itos") else list(vocab))
+    return model
 
 
 def state_shapes(config) -> dict[str, tuple[int, ...]]:

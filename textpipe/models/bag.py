@@ -2,14 +2,22 @@
 
 It takes the padded batch `ids (B, T)` so that `nn.DataParallel` splits it along the batch dimension; the
 tutorial's flat `ids (N,)` + `offsets (B,)` form is also accepted, for single-device use. Optional hashed
-bigram features (fastText style) are computed from the ids inside `forward`, vectorized.
+bigram features (fastText style) are computed from the ids inside `forward`, vectorized. Optional character
+n-gram (subword) features, fastText's `-minn/-maxn`: each vocabulary word's n-grams of `<word>` hashed into the
+same bucket table; the table word id -> subword rows follows from the vocabulary (`set_vocab`), so checkpoints
+hold only `minn`/`maxn` in the model config.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import zlib
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+from textpipe.core.specials import UNK_IDX
 
 # fastText's hash multiplier for combining word ids into an n-gram id.
 _NGRAM_PRIME = 116049371
@@ -24,6 +32,12 @@ class ModelConfig:
     buckets: int = 2**18  # hash buckets for the bigram embeddings (ignored when ngrams == 1)
     pad_idx: int = 0  # padding id: excluded from the mean
     sparse: bool = False  # sparse embedding gradients (optimizer must accept them: SGD, SparseAdam)
+    minn: int = 0  # character n-grams of each word, from minn to maxn characters (0 = none; fastText's -minn)
+    maxn: int = 0  # (fastText's -maxn), hashed into the bucket table
+
+    @property
+    def uses_buckets(self) -> bool:
+        return self.ngrams == 2 or self.maxn > 0
 
     def __post_init__(self):
         if self.vocab_size < 2:
@@ -34,8 +48,10 @@ class ModelConfig:
             raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
         if self.ngrams not in (1, 2):
             raise ValueError(f"ngrams must be 1 or 2, got {self.ngrams}")
-        if self.ngrams == 2 and self.buckets < 1:
-            raise ValueError(f"buckets must be >= 1 when ngrams == 2, got {self.buckets}")
+        if self.uses_buckets and self.buckets < 1:
+            raise ValueError(f"buckets must be >= 1 with bigrams or subwords, got {self.buckets}")
+        if not (self.minn == self.maxn == 0 or 1 <= self.minn <= self.maxn):
+            raise ValueError(f"minn, maxn must be 0, 0 (no subwords) or 1 <= minn <= maxn, got {self.minn}, {self.maxn}")
         if not 0 <= self.pad_idx < self.vocab_size:
             raise ValueError(f"pad_idx must be in [0, vocab_size={self.vocab_size}), got {self.pad_idx}")
 
@@ -52,7 +68,7 @@ class TextClassifier(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        n_rows = config.vocab_size + (config.buckets if config.ngrams == 2 else 0)
+        n_rows = config.vocab_size + (config.buckets if config.uses_buckets else 0)
         # pads never reach the bag (forward drops them), so no padding_idx here; an empty text gives zeros
         # `_weight`: reset_parameters below sets every weight (torch's own init of the 2.8M-float default
         # embedding costs ~16 ms, 3% of a default `fit`; nn.utils.skip_init costs more than it saves)
@@ -60,12 +76,27 @@ class TextClassifier(nn.Module):
                                          _weight=torch.empty(n_rows, config.embed_dim))
         self.fc = nn.Linear(config.embed_dim, config.num_classes)
         self.reset_parameters()
+        # word id -> its subword rows (CSR); set from the vocabulary by `set_vocab` (not in the state dict)
+        self.register_buffer("subword_offsets", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.register_buffer("subword_rows", torch.zeros(0, dtype=torch.int64), persistent=False)
+
+    def set_vocab(self, itos: Sequence[str]) -> None:
+        """Give the model its vocabulary's tokens (id order): with `minn`/`maxn`, each word's subword rows."""
+        c = self.config
+        if not c.maxn:
+            return
+        if len(itos) != c.vocab_size:
+            raise ValueError(f"the vocabulary has {len(itos)} tokens, the model {c.vocab_size}")
+        offsets, rows = subword_table(itos, c.minn, c.maxn, buckets=c.buckets, first_row=c.vocab_size,
+                                      skip=(c.pad_idx, UNK_IDX))
+        self.subword_offsets = offsets.to(self.fc.weight.device)
+        self.subword_rows = rows.to(self.fc.weight.device)
 
     @staticmethod
     def state_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         """The state-dict shapes of `TextClassifier(config)`, without building it (building one costs ~0.1-0.6 s
         for the default 2**18 buckets; tests/test_model.py checks this against a real model)."""
-        rows = config.vocab_size + (config.buckets if config.ngrams == 2 else 0)
+        rows = config.vocab_size + (config.buckets if config.uses_buckets else 0)
         return {"embedding.weight": (rows, config.embed_dim), "fc.weight": (config.num_classes, config.embed_dim),
                 "fc.bias": (config.num_classes,)}
 
@@ -83,6 +114,26 @@ class TextClassifier(nn.Module):
         c = self.config
         h = (ids * _NGRAM_PRIME + next_ids) % c.buckets + c.vocab_size
         return torch.where(valid, h, torch.full_like(h, c.pad_idx))
+
+    def _with_subwords(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flat bag ids with each word's subword rows inserted after the word's own entries."""
+        group = 1 + (self.config.ngrams == 2)  # ids holds (word, bigram) pairs with bigrams
+        words = ids[::group]  # (P,) the word of each position
+        n_sub = (self.subword_offsets[words + 1] - self.subword_offsets[words])  # (P,)
+        sizes = n_sub + group
+        ends = sizes.cumsum(0)
+        starts = ends - sizes  # (P,) where each position's group starts in the output
+        total = int(ends[-1]) if ends.numel() else 0
+        out = ids.new_empty(total)
+        for k in range(group):
+            out[starts + k] = ids[k::group]
+        # the subword rows: output slot -> (its position, its index in that word's subwords)
+        n_all = total - group * words.numel()
+        pos = torch.repeat_interleave(torch.arange(words.numel(), device=ids.device), n_sub, output_size=n_all)
+        inner = torch.arange(n_all, device=ids.device) - (n_sub.cumsum(0) - n_sub)[pos]
+        out[starts[pos] + group + inner] = self.subword_rows[self.subword_offsets[words[pos]] + inner]
+        starts = torch.cat([starts, starts.new_full((1,), total)])
+        return out, starts[offsets // group]
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits `(B, num_classes)`.
@@ -106,6 +157,9 @@ class TextClassifier(nn.Module):
             (tensor([ 2, 14,  3, 12,  4,  5]), tensor([0, 5]))
         """
         pad = self.config.pad_idx
+        if self.config.maxn and self.subword_offsets.numel() == 0:
+            raise RuntimeError("this model has subword features (minn/maxn): call model.set_vocab(vocab.get_itos()) "
+                               "first (textpipe.load_model and training do)")
         if offsets is None:
             if ids.dim() != 2:
                 raise ValueError(f"ids must be (B, T) when offsets is None, got shape {tuple(ids.shape)}")
@@ -130,8 +184,32 @@ class TextClassifier(nn.Module):
                 nxt = torch.nn.functional.pad(ids[1:], (0, 1), value=pad)
                 big = self._bigrams(ids, nxt, ~is_last & (ids != pad) & (nxt != pad))
                 ids, offsets = torch.stack((ids, big), dim=1).flatten(), offsets * 2
+        if self.config.maxn:
+            ids, offsets = self._with_subwords(ids, offsets)
         # Drop the pads before the bag: this excludes them from the mean, and it is faster than
         # EmbeddingBag's own padding_idx, whose backward pass masks every position again.
         keep = ids != pad  # (N,)
         kept_before = torch.nn.functional.pad(keep.cumsum(0), (1, 0))  # (N + 1,) kept ids before each position
         return ids[keep], kept_before[offsets]
+
+
+def subword_table(itos: Sequence[str], minn: int, maxn: int, *, buckets: int, first_row: int,
+                  skip: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(offsets (V + 1,), rows (K,))`: word k's subword rows are `rows[offsets[k]:offsets[k + 1]]`.
+
+    As fastText: the character n-grams of `<word>` from `minn` to `maxn` characters (not `<word>` itself),
+    each hashed (CRC-32 of its UTF-8 bytes) into `buckets` rows from `first_row` on. Ids in `skip` get none.
+
+        >>> subword_table(["<pad>", "ab"], 3, 3, buckets=10, first_row=2, skip=(0,))
+        (tensor([0, 0, 2]), tensor([6, 3]))
+    """
+    skip = set(skip)
+    offsets, rows = [0], []
+    for k, word in enumerate(itos):
+        if k not in skip:
+            w = f"<{word}>"
+            for n in range(minn, maxn + 1):
+                rows.extend(zlib.crc32(w[i:i + n].encode("utf-8")) % buckets + first_row
+                            for i in range(len(w) - n + 1) if n < len(w))
+        offsets.append(len(rows))
+    return torch.tensor(offsets, dtype=torch.int64), torch.tensor(rows, dtype=torch.int64)

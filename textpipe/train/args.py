@@ -46,7 +46,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--model", choices=list(MODELS), default=t.model, help="the model family (textpipe.models)")
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
-    g.add_argument("--buckets", type=int, default=t.buckets, help="bigram hash buckets")
+    g.add_argument("--buckets", type=int, default=t.buckets, help="hash buckets of bigrams and subwords")
+    g.add_argument("--minn", type=int, default=t.minn, help="shortest character n-gram of a word (0 = none; fastText's)")
+    g.add_argument("--maxn", type=int, default=t.maxn, help="longest character n-gram of a word (0 = none; fastText's)")
     g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
                    "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
@@ -59,6 +61,11 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=t.schedule,
                    help="learning-rate schedule over all steps")
     g.add_argument("--weight-decay", type=float, default=t.weight_decay, help="L2 penalty (adamw: decoupled)")
+    g.add_argument("--class-weight", default=t.class_weight, choices=("auto", "none", "balanced", "sqrt"),
+                   help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto (default) = "
+                        "sqrt when the largest class has 3x the rows of the smallest or more, else none")
+    g.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
+                   help="target 1 - S on the label and S / C on every class (default %(default)s)")
     g.add_argument("--val-fraction", type=float, default=t.val_fraction,
                    help="share of train held out for validation, best-model selection and early stopping, in "
                    "[0, 1) (0: train on all rows; the defaults were tuned with 0.1)")

@@ -14,14 +14,19 @@ from textpipe.core.distributed import TORCHRUN_VARS
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
 from textpipe.models import MODELS, ModelConfig, hyperparameters
 
-__all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "RESUME_KEYS"]
+__all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "RESUME_KEYS",
+           "class_weights", "CLASS_WEIGHT_AUTO"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
-RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
-               "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "tokenizer",
-               "fused", "model", "format", "quoting")
+RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
+               "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
+               "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer", "fused", "model", "format", "quoting")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
+CLASS_WEIGHTS = ("auto", "none", "balanced", "sqrt")
+# --class-weight auto: the `sqrt` weights when the largest class has at least this many times the rows of the
+# smallest, else none (chosen on validation carve-outs: benchmarks/defaults_val.py, README "Default model")
+CLASS_WEIGHT_AUTO = ("sqrt", 3.0)
 
 
 @dataclass
@@ -42,17 +47,21 @@ class TrainConfig:
     model: str = "bag"  # a name of textpipe.models.MODELS; its config takes the fields below of the same names
     embed_dim: int = 10  # embedding size (fastText's; tuned with --val-fraction 0.1, docs/training-speed.md)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
-    buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
+    buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
+    minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
+    maxn: int = _MODEL_DEFAULTS["maxn"].default  # (0, 0 = no subword features; fastText's -minn/-maxn)
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
-    epochs: int = 4  # passes over the training portion
+    epochs: int = 4  # passes over the training portion (8 with --lr 8: more accurate, twice the time; README "Default model")
     batch_size: int = 256  # samples per step per process (DataParallel: split over the GPUs)
     lr: float = 16.0  # peak learning rate (the fused step's rule: docs/training-speed.md)
     optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant
     weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)
+    class_weight: str = "auto"  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see CLASS_WEIGHT_AUTO
+    label_smoothing: float = 0.0  # target 1 - s on the label, s / C on every class
     fused: bool | None = None  # the fused SGD step (textpipe.train.fused); None = on for sgd without weight decay or dp
     val_fraction: float = 0.0  # share of train held out for validation (0 = train on all; see docs)
     seed: int = 0  # model init, split and sampler order
@@ -98,9 +107,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("max_tokens", ">= 3 (the 2 specials and one token) or None")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise bad("val_fraction", "in [0, 1)")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise bad("label_smoothing", "in [0, 1)")
     if cfg.lr < 0 or cfg.weight_decay < 0:
         raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
-    for name, choices in (("optimizer", ("sgd", "adamw")), ("schedule", ("linear", "cosine", "constant")),
+    for name, choices in (("optimizer", ("sgd", "adamw")), ("class_weight", CLASS_WEIGHTS),
+                          ("schedule", ("linear", "cosine", "constant")),
                           ("parallel", ("none", "dp", "ddp")), ("ngrams", (1, 2)), ("on_bad_rows", ("raise", "skip")),
                           ("checkpoints", ("epoch", "end", "none")),
                           ("format", (None, *FILE_FORMATS)), ("quoting", (None, *QUOTINGS))):
@@ -117,8 +129,10 @@ def check_config(cfg: TrainConfig) -> None:
                          f"{cfg.save_every})")
     if cfg.model not in MODELS:
         raise bad("model", f"one of {tuple(MODELS)}")
-    if cfg.ngrams == 2 and cfg.buckets < 1:
-        raise bad("buckets", ">= 1 with --ngrams 2")
+    if (cfg.ngrams == 2 or cfg.maxn) and cfg.buckets < 1:
+        raise bad("buckets", ">= 1 with --ngrams 2 or subwords")
+    if not (cfg.minn == cfg.maxn == 0 or 1 <= cfg.minn <= cfg.maxn):
+        raise ValueError(f"--minn {cfg.minn} --maxn {cfg.maxn}: give 0 0 (no subwords) or 1 <= minn <= maxn")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
                          "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")
@@ -190,3 +204,27 @@ def config_dict(cfg: TrainConfig) -> dict:
 def model_keys(cfg: TrainConfig) -> tuple[str, ...]:
     """The fields of `cfg` that go into its model's config (the rest of that config follows from the data)."""
     return tuple(k for k in hyperparameters(cfg.model) if k in TrainConfig.__dataclass_fields__)
+
+
+def class_weights(kind: str, counts) -> torch.Tensor | None:
+    """The loss weight of each class for `--class-weight kind` and the training rows per class, or None.
+
+    balanced: `n / (C n_c)` (scikit-learn's "balanced"); sqrt: its square root, renormalised so that the
+    average weight over the training rows is 1, as balanced's is.
+
+        >>> class_weights("balanced", [90, 10])
+        tensor([0.5556, 5.0000])
+        >>> class_weights("auto", [60, 40]) is None
+        True
+    """
+    counts = torch.as_tensor(list(counts), dtype=torch.float32).clamp(min=1)
+    if kind == "auto":
+        auto, ratio = CLASS_WEIGHT_AUTO
+        kind = auto if counts.max() >= ratio * counts.min() else "none"
+    if kind == "none":
+        return None
+    w = counts.sum() / (counts.numel() * counts)
+    if kind == "sqrt":
+        w = w.sqrt()
+        w = w * counts.sum() / (w * counts).sum()
+    return w

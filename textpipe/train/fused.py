@@ -130,7 +130,8 @@ class FlatBatches:
 
 @torch.no_grad()
 def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offsets: torch.Tensor,
-             labels: torch.Tensor, *, lr: float, stats: torch.Tensor | None = None, concurrent: int = 1) -> None:
+             labels: torch.Tensor, *, lr: float, stats: torch.Tensor | None = None, concurrent: int = 1,
+             class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
     """One SGD step on the batch's cross-entropy, in place; no host synchronisation on one process.
 
     Args:
@@ -142,6 +143,9 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
         stats: Optional float64 `(3,)` accumulator: `+= [loss sum, correct predictions, texts]`.
         concurrent: How many steps run at once (`hogwild_steps`' threads): the output layer takes
             `1 / concurrent` of its step, as one step over those batches together would.
+        class_weights: Optional `(C,)`: text i's loss (and gradient) is times `class_weights[labels[i]]`.
+        label_smoothing: The target is `1 - label_smoothing` on the label plus `label_smoothing / C` on
+            every class (torch's `cross_entropy(label_smoothing=...)`); `stats` keep the plain loss.
 
     Under `torch.distributed` (world size > 1) every rank applies the update of all ranks' batches
     together, so the replicas stay identical without a DDP wrapper (3 collectives per step).
@@ -159,7 +163,13 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
         stats[1] += (logits.argmax(1) == labels).sum().to(stats.dtype)
         stats[2] += B
     g = logp.exp_()
-    g[rows, labels] -= 1  # (B, C) d(loss of text i)/d(logits of text i)
+    if label_smoothing:
+        g[rows, labels] -= 1.0 - label_smoothing
+        g -= label_smoothing / g.shape[1]
+    else:
+        g[rows, labels] -= 1  # (B, C) d(loss of text i)/d(logits of text i)
+    if class_weights is not None:
+        g.mul_(class_weights.index_select(0, labels).unsqueeze(1))
     # (B, D) -lr x the gradient of each of a text's rows; then one copy per occurrence, times its scale
     step_h = (g @ W).mul_((-lr / lengths.clamp(min=1).to(g.dtype)).unsqueeze(1))
     per_row = step_h.repeat_interleave(lengths, 0, output_size=n).mul_(scale.unsqueeze(1))  # (M, D)
@@ -172,7 +182,7 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
 
 
 def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Callable[[int], float],
-                  threads: int) -> torch.Tensor:
+                  threads: int, **loss) -> torch.Tensor:
     """`sgd_step` on every batch, by `threads` threads that update the model in place without locks.
 
     Hogwild! (Recht et al., 2011), as fastText's `-thread` trains: thread k takes batches k, k + threads, ...,
@@ -191,6 +201,7 @@ def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Cal
 
     Args:
         batches: `FlatBatches(..., concurrent=threads)`'s batches.
+        loss: `sgd_step`'s `class_weights` and `label_smoothing`.
 
     Returns:
         The batches' `stats` summed: float64 `(3,)` = loss sum, correct predictions, texts.
@@ -201,7 +212,7 @@ def hogwild_steps(model: TextClassifier, batches: Sequence[tuple], *, lr_at: Cal
     def work(k: int) -> None:
         try:
             for j in range(k, len(batches), threads):
-                sgd_step(model, *batches[j], lr=lr_at(j), stats=stats[k], concurrent=threads)
+                sgd_step(model, *batches[j], lr=lr_at(j), stats=stats[k], concurrent=threads, **loss)
         except BaseException as e:  # noqa: BLE001 - re-raised by the calling thread below
             errors.append(e)
 

@@ -34,6 +34,15 @@ from textpipe.train.setup import Loaders, Run, Trainer, load_data, make_trainer,
 __all__ = ["fit", "main"]
 
 
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, *, class_weights: torch.Tensor | None = None,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """The batch's training loss, as `sgd_step` takes its gradient: the mean over texts of each text's
+    (label-smoothed) cross-entropy times its class's weight."""
+    loss = nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing,
+                                       reduction="mean" if class_weights is None else "none")
+    return loss if class_weights is None else (loss * class_weights.index_select(0, y)).mean()
+
+
 # -- one epoch -------------------------------------------------------------------------------------------------
 def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], object]) -> None:
     """Train on this rank's batches of `tr.state.epoch`, from `batches_done` on; stops at `total_steps`."""
@@ -48,7 +57,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
     for ids, _, y in bar:
         ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, T), (B,)
         logits = model(ids)  # (B, C)
-        loss = nn.functional.cross_entropy(logits, y)
+        loss = cross_entropy(logits, y, **tr.loss)
         tr.opt.zero_grad(set_to_none=True)
         loss.backward()
         tr.opt.step()
@@ -87,7 +96,8 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
     batches = tr.flat.epoch(st.epoch, start=st.batches_done)
     if cfg.hogwild > 1:  # the epoch's batches shared out to threads (no progress bar, no mid-epoch saves)
         batches, step0 = list(islice(batches, tr.total_steps - st.step)), st.step
-        stats += hogwild_steps(tr.model, batches, lr_at=lambda j: tr.sched.lr_at(step0 + j), threads=cfg.hogwild)
+        stats += hogwild_steps(tr.model, batches, lr_at=lambda j: tr.sched.lr_at(step0 + j), threads=cfg.hogwild,
+                               **tr.loss)
         for _ in batches:
             tr.sched.step()
         st.step, st.batches_done = st.step + len(batches), st.batches_done + len(batches)
@@ -95,7 +105,7 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
     bar = progress(batches, total=len(tr.flat), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for batch in bar:
-        sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats)
+        sgd_step(tr.model, *batch, lr=tr.sched.get_last_lr()[0], stats=stats, **tr.loss)
         tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
         if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
@@ -198,7 +208,7 @@ def finish(run: Run, data: Data, loaders: Loaders, tr: Trainer, loop_s: float) -
         write_checkpoint(run.out / "best.pt", snapshot(run, data, tr, weights=tr.best_weights))
     if data.test is not None or (loaders.val is not None and len(data.labels) == 2):
         if cfg.checkpoints == "none":  # the best weights, from memory
-            model = build_model(tr.config).to(run.device)
+            model = build_model(tr.config, data.vocab).to(run.device)
             model.load_state_dict(tr.best_weights)
             target = (model, data.vocab, {"class_names": data.labels.names, "model_config": asdict(tr.config),
                                           "model_name": cfg.model, "data": data.checkpoint_info()})

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -19,7 +20,8 @@ from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX, UNK_IDX
 from textpipe.batches import make_dataloader
 from textpipe.models import build_model, model_config, model_name
-from textpipe.train.config import RESUME_KEYS, TrainConfig, config_dict, default_output_dir, model_keys
+from textpipe.train.config import (RESUME_KEYS, TrainConfig, class_weights, config_dict, default_output_dir,
+                                   model_keys)
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
@@ -153,6 +155,7 @@ class Trainer:
     total_steps: int
     best_weights: dict | None = None  # with --checkpoints end|none: the best epoch's weights, kept in memory
     flat: object = None  # the fused step's batches (textpipe.train.fused.FlatBatches), or None for autograd
+    loss: dict = field(default_factory=dict)  # sgd_step's class_weights / label_smoothing (autograd loop: the same)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
@@ -179,7 +182,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = model_config_of(run.ckpt)
         mcfg = model_config(model_name(mcfg), vars(mcfg), sparse=plan.sparse)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_model(mcfg).to(device)
+    model = build_model(mcfg, data.vocab).to(device)
     if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
         from textpipe.vectors.pretrained import init_embedding_from_file
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
@@ -223,7 +226,11 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
                                num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)
+    counts = torch.bincount(torch.as_tensor(np.asarray(loaders.train.dataset.labels), dtype=torch.int64),
+                            minlength=len(data.labels))
+    weights = class_weights(cfg.class_weight, counts.tolist())
+    loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss)
 
 
 def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:

@@ -80,7 +80,9 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
                                     "config": best_config(space, top, searched)}
         summary.update(best={"trial_id": best["trial_id"], "val_accuracy": best[results.METRIC], "config": config},
                        final=cfg.final, final_s=round(time.perf_counter() - t_final, 1),
-                       test_accuracy=test["accuracy"] if test else None, checkpoint=str(out / "best.pt"))
+                       test_accuracy=test["accuracy"] if test else None, checkpoint=str(out / "best.pt"),
+                       # as train's summary.json: the test report (macro-F1, per class, confusion) and class names
+                       test=test, classes=result.get("classes") or (test or {}).get("class_names"))
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(format_summary(summary))

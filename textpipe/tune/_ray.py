@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -125,9 +126,12 @@ def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
     epochs = int(params.get("epochs", shared["base"].get("epochs", 10)))
 
     def report(record: dict) -> None:
-        tune.report({"epoch": record["epoch"], "epochs": epochs, METRIC: record["val_accuracy"],
-                     "val_loss": record["val_loss"], "train_loss": record["train_loss"],
-                     "train_accuracy": record["train_accuracy"], "loop_s": record["time_s"]})
+        metrics = {"epoch": record["epoch"], "epochs": epochs, METRIC: record["val_accuracy"],
+                   "val_loss": record["val_loss"], "train_loss": record["train_loss"],
+                   "train_accuracy": record["train_accuracy"], "loop_s": record["time_s"]}
+        # only finite numbers: Ray's TensorBoard logger prints "NaN or Inf found in input tensor" for others (a
+        # diverged trial raises DivergedError and its table row says "diverged")
+        tune.report({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
 
     # the data was read and encoded once, in the driver; this trial gets it from the object store
     fit(cfg, report=report, data=derive(shared["data"], cfg))

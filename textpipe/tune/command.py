@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
                    help="wall-clock seconds for the whole command: the search stops in time to leave the final "
                    "model the time its best trial's training loop took")
     g.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
-                   help="trials at once (None: as many as the CPUs/GPUs allow)")
+                   help="trials at once (None: one at a time without --time-budget-s, which makes --num-samples "
+                        "reproducible for a --seed; as many as the CPUs/GPUs allow with a budget)")
     g.add_argument("--grace-period", type=int, default=d.grace_period,
                    help="ASHA: epochs before a trial can be stopped")
     g.add_argument("--reduction-factor", type=float, default=d.reduction_factor,
@@ -283,7 +284,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
         tuner = tray.make_tuner(shared=shared, space=space, searched=searched, search=cfg.search,
                                 scheduler=cfg.scheduler, max_epochs=max_epochs, grace_period=grace,
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
-                                max_concurrent=cfg.max_concurrent, cpus_per_trial=cfg.cpus_per_trial,
+                                max_concurrent=max_concurrent(cfg), cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
                                 progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"])
         t_search = time.perf_counter()
@@ -303,6 +304,18 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     from textpipe.tune._final import finish
     return finish(cfg, rows=rows, searched=searched, space=space, data=data, shared=shared, out=out, t0=t0,
                   search_s=search_s, resumed=restore)
+
+
+def max_concurrent(cfg) -> int | None:
+    """Trials at once: `--max-concurrent`, or when not given one at a time without a time budget.
+
+    Why: TPE (hyperopt, optuna) draws the next trial from the results so far and ASHA stops trials against the
+    ones that reported before, so with trials running side by side the search depends on which finishes
+    first (machine load). One at a time, `--num-samples N --seed S` gives the same trials and the same final
+    model on every run; a time budget never does (how many trials fit in it depends on the load)."""
+    if cfg.max_concurrent is not None:
+        return cfg.max_concurrent
+    return 1 if cfg.time_budget_s is None else None
 
 
 def _read_ids(path: Path) -> set[str]:

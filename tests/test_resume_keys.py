@@ -72,7 +72,9 @@ def test_a_run_killed_after_its_first_epoch_resumes_with_its_whole_history(data_
 _CHANGED = {"epochs": 4, "batch_size": 16, "lr": 5.0, "optimizer": "adamw", "schedule": "cosine",
             "weight_decay": 0.01, "min_freq": 2, "max_tokens": 50, "val_fraction": 0.2, "seed": 9, "bucket": True,
             "max_steps": 3, "embed_dim": 12, "ngrams": 1, "buckets": 256, "tokenizer": "split", "fused": False,
-            "model": next((m for m in MODELS if m != "bag"), None), "format": "csv", "quoting": "csv"}
+            "model": next((m for m in MODELS if m != "bag"), None), "format": "csv", "quoting": "csv",
+            "class_weight": "balanced", "label_smoothing": 0.1,
+            "minn": {"minn": 3, "maxn": 5}, "maxn": {"minn": 3, "maxn": 5}}  # a dict: flags set together
 
 
 def _flag(key, value):
@@ -94,7 +96,9 @@ def test_every_resume_key_that_differs_is_refused(key, data_dir, stopped_run, ca
     if _CHANGED[key] is None:
         pytest.skip(f"only one value of {key} exists yet")
     args = _args(data_dir, stopped_run, "--max-steps", "2")
-    assert main([*args, *_flag(key, _CHANGED[key]), "--resume"]) == 2
+    changes = _CHANGED[key] if isinstance(_CHANGED[key], dict) else {key: _CHANGED[key]}
+    flags = [f for k, v in changes.items() for f in _flag(k, v)]
+    assert main([*args, *flags, "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"--{key.replace('_', '-')} " in err and "differ from the run that wrote it" in err, err
 

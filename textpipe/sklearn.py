@@ -44,9 +44,10 @@ __all__ = ["TextClassifier"]
 
 # textpipe.train.TrainConfig fields that are hyperparameters here (same names and defaults; a test checks that
 # the defaults stay equal to TrainConfig's)
-_CONFIG_PARAMS = ("tokenizer", "min_freq", "max_tokens", "embed_dim", "ngrams", "buckets", "vectors", "epochs",
-                  "batch_size", "lr", "optimizer", "schedule", "weight_decay", "val_fraction", "patience", "seed",
-                  "eval_batch_size", "device", "threads", "hogwild")
+_CONFIG_PARAMS = ("tokenizer", "min_freq", "max_tokens", "embed_dim", "ngrams", "buckets", "minn", "maxn", "vectors",
+                  "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
+                  "label_smoothing", "val_fraction", "patience", "seed", "eval_batch_size", "device", "threads",
+                  "hogwild")
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -59,7 +60,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         embed_dim, ngrams, buckets: the model: embedding size, 1 = words / 2 = words + hashed bigrams, bigram
             hash buckets.
         vectors: pretrained word vectors file for the token embeddings (needs `embed_dim` = their size).
-        epochs, batch_size, lr, optimizer, schedule, weight_decay: optimisation.
+        minn, maxn: character n-grams of each word (fastText's -minn/-maxn; 0, 0 = none).
+        epochs, batch_size, lr, optimizer, schedule, weight_decay, class_weight, label_smoothing: optimisation.
         val_fraction, patience: hold out this share of the training data for validation (the best epoch's
             weights are kept) and stop after `patience` epochs without a better validation accuracy.
         seed: initial weights, validation carve-out and batch order; a fit is deterministic for a seed
@@ -78,15 +80,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, tokenizer="basic_english", min_freq=1, max_tokens=None, embed_dim=10, ngrams=2,
-                 buckets=2**18, vectors=None, epochs=4, batch_size=256, lr=16.0, optimizer="sgd", schedule="linear",
-                 weight_decay=0.0, val_fraction=0.0, patience=0, seed=0, eval_batch_size=512, device="auto",
-                 threads=1, hogwild=1, verbose=0):
+                 buckets=2**18, minn=0, maxn=0, vectors=None, epochs=4, batch_size=256, lr=16.0, optimizer="sgd",
+                 schedule="linear", weight_decay=0.0, class_weight="auto", label_smoothing=0.0, val_fraction=0.0,
+                 patience=0, seed=0, eval_batch_size=512, device="auto", threads=1, hogwild=1, verbose=0):
         self.tokenizer = tokenizer
         self.min_freq = min_freq
         self.max_tokens = max_tokens
         self.embed_dim = embed_dim
         self.ngrams = ngrams
         self.buckets = buckets
+        self.minn = minn
+        self.maxn = maxn
         self.vectors = vectors
         self.epochs = epochs
         self.batch_size = batch_size
@@ -94,6 +98,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.optimizer = optimizer
         self.schedule = schedule
         self.weight_decay = weight_decay
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
         self.val_fraction = val_fraction
         self.patience = patience
         self.seed = seed

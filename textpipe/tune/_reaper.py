@@ -60,11 +60,16 @@ def descendants(pid: int) -> dict[int, int]:
     return found
 
 
+def running(procs: dict[int, int]) -> list[int]:
+    """The pids of `procs` ({pid: start time}) still running as recorded (not gone, not reused)."""
+    return [p for p, t in procs.items() if (st := _stat(p)) is not None and st[1] == t]
+
+
 def stop_processes(procs: dict[int, int], *, grace_s: float = 3.0) -> list[int]:
     """SIGTERM the processes of `procs` ({pid: start time}) still running as recorded, SIGKILL those left after
     `grace_s`; returns the pids signalled."""
     def alive():
-        return [p for p, t in procs.items() if (st := _stat(p)) is not None and st[1] == t]
+        return running(procs)
 
     hit = alive()
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):

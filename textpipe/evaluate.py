@@ -62,8 +62,39 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
     Raises:
         ValueError: a label the checkpoint was not trained on (naming it and its row), a missing column, ...
     """
+    rows = []
+    for ids, texts in iter_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
+                                    on_bad_rows=on_bad_rows):
+        rows += zip(ids.tolist(), texts)
+    return rows
+
+
+def iter_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
+                  on_bad_rows: str = "raise", batch_rows: int = 8192):
+    """`read_labelled` in chunks of at most `batch_rows` rows: `(class ids, texts)`, in bounded memory (the
+    AG_NEWS reader of a directory holding AG_NEWS files is read whole, then chunked)."""
     from textpipe.data.labels import LabelVocab
-    from textpipe.data.sources import Source, read_source, resolve_sources
+    from textpipe.data.sources import read_source
+    from textpipe.data.table import iter_table
+
+    source = _labelled_source(data, ckpt, text_columns=text_columns, label_column=label_column, split=split)
+    info = data_info(ckpt)
+    labels = LabelVocab(info["label_values"], names=info["class_names"])
+    if source.ag_news:
+        raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
+        chunks = ((raw[i:i + batch_rows], texts[i:i + batch_rows]) for i in range(0, len(raw), batch_rows))
+    else:
+        chunks = iter_table(source.data, **source.spec.column_args(), split=source.split, on_bad_rows=on_bad_rows,
+                            batch_rows=batch_rows)
+    row = 1
+    for raw, texts in chunks:
+        # subtle: with on_bad_rows="skip" the row numbers in a label error count the kept rows
+        yield labels.encode(raw, source=source.describe(), first_row=row), texts
+        row += len(raw)
+
+
+def _labelled_source(data, ckpt: dict, *, text_columns, label_column, split):
+    from textpipe.data.sources import Source, resolve_sources
     from textpipe.data.table import inspect_table
 
     info = data_info(ckpt)
@@ -80,9 +111,7 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
         if split is None and _is_dataset_dict(data):
             split = "test"
         source = Source(data, split, inspect_table(data, split=split, **columns), False)
-    raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
-    labels = LabelVocab(info["label_values"], names=info["class_names"])
-    return list(zip(labels.encode(raw, source=source.describe()).tolist(), texts))
+    return source
 
 
 def _is_datasets_dir(path) -> bool:
@@ -118,20 +147,33 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
     from textpipe.corpus.encoded import EncodedCorpus
     from textpipe.batches.loader import make_dataloader
 
+    import numpy as np
+
+    from textpipe.metrics import report_from_confusion
+
     device = pick_device(device) if isinstance(device, str) else device
     model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
+    model = model.to(device)
     if isinstance(data, list):
-        rows = data
+        chunks = ((np.asarray([y for y, _ in data[i:i + 8192]], dtype=np.int64), [t for _, t in data[i:i + 8192]])
+                  for i in range(0, len(data), 8192))
     else:
-        rows = read_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
-                             on_bad_rows=on_bad_rows)
-    corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
-    # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
-    loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
-                             pad_idx=model.config.pad_idx)
-    result = evaluate_model(model.to(device), loader, device=device)
-    report = classification_report(result["preds"], result["labels"], model.config.num_classes)
-    return {**report, "loss": result["loss"], "class_names": list(info["class_names"])}
+        chunks = iter_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
+                               on_bad_rows=on_bad_rows)
+    # streamed: a chunk of rows at a time, only the confusion matrix and the summed loss kept (1M rows in the
+    # memory of one chunk); the report is the one classification_report gives for all predictions at once
+    k = model.config.num_classes
+    confusion, loss_sum = np.zeros((k, k), dtype=np.int64), 0.0
+    for ids, texts in chunks:
+        corpus = EncodedCorpus.from_texts(texts, ids, vocab)
+        # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
+        loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
+                                 pad_idx=model.config.pad_idx)
+        result = evaluate_model(model, loader, device=device)
+        confusion += classification_report(result["preds"], result["labels"], k)["confusion"]
+        loss_sum += result["loss"] * result["n"]
+    report = report_from_confusion(confusion)
+    return {**report, "loss": loss_sum / max(report["n"], 1), "class_names": list(info["class_names"])}
 
 
 def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:

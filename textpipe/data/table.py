@@ -75,9 +75,15 @@ class TableSpec:
 
 
 def _first_csv_row(path: Path, delimiter: str) -> list[str]:
-    with open_binary(path) as f:
-        text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
-        return next(csv.reader(text, delimiter=delimiter), [])
+    # subtle: the csv module refuses fields over 128 KiB by default (issue 20: a 200 MB first row failed with
+    # "_csv.Error: field larger than field limit"); the table itself is read by pyarrow, which has no limit
+    limit = csv.field_size_limit(2**31 - 1)
+    try:
+        with open_binary(path) as f:
+            text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
+            return next(csv.reader(text, delimiter=delimiter), [])
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _name(source) -> str:

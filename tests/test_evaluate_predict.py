@@ -103,3 +103,36 @@ def test_classification_report_rejects_out_of_range_class_ids():
         classification_report([0, 1], [0, -1], num_classes=2)
     with pytest.raises(ValueError, match=r"preds must be class ids in 0..1, found 5 at position 0"):
         classification_report([5, 1], [0, 1], num_classes=2)
+
+
+def test_evaluate_streams_its_metrics_issue20(checkpoint, tmp_path, monkeypatch):
+    """Issue 20 #11: evaluate held every row (1M rows: 1.4 GB). Now the table is read in chunks and only the
+    confusion matrix and the summed loss are kept: the report equals the one of a single chunk."""
+    import random
+
+    import textpipe.data.sources as sources
+    import textpipe.data.table as table
+
+    rng = random.Random(0)
+    words = list(KEYWORD) + ["the", "a"]
+    path = tmp_path / "many.csv"
+    path.write_text("".join(f'"{rng.randint(1, 4)}","t","{" ".join(rng.choices(words, k=4))}"\n' for _ in range(500)))
+    whole = evaluate(checkpoint, path)
+
+    def no_whole_reads(*a, **k):
+        raise AssertionError("evaluate read the whole table")
+
+    monkeypatch.setattr(table, "read_table", no_whole_reads)
+    monkeypatch.setattr(sources, "read_source", no_whole_reads)
+    sizes, real_iter = [], table.iter_table
+
+    def small_chunks(*a, **k):
+        for labels, texts in real_iter(*a, **{**k, "batch_rows": 37}):
+            sizes.append(len(labels))
+            yield labels, texts
+
+    monkeypatch.setattr(table, "iter_table", small_chunks)
+    streamed = evaluate(checkpoint, path)
+    assert max(sizes) == 37 and sum(sizes) == 500
+    assert streamed["confusion"] == whole["confusion"] and streamed["n"] == 500
+    assert streamed["accuracy"] == whole["accuracy"] and abs(streamed["loss"] - whole["loss"]) < 1e-6

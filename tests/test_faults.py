@@ -11,6 +11,7 @@ Run: python3 -m pytest -q tests/test_faults.py
 """
 import errno
 import hashlib
+import importlib.util
 import os
 import random
 import signal
@@ -387,3 +388,220 @@ def test_divergence_after_a_good_epoch_keeps_its_checkpoint_and_metrics_are_stri
     write_metrics(out / "m.jsonl", [{"train_loss": float("nan"), "val_loss": float("inf")}])
     assert json.loads((out / "m.jsonl").read_text(), parse_constant=lambda c: 1 / 0) == {"train_loss": None,
                                                                                          "val_loss": None}
+
+
+# -- issue 20: the corpus cache under a kill (the cache's other faults: tests/test_corpus_cache.py *_issue20) ----
+def test_a_killed_cache_build_never_blocks_and_the_next_build_matches_a_fresh_one(tmp_path):
+    """SIGKILL a process building a corpus cache entry at random moments: the next run builds or reuses an
+    entry equal to one built in a fresh cache directory (damaged, read-only and stale entries:
+    test_corpus_cache.py::test_damaged_entry_is_rebuilt_with_a_message_issue20 and its neighbours)."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_corpus_cache import write_csv
+    from textpipe.corpus.cache import cached_corpus
+
+    csv = write_csv(tmp_path / "train.csv", 20000)
+    rng = random.Random(20)
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                cached_corpus(csv, cache_dir=tmp_path / "c", use_cache=False)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.05, 0.6))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    got = cached_corpus(csv, cache_dir=tmp_path / "c")
+    want = cached_corpus(csv, cache_dir=tmp_path / "fresh")
+    assert np.array_equal(got.fit.ids, want.fit.ids) and np.array_equal(got.fit.labels, want.fit.labels)
+    assert got.vocab.get_itos() == want.vocab.get_itos()
+
+
+# -- issue 20: tune interrupted (Ctrl+C, SIGKILL), resumed; no Ray process outlives it --------------------------
+def _tune_data(tmp_path):
+    """A tiny AG_NEWS-format directory and search space (test_tune's): trials of a second or two."""
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_tune import TINY_SPACE, write_csv
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    write_csv(data / "train.csv", 300, seed=0)
+    write_csv(data / "test.csv", 40, seed=1)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TINY_SPACE))
+    return data, space
+
+
+def _tune_cli(args, out, *, signum, group, trials):
+    """Run `python -m textpipe.tune ARGS` (its own Ray) in a session of its own, as a terminal would; once
+    `trials` trial directories exist, send `signum` (to the whole process group when `group`: Ctrl+C in a
+    terminal). Returns (exit status, output, {pid: start time} of the Ray processes it had started)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from textpipe.tune._reaper import RECORD
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "textpipe.tune", *args], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 240
+        while not (len(list((out / "trials").glob("*"))) >= trials and (out / RECORD).exists()):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no trial within 240 s"
+            time.sleep(0.05)
+        ray_pids = {int(p): t for p, t in json.loads((out / RECORD).read_text())["pids"].items()}
+        (os.killpg if group else os.kill)(proc.pid, signum)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, output, ray_pids
+
+
+def _assert_no_ray_process_outlives(procs, within_s=30.0):
+    """Every Ray process the command started is gone (at once after Ctrl+C; after SIGKILL its watcher needs
+    a few seconds: Ray's agents ignore SIGTERM while they sleep)."""
+    from textpipe.tune._reaper import running
+
+    deadline = time.monotonic() + within_s
+    while running(procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(procs), f"Ray processes still running: {running(procs)}"
+
+
+@pytest.fixture(scope="module")
+def ray_here():
+    """Start the test's own Ray on first use (after the commands under test have run with theirs)."""
+    started = []
+
+    def start():
+        import ray
+
+        from textpipe.tune import _ray  # noqa: F401  (sets RAY_AIR_NEW_OUTPUT before Ray's import)
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+            started.append(True)
+
+    yield start
+    if started:
+        import ray
+        ray.shutdown()
+
+
+needs_ray = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("ray", "hyperopt"))
+                               or not os.path.isdir("/proc"), reason='needs the tune extra and Linux /proc')
+
+
+@needs_ray
+@pytest.mark.slow  # two commands that each start their own Ray: 60-90 s on 2 shared cores
+def test_tune_ctrl_c_then_sigkill_then_resume_no_final_model_no_ray_process_left(tmp_path, ray_here):
+    """Issue 20 #3, #8, #12. Before: Ctrl+C gave exit 0, a retrained best.pt, the interrupted trial counted as
+    stopped by the time budget and a pointer to Tuner.restore; --resume then failed (RunDirError, then final/);
+    a SIGKILLed tune left two Ray processes running (its dashboard and runtime-env agents).
+    Now: Ctrl+C -> 130, no final model, the exact --resume command; that command, SIGKILLed mid-search, leaves
+    no Ray process; --resume after it finishes the search."""
+    import json
+    import shlex
+
+    from textpipe.tune import parse_args, search
+    from textpipe.tune._reaper import RECORD
+
+    data, space = _tune_data(tmp_path)
+    out = tmp_path / "t"
+    args = ["--data-dir", str(data), "--space", str(space), "--num-samples", "5", "--max-concurrent", "1",
+            "--output-dir", str(out), "--no-progress", "--grace-period", "1"]
+    # 1. Ctrl+C in the terminal (SIGINT to the command's whole process group, Ray's processes included)
+    rc, output, ray_pids = _tune_cli(args, out, signum=signal.SIGINT, group=True, trials=1)
+    assert rc == 130, output
+    assert "Tuner.restore" not in output and "stopped by the time budget" not in output
+    assert not (out / "best.pt").exists() and not (out / "summary.json").exists() and not (out / "final").exists()
+    command = output.strip().splitlines()[-1].strip()
+    assert command == shlex.join(["textpipe", "tune", *args, "--resume"]), output
+    rows = json.loads((out / "trials.json").read_text())
+    assert rows and all(r["end"] in ("completed", "stopped by ASHA", "interrupted", "not started") for r in rows)
+    assert len(ray_pids) >= 2  # the watcher recorded the Ray processes (GCS, raylet, agents, workers)
+    _assert_no_ray_process_outlives(ray_pids)
+    assert not (out / RECORD).exists()  # the watcher ended with the command
+
+    # 2. the printed command resumes; SIGKILL it once a trial it started runs
+    n = len(rows)
+    rc, output, ray_pids = _tune_cli(shlex.split(command)[2:], out, signum=signal.SIGKILL, group=False,
+                                     trials=n + 1)
+    assert rc == -signal.SIGKILL, output
+    assert "RunDirError" not in output and "already holds a run" not in output
+    _assert_no_ray_process_outlives(ray_pids)
+
+    # 3. --resume after the SIGKILL finishes the search and builds the final model
+    ray_here()
+    cfg, _ = parse_args(shlex.split(command)[2:])
+    summary = search(cfg)
+    assert summary["resumed"] and summary["trials"] == 5 and summary["ended"]["error"] == 0
+    assert summary["ended"]["stopped by the time budget"] == 0 and summary["ended"]["interrupted"] == 0
+    assert (out / "best.pt").exists() and json.loads((out / "summary.json").read_text()) == summary
+
+
+@needs_ray
+def test_tune_ctrl_c_during_the_final_model_leaves_no_best_pt_and_resume_rebuilds_it(tmp_path, ray_here,
+                                                                                      monkeypatch):
+    """Issue 20 #8: final/ held the interrupted final model's run, and --resume's retrain collided with it."""
+    import sys
+
+    import textpipe.train.loop as loop
+    from textpipe.tune import SearchInterrupted, search
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_tune import TINY_SPACE
+
+    data, _ = _tune_data(tmp_path)
+    ray_here()
+    real_fit = loop.fit
+
+    def fit_then_ctrl_c(cfg, **kw):  # trials run in Ray's workers: only the final model comes through here
+        real_fit(cfg, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "fit", fit_then_ctrl_c)
+    options = dict(data_dir=str(data), space=dict(TINY_SPACE),
+                   num_samples=2, max_concurrent=1, output_dir=str(tmp_path / "f"), progress=False)
+    with pytest.raises(SearchInterrupted):
+        search(**options)
+    assert (tmp_path / "f" / "final" / "metrics.jsonl").exists() and not (tmp_path / "f" / "best.pt").exists()
+    assert not (tmp_path / "f" / "summary.json").exists()
+    monkeypatch.setattr(loop, "fit", real_fit)
+    summary = search(**options, resume=True)
+    assert summary["resumed"] and summary["best"] and (tmp_path / "f" / "best.pt").exists()
+
+
+def test_stale_ray_processes_of_a_killed_search_are_stopped_by_the_next_one(tmp_path):
+    """Issue 20 #12: the record of a search whose command and watcher were both SIGKILLed: the next `tune` in
+    that directory stops what it lists, and leaves alone a pid whose start time differs (reused)."""
+    import json
+
+    from textpipe.tune._reaper import RECORD, descendants, reap_stale
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("Linux /proc")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        mine = descendants(os.getpid())
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        (tmp_path / RECORD).write_text(json.dumps({"watcher": dead.pid, "watcher_start": 1, "pids": {
+            str(sleeper.pid): mine[sleeper.pid], str(other.pid): mine[other.pid] + 1}}))
+        assert reap_stale(tmp_path) == [sleeper.pid]
+        assert sleeper.wait(timeout=10) is not None and other.poll() is None
+        assert not (tmp_path / RECORD).exists()
+    finally:
+        for p in (sleeper, other):
+            p.kill()
+            p.wait()

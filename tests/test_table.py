@@ -313,3 +313,17 @@ def test_reading_counting_and_encoding_never_import_pandas(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_a_first_row_over_the_csv_modules_field_limit_is_read_issue20(tmp_path):
+    """Issue 20 #9: a huge first row failed in the header sniff (`field larger than field limit (131072)`)."""
+    import csv
+
+    from textpipe.data.table import iter_table
+
+    path = tmp_path / "big.csv"
+    path.write_text('"1","t","' + "word " * 60_000 + '"\n"2","t","small"\n')
+    rows = [(y, len(t)) for labels, texts in iter_table(path, text_columns=[1, 2], label_column=0)
+            for y, t in zip(labels, texts)]
+    assert [y for y, _ in rows] == [1, 2] and rows[0][1] > 300_000
+    assert csv.field_size_limit() == 131072  # put back

@@ -11,9 +11,11 @@ at each decision threshold, with the threshold of the best F1 (`predict --thresh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ from textpipe.checkpoint.format import data_info, load_model
 from textpipe.core.distributed import pick_device
 from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags, run_cli
 from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS, format_of
-from textpipe.metrics import classification_report, threshold_table
+from textpipe.metrics import report_from_confusion, threshold_table
 
 
 def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
@@ -90,18 +92,49 @@ def val_threshold(model: nn.Module, loader, names, *, device) -> dict:
     return {"positive": t["positive"], **t["best"], "f1_at_0.5": t["at_0.5"]["f1"]}
 
 
-def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
-                  on_bad_rows: str = "raise", format: str | None = None, quoting: str | None = None
-                  ) -> list[tuple[int, str]]:
-    """(class id, text) rows of a file, directory (its test file) or datasets object, labelled as in training.
+def read_labelled(data, ckpt: dict, **options) -> list[tuple[int, str]]:
+    """(class id, text) rows of a file, directory (its test file) or datasets object, labelled as in training
+    (`iter_labelled`'s options), all at once."""
+    rows = []
+    for ids, texts in iter_labelled(data, ckpt, **options):
+        rows += zip(ids.tolist(), texts)
+    return rows
 
-    `format`/`quoting` default to the checkpoint's `--format`/`--quoting` for a file whose name says nothing.
+
+def iter_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, split: str | None = None,
+                  on_bad_rows: str = "raise", format: str | None = None, quoting: str | None = None,
+                  batch_rows: int = 8192):
+    """`(class ids, texts)` chunks of at most `batch_rows` rows of a file, directory (its test file) or datasets
+    object, labelled as in training, in bounded memory (the AG_NEWS reader of a directory holding AG_NEWS files
+    is read whole, then chunked). `format`/`quoting` default to the checkpoint's `--format`/`--quoting` for a
+    file whose name says nothing.
 
     Raises:
         ValueError: a label the checkpoint was not trained on (naming it and its row), a missing column, ...
     """
     from textpipe.data.labels import LabelVocab
-    from textpipe.data.sources import Source, read_source, resolve_sources
+    from textpipe.data.sources import read_source
+    from textpipe.data.table import iter_table
+
+    source = _labelled_source(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
+                              format=format, quoting=quoting)
+    info = data_info(ckpt)
+    labels = LabelVocab(info["label_values"], names=info["class_names"])
+    if source.ag_news:
+        raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
+        chunks = ((raw[i:i + batch_rows], texts[i:i + batch_rows]) for i in range(0, len(raw), batch_rows))
+    else:
+        chunks = iter_table(source.data, **source.spec.column_args(), split=source.split, on_bad_rows=on_bad_rows,
+                            batch_rows=batch_rows)
+    row = 1
+    for raw, texts in chunks:
+        # subtle: with on_bad_rows="skip" the row numbers in a label error count the kept rows
+        yield labels.encode(raw, source=source.describe(), first_row=row), texts
+        row += len(raw)
+
+
+def _labelled_source(data, ckpt: dict, *, text_columns, label_column, split, format, quoting):
+    from textpipe.data.sources import Source, resolve_sources
     from textpipe.data.table import inspect_table
 
     info = data_info(ckpt)
@@ -114,17 +147,14 @@ def read_labelled(data, ckpt: dict, *, text_columns=None, label_column=None, spl
         if source is None:
             raise FileNotFoundError(f"{data} holds no test file (test{DESCRIPTION.replace(' ', ', ')}); give the "
                                     "file itself")
-    else:
-        if isinstance(data, (str, os.PathLike)) and not os.path.exists(data):
-            raise FileNotFoundError(f"{data}: no such file or directory")
-        if split is None and _is_dataset_dict(data):
-            split = "test"
-        if not isinstance(data, (str, os.PathLike)) or os.path.isdir(data):
-            reading["format"] = None  # a datasets object or directory
-        source = Source(data, split, inspect_table(data, split=split, **columns, **reading), False)
-    raw, texts = read_source(source, split="test", on_bad_rows=on_bad_rows)
-    labels = LabelVocab(info["label_values"], names=info["class_names"])
-    return list(zip(labels.encode(raw, source=source.describe()).tolist(), texts))
+        return source
+    if isinstance(data, (str, os.PathLike)) and not os.path.exists(data):
+        raise FileNotFoundError(f"{data}: no such file or directory")
+    if split is None and _is_dataset_dict(data):
+        split = "test"
+    if not isinstance(data, (str, os.PathLike)) or os.path.isdir(data):
+        reading["format"] = None  # a datasets object or directory
+    return Source(data, split, inspect_table(data, split=split, **columns, **reading), False)
 
 
 def _is_datasets_dir(path) -> bool:
@@ -164,49 +194,68 @@ def evaluate(checkpoint, data, *, batch_size: int = 512, device: str | torch.dev
         >>> evaluate("runs/ag_news/best.pt", "../shared/data/ag_news")["accuracy"]  # doctest: +SKIP
         0.87
     """
-    from textpipe.corpus.encoded import EncodedCorpus
     from textpipe.batches.loader import make_dataloader
+    from textpipe.core.rowfile import RowWriter
+    from textpipe.corpus.encoded import EncodedCorpus
 
     device = pick_device(device) if isinstance(device, str) else device
     model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
+    model = model.to(device)
+    names, k = list(info["class_names"]), model.config.num_classes
     if isinstance(data, list):
-        rows = data
+        chunks = ((np.asarray([y for y, _ in data[i:i + 8192]], dtype=np.int64), [t for _, t in data[i:i + 8192]])
+                  for i in range(0, len(data), 8192))
     else:
-        rows = read_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
-                             on_bad_rows=on_bad_rows, format=format, quoting=quoting)
-    corpus = EncodedCorpus.from_texts([t for _, t in rows], [y for y, _ in rows], vocab)
-    # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
-    loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
-                             pad_idx=model.config.pad_idx)
-    result = evaluate_model(model.to(device), loader, device=device, probs=True)
-    # the loader batches texts of similar length together: the row of each result, for --errors
-    result["rows"] = [int(i) for batch in loader.batch_sampler for i in batch]
-    names = list(info["class_names"])
-    report = {**classification_report(result["preds"], result["labels"], model.config.num_classes, names),
-              "loss": result["loss"]}
-    if len(names) == 2 and result["n"]:
-        report["thresholds"] = thresholds_of(result["probs"], result["labels"], names, positive)
-    if errors is not None:
-        write_errors(errors, rows, result, names)
+        chunks = iter_labelled(data, ckpt, text_columns=text_columns, label_column=label_column, split=split,
+                               on_bad_rows=on_bad_rows, format=format, quoting=quoting)
+    # streamed: a chunk of rows at a time; kept are the confusion matrix, the summed loss and, where asked for,
+    # one probability per row (two classes: the threshold table) or all of them (`details`)
+    confusion, loss_sum, done = np.zeros((k, k), dtype=np.int64), 0.0, 0
+    want_probs = len(names) == 2 or errors is not None or details
+    probs, labels = [], []
+    writer = RowWriter(errors, columns=["row", "text", "true", "predicted", "probability", "true_probability"]) \
+        if errors is not None else None
+    with writer if writer is not None else _nothing():
+        for ids, texts in chunks:
+            corpus = EncodedCorpus.from_texts(texts, ids, vocab)
+            # subtle: num_replicas=1 so that, inside a torchrun job, this process still sees every row
+            loader = make_dataloader(corpus, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0,
+                                     pad_idx=model.config.pad_idx)
+            result = evaluate_model(model, loader, device=device, probs=want_probs)
+            # the loader batches texts of similar length together: the chunk row of each result
+            order = np.argsort([int(i) for batch in loader.batch_sampler for i in batch], kind="stable")
+            preds, ys = np.asarray(result["preds"])[order], np.asarray(result["labels"])[order]
+            np.add.at(confusion, (ys, preds), 1)
+            loss_sum += result["loss"] * result["n"]
+            if want_probs:
+                chunk_probs = result["probs"][torch.from_numpy(order)]
+                if details or len(names) == 2:
+                    probs.append(chunk_probs)
+                    labels.append(ys)
+            if writer is not None:
+                write_errors(writer, texts, ys, preds, chunk_probs, names, first_row=done + 1)
+            done += len(texts)
+    report = {**report_from_confusion(confusion, names), "loss": loss_sum / max(done, 1)}
+    labels = np.concatenate(labels).tolist() if labels else []
+    if len(names) == 2 and done:
+        report["thresholds"] = thresholds_of(torch.cat(probs), labels, names, positive)
     if details:
-        report.update(probs=result["probs"], labels=result["labels"])
+        report.update(probs=torch.cat(probs) if probs else torch.zeros(0, k), labels=labels)
     return report
 
 
-def write_errors(path, rows: list[tuple[int, str]], result: dict, names: list[str]) -> int:
-    """The misclassified rows (in `rows`' order, which the loader kept) to a .csv/.jsonl file; their count."""
-    from textpipe.core.rowfile import RowWriter
+@contextlib.contextmanager
+def _nothing():
+    yield
 
-    probs, preds = result["probs"].tolist(), result["preds"]
-    with RowWriter(path, columns=["row", "text", "true", "predicted", "probability", "true_probability"]) as w:
-        for k in sorted(range(len(preds)), key=result["rows"].__getitem__):  # in the rows' order
-            (y, text), pred, p = rows[result["rows"][k]], preds[k], probs[k]
-            if y != result["labels"][k]:
-                raise RuntimeError("evaluate: a result does not belong to its row (the loader's order changed)")
-            if pred != y:
-                w.write({"row": result["rows"][k] + 1, "text": text, "true": names[y], "predicted": names[pred],
-                         "probability": p[pred], "true_probability": p[y]})
-    return w.rows
+
+def write_errors(writer, texts: list[str], ys, preds, probs: torch.Tensor, names: list[str], *, first_row: int) -> None:
+    """The misclassified rows of a chunk (in the data's order) to the `--errors` file's RowWriter."""
+    probs = probs.tolist()
+    for i in np.flatnonzero(preds != ys).tolist():
+        y, pred = int(ys[i]), int(preds[i])
+        writer.write({"row": first_row + i, "text": texts[i], "true": names[y], "predicted": names[pred],
+                      "probability": probs[i][pred], "true_probability": probs[i][y]})
 
 
 def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:

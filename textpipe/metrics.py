@@ -36,13 +36,21 @@ def classification_report(preds: Sequence[int], labels: Sequence[int], num_class
                              f"at position {int(np.flatnonzero(bad)[0])}")
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (labels, preds), 1)
+    return report_from_confusion(confusion, class_names)
+
+
+def report_from_confusion(confusion, class_names: Sequence[str] | None = None) -> dict:
+    """`classification_report` of a confusion matrix (`confusion[i][j]`: true class i predicted as j): what a
+    streamed evaluation accumulates instead of every prediction."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    num_classes = confusion.shape[0]
     tp = np.diag(confusion).astype(float)
     predicted, support = confusion.sum(0), confusion.sum(1)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp),
                    where=(precision + recall) > 0)
-    n = int(labels.size)
+    n = int(confusion.sum())
     names = [None] * num_classes if class_names is None else [str(c) for c in class_names]
     if len(names) != num_classes:
         raise ValueError(f"expected {num_classes} class names, got {len(names)}")

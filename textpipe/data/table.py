@@ -85,10 +85,17 @@ class TableSpec:
 
 
 def _first_csv_row(path: Path, delimiter: str, quoting: str = "csv") -> list[str]:
-    with open_binary(path) as f:
-        text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
-        rows = csv.reader(text, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
-        return next((r for r in rows if r), [])  # blank lines before the first row are not it
+    # subtle: the csv module refuses fields over 128 KiB by default (issue 20: a 200 MB first row failed with
+    # "_csv.Error: field larger than field limit"); the table itself is read by pyarrow, which has no limit
+    limit = csv.field_size_limit(2**31 - 1)
+    try:
+        with open_binary(path) as f:
+            text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
+            rows = csv.reader(text, delimiter=delimiter,
+                              quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+            return next((r for r in rows if r), [])  # blank lines before the first row are not it
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _name(source) -> str:

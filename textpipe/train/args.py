@@ -65,7 +65,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto (default) = "
                         "sqrt when the largest class has 3x the rows of the smallest or more, else none")
     g.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
-                   help="target 1 - S on the label and S / C on every class (default %(default)s)")
+                   help="target 1 - S on the label and S / C on every class")
     g.add_argument("--val-fraction", type=float, default=t.val_fraction,
                    help="share of train held out for validation, best-model selection and early stopping, in "
                    "[0, 1) (0: train on all rows; the defaults were tuned with 0.1)")

@@ -72,6 +72,9 @@ def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int) -> di
     device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"
     base = {**_trial_fields(data, out), "seed": cfg.seed, "device": device, "progress": False,
             "threads": max(1, int(cfg.cpus_per_trial)),
+            # a trial restarted by --resume (after Ctrl+C or a kill) starts over in its directory, as does the
+            # final model in final/: the partial run there is theirs, replaced rather than refused
+            "overwrite": True,
             # trials write metrics.jsonl and summary.json; best.pt only when --final checkpoint needs it
             "checkpoints": "end" if cfg.final == "checkpoint" else "none"}
     try:

@@ -17,6 +17,16 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table (R
 # a trial the time budget stopped before it started has no results: Ray warns about each; the table says it
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
+
+def _not_tunes_resume_hint(record: logging.LogRecord) -> bool:
+    """Drop Tune's Ctrl+C messages: `textpipe tune` says what it does, and the command that continues a search
+    is `--resume`, not `Tuner.restore(...)`."""
+    text = str(record.msg)
+    return "Tuner.restore" not in text and "Stop signal received" not in text
+
+
+logging.getLogger("ray.tune.tune").addFilter(_not_tunes_resume_hint)
+
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402

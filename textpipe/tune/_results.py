@@ -20,6 +20,7 @@ METRIC = "val_accuracy"  # what trials are scored on: accuracy on the validation
 COMPLETED, ASHA, BUDGET, ERROR, NOT_STARTED = ("completed", "stopped by ASHA", "stopped by the time budget", "error",
                                                "not started")
 DIVERGED = "diverged"  # its loss became NaN/inf (textpipe.core.checks.DivergedError): a setting, not a bug
+INTERRUPTED = "interrupted"  # running when the search was interrupted (Ctrl+C): --resume runs it again
 
 
 def _num(value: Any) -> float | None:
@@ -31,9 +32,12 @@ def _num(value: Any) -> float | None:
 
 
 def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str],
-               trials_dir: str | Path = "trials") -> list[dict[str, Any]]:
+               trials_dir: str | Path = "trials", interrupted: bool = False) -> list[dict[str, Any]]:
     """One dict per trial: id, how it ended, epochs run, last and best validation accuracy, time, parameters,
-    and `dir`, where the trial's fit() wrote (`trials_dir/<trial id>`)."""
+    and `dir`, where the trial's fit() wrote (`trials_dir/<trial id>`).
+
+    `interrupted`: the search was interrupted (Ctrl+C), so a trial that neither finished nor was stopped by
+    ASHA did not meet the time budget: it was cut short by the interrupt (or by Ray stopping its worker)."""
     rows = []
     for r in results:
         metrics, config = dict(r.metrics or {}), dict(r.config or {})
@@ -55,6 +59,10 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
             end = COMPLETED
         else:
             end = BUDGET
+        if interrupted and (end == BUDGET or (end == NOT_STARTED and (Path(trials_dir) / trial_id).is_dir())
+                            or (end == ERROR and re.search(r"KeyboardInterrupt|TaskCancelledError",
+                                                           repr(r.error)))):
+            end = INTERRUPTED
         row = {"trial_id": trial_id, "end": end, "epochs_run": epochs_run, METRIC: _num(metrics.get(METRIC)),
                "best_val_accuracy": max(accs) if accs else None, "val_loss": _num(metrics.get("val_loss")),
                "train_loss": _num(metrics.get("train_loss")), "time_s": _num(metrics.get("time_total_s")),
@@ -94,7 +102,7 @@ def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """How many trials ended each way (all keys present)."""
-    out = {k: 0 for k in (COMPLETED, ASHA, BUDGET, ERROR, DIVERGED, NOT_STARTED)}
+    out = {k: 0 for k in (COMPLETED, ASHA, BUDGET, ERROR, DIVERGED, INTERRUPTED, NOT_STARTED)}
     for row in rows:
         out[row["end"]] += 1
     return out

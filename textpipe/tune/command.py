@@ -28,6 +28,8 @@ from textpipe.data.formats import DESCRIPTION
 
 from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
+from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
+from textpipe.tune._reaper import reap_stale, watch
 from textpipe.tune._space import (DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
                                   max_value, merge_spaces, min_value, parse_param_flag)
 from textpipe.core.cli_args import Formatter, Parser, run_cli
@@ -35,7 +37,7 @@ from textpipe.core.fileio import atomic_write_text
 
 _T_IMPORT = time.perf_counter()  # the CLI counts its time budget from here (Python's start-up is before it)
 
-__all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "trial_train_config"]
+__all__ = ["SearchConfig", "search", "parse_args", "main", "UsageError", "SearchInterrupted", "trial_train_config"]
 
 # what each --search needs besides Ray Tune, and the pip requirement of each (pyproject's [tune] extra)
 _NEEDS = {"hyperopt": ["hyperopt"], "optuna": ["optuna"], "random": []}
@@ -225,6 +227,8 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
 
     Raises:
         UsageError: for bad options, data paths or search spaces, before anything slow starts.
+        SearchInterrupted: Ctrl+C (SIGINT): the search so far is saved, `resume=True` continues it; no final
+            model is built.
     """
     t0 = options.pop("_t0", None) or time.perf_counter()
     cfg = config if config is not None else SearchConfig()
@@ -250,12 +254,17 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
         raise UsageError(f"--output-dir {out} is in use by another running search; wait for it or choose "
                          f"another --output-dir") from None
     try:
-        return _search_locked(cfg, t0=t0, data=data, space=space, sources=sources, searched=searched, out=out)
+        reap_stale(out)  # Ray processes of an earlier search here whose command and watcher were both killed
+        with InterruptGuard() as guard:
+            return _search_locked(cfg, t0=t0, data=data, space=space, sources=sources, searched=searched, out=out,
+                                  guard=guard)
+    except KeyboardInterrupt as e:
+        raise e if isinstance(e, SearchInterrupted) else SearchInterrupted(out) from None
     finally:
         lock.release()
 
 
-def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str, Any]:
+def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> dict[str, Any]:
     restore = _prepare_output(cfg, out, space)
     max_epochs = int(max_value(space.get("epochs", 10)))
     grace = min(cfg.grace_period, max_epochs)  # ASHA refuses a grace period beyond max_t
@@ -277,7 +286,11 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
 
     from textpipe.tune import _ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
+    # the Ray processes this command started end with it, even when it is killed (see _reaper)
+    watcher = watch(out) if started and not cfg.address else None
     try:
+        if watcher:
+            watcher.scan()
         tray.check_resources(cpus_per_trial=cfg.cpus_per_trial, gpus_per_trial=cfg.gpus_per_trial)
         elapsed = time.perf_counter() - t0
         budget = None if cfg.time_budget_s is None else max(cfg.time_budget_s - elapsed, 1.0)
@@ -288,19 +301,25 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
                                 progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"])
         t_search = time.perf_counter()
-        grid = tuner.fit()
+        with guard.tuning():  # Ctrl+C in here: Tune saves the search and returns; guard.hit says so
+            grid = tuner.fit()
         search_s = time.perf_counter() - t_search
     finally:
         if started:
             tray.stop()
-    asha = _read_ids(out / "asha_stopped.json")
-    rows = results.trial_rows(grid, searched=searched, asha_stopped=asha, trials_dir=out / "trials")
-    results.save_table(rows, out)
-    # Ray returns normally after Ctrl+C: an interrupted search leaves trials unfinished (or, without a time
-    # budget, fewer than asked for); then stop here and let --resume continue it
+        if watcher:
+            watcher.close()
+    # an interrupted search (Ctrl+C, or Ray stopped under it) leaves trials unfinished (or, without a time
+    # budget, fewer than asked for): no final model then, --resume continues it
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    if unfinished or (cfg.time_budget_s is None and num_samples != -1 and len(grid) < num_samples):
-        raise KeyboardInterrupt
+    interrupted = guard.hit or unfinished > 0 or (cfg.time_budget_s is None and num_samples != -1
+                                                  and len(grid) < num_samples)
+    asha = _read_ids(out / "asha_stopped.json")
+    rows = results.trial_rows(grid, searched=searched, asha_stopped=asha, trials_dir=out / "trials",
+                              interrupted=interrupted)
+    results.save_table(rows, out)
+    if interrupted:
+        raise SearchInterrupted(out)
     from textpipe.tune._final import finish
     return finish(cfg, rows=rows, searched=searched, space=space, data=data, shared=shared, out=out, t0=t0,
                   search_s=search_s, resumed=restore)
@@ -327,14 +346,15 @@ def _read_ids(path: Path) -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`textpipe tune ...` / `python -m textpipe.tune ...`: errors are one `error:` line, exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     cfg, debug = parse_args(argv)
 
     def run() -> int:
         try:
             summary = search(cfg, _t0=_T_IMPORT)
-        except KeyboardInterrupt:
-            print(f"interrupted: the search so far is saved in {cfg.output_dir}; run the same command with "
-                  f"--resume to continue it", file=sys.stderr)
+        except KeyboardInterrupt:  # no final model, no summary: the search is saved as far as it went
+            print(f"interrupted: the search so far is saved in {cfg.output_dir} (no final model was built); "
+                  f"continue it with\n  {resume_command(argv)}", file=sys.stderr, flush=True)
             return 130
         return 0 if summary.get("best") else 1
 

@@ -16,6 +16,7 @@ import torch
 from textpipe.core.cli_args import Formatter, Parser, column, run_cli
 from textpipe.core.distributed import pick_device
 from textpipe.evaluate import load_for_inference
+from textpipe.models import takes_lengths
 
 
 @torch.no_grad()
@@ -51,8 +52,13 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])
         ids, offsets = vocab.encode_flat(chunk)  # flat ids (N,), offsets (B+1,)
-        # the flat + offsets form of the model: no padding needed on one device
-        logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(offsets[:-1]).to(device))
+        if takes_lengths(model):  # the sequence models: a padded (B, T) batch and its lengths
+            lengths = torch.from_numpy(offsets[1:] - offsets[:-1]).long()  # (B,)
+            rows = torch.split(torch.from_numpy(ids).long(), lengths.tolist())
+            padded = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=model.config.pad_idx)
+            logits = model(padded.to(device), lengths.to(device))
+        else:  # the flat + offsets form of the bag model: no padding needed on one device
+            logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(offsets[:-1]).to(device))
         for row in logits.softmax(-1).cpu().tolist():
             label = max(range(len(row)), key=row.__getitem__)
             results.append({"label": label, "label_name": names[label],

@@ -24,6 +24,7 @@ from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_thr
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
 from textpipe.train.rundir import RunLock, check_run_dir, now, remove_run, run_record
+from textpipe.train.steps import StepOptions, make_scaler
 
 __all__ = ["Run", "Loaders", "Trainer", "setup", "open_output", "load_data", "make_trainer", "snapshot"]
 
@@ -153,19 +154,25 @@ class Trainer:
     total_steps: int
     best_weights: dict | None = None  # with --checkpoints end|none: the best epoch's weights, kept in memory
     flat: object = None  # the fused step's batches (textpipe.train.fused.FlatBatches), or None for autograd
+    step_opts: StepOptions = field(default_factory=StepOptions)  # micro-batches, precision, clipping, scaler
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
     """The optimizer and a per-step learning-rate schedule over `total_steps` (fused: no optimizer object)."""
-    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
+    warm = int(cfg.warmup * total_steps)
+    if warm:  # linear warmup from 0 over `warm` steps, then the schedule over the remaining steps
+        total_steps -= warm
+    decay = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
              "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
+    shape = decay if not warm else (lambda s: (s + 1) / warm if s < warm else decay(s - warm))
     if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
         return None, LRSchedule(cfg.lr, shape)
+    params = [p for p in model.parameters() if p.requires_grad]  # --freeze-embeddings leaves some out
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 
@@ -183,6 +190,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
         from textpipe.vectors.pretrained import init_embedding_from_file
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
+    if cfg.freeze_embeddings:  # the token embedding stays as initialised (Kim's CNN-static with --vectors)
+        model.embedding.weight.requires_grad_(False)
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=plan.fused)
@@ -214,6 +223,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
             model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
         elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
             model = nn.DataParallel(model)
+    if cfg.compile:  # in place: the state_dict keys stay the model's own (no "_orig_mod." prefix)
+        model.compile()
     flat = None
     if plan.fused:
         # no DDP wrapper: the step syncs the replicas. The whole corpus at once: every core (one process); the
@@ -223,7 +234,9 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
                                num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
     elif cfg.parallel == "ddp":
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat)
+    step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
+                            scaler=make_scaler(cfg.precision, device))
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, step_opts=step_opts)
 
 
 def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:

@@ -57,6 +57,9 @@ class CNNClassifier(nn.Module):
         self.fc = nn.Linear(config.num_filters * len(config.kernel_sizes), config.num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if ids.shape[1] == 0:  # a batch of empty texts: one padding position
+            ids = ids.new_full((ids.shape[0], 1), self.config.pad_idx)
+            lengths = None if lengths is None else torch.zeros_like(lengths)
         mask = valid_mask(lengths, ids, self.config.pad_idx)  # (B, T)
         x = (self.embedding(ids) * mask.unsqueeze(-1)).transpose(1, 2)  # (B, E, T), padding zeroed
         n = mask.sum(1).clamp(min=1)  # (B,) real tokens (an empty text: its one all-zero window)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -18,13 +18,13 @@ from textpipe.core.distributed import DistInfo, init_distributed, pick_device, p
 from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX, UNK_IDX
 from textpipe.batches import make_dataloader
-from textpipe.models import build_model, model_config, model_name
+from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_name
 from textpipe.train.config import RESUME_KEYS, TrainConfig, config_dict, model_keys
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
 from textpipe.train.rundir import RunLock, check_run_dir, now, remove_run, run_record
-from textpipe.train.steps import StepOptions, make_scaler
+from textpipe.train.steps import StepOptions, find_batch_size, make_scaler, train_step
 
 __all__ = ["Run", "Loaders", "Trainer", "setup", "open_output", "load_data", "make_trainer", "snapshot"]
 
@@ -87,6 +87,8 @@ def open_output(run: Run) -> None:
         else:
             run.ckpt = load_checkpoint(path, map_location="cpu")
             saved = run.ckpt["train_config"]
+            if cfg.batch_size == "auto":  # the batch size the run found
+                run.cfg = cfg = replace(cfg, batch_size=saved["batch_size"])
             check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
                          path)
             # checkpoints whose train_config predates the model fields: compare with their model config
@@ -123,6 +125,8 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
                              f"{data.sizes['train']}; resume with the same training data")
         if run.ckpt["vocab_itos"] != data.vocab.get_itos():
             raise ValueError("--resume: the prepared vocabulary differs from the checkpoint's")
+    if cfg.batch_size == "auto":
+        run.cfg = cfg = replace(cfg, batch_size=auto_batch_size(run, data))
     if run.is_main:  # what summary.json records about the run (data files hashed: after the checks)
         run.record = run_record(config_dict(cfg), data.sources, device=run.device, started=run.started,
                                 world_size=ws)
@@ -139,6 +143,37 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
     val = make_dataloader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, pin_memory=pin, num_replicas=1,
                           rank=0, pad_idx=PAD_IDX) if data.val is not None else None
     return data, Loaders(train, val)
+
+
+def auto_batch_size(run: Run, data: Data) -> int:
+    """`--batch-size auto`: the largest batch (the model's default times a power of 2, at most the training
+    rows) whose forward and backward pass over the longest training text fits on the GPU; on the CPU, the
+    model's default. Every DDP rank takes the smallest that any rank found."""
+    cfg, device = run.cfg, run.device
+    default = TRAIN_DEFAULTS[cfg.model]["batch_size"]
+    if device.type != "cuda":
+        print0(f"--batch-size auto: no GPU here, using {cfg.model}'s default {default}")
+        return default
+    mcfg = model_config(cfg.model, cfg, vocab_size=len(data.vocab), num_classes=len(data.labels), pad_idx=PAD_IDX,
+                        sparse=False)
+    model = build_model(mcfg).to(device)
+    T = max(1, min(int(max(data.train.lengths, default=1)), getattr(mcfg, "max_len", 1 << 30)))
+    opt = torch.optim.AdamW(model.parameters())
+
+    def try_batch(b: int) -> None:
+        ids = torch.randint(2, len(data.vocab), (b, T), device=device)  # (b, T): the worst case, no padding
+        lengths, y = torch.full((b,), T, device=device), torch.zeros(b, dtype=torch.long, device=device)
+        train_step(model, opt, ids, lengths, y, StepOptions(precision=cfg.precision))
+
+    found = find_batch_size(try_batch, start=default, limit=max(default, len(data.train)))
+    del model, opt
+    torch.cuda.empty_cache()
+    if run.info.world_size > 1:
+        t = torch.tensor([found], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        found = int(t.item())
+    print0(f"--batch-size auto: {found} (the largest that fits on {device} with texts of {T} tokens)")
+    return found
 
 
 # -- model -----------------------------------------------------------------------------------------------------

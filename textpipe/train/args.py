@@ -82,7 +82,8 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "process, or auto = the largest that fits on the GPU, found by trial (CPU: the model's default)")
     g.add_argument("--accumulate", type=int, default=t.accumulate, metavar="N", help="split each batch into N "
                    "micro-batches (gradient accumulation: the same step in 1/N of the memory)")
-    g.add_argument("--lr", type=float, default=t.lr, help="peak learning rate")
+    g.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (None: the model's, "
+                   "bag 16.0, cnn/rnn 2e-3, transformer 1e-3)")
     g.add_argument("--optimizer", choices=["sgd", "adamw"], default=t.optimizer, help="optimizer")
     g.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=t.schedule,
                    help="learning-rate schedule over all steps")

@@ -263,3 +263,14 @@ def test_mixed_precision_and_auto_batch_on_a_gpu(precision, data_dir, tmp_path):
                       "--batch-size", "auto", "--compile")) == 0
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["peak_gpu_mb"] > 0
+
+
+def test_a_search_across_families_gives_each_trial_its_own_parameters():
+    from textpipe.tune._data import trial_train_config
+    from textpipe.tune.command import build_space, SearchConfig
+
+    trial = trial_train_config({"base": {}}, {"model": "rnn", "num_filters": 7, "hidden_dim": 16}, output_dir="x")
+    assert trial.num_filters is None and trial.hidden_dim == 16
+    assert settle_defaults(trial).lr == 2e-3  # the rnn's default, not the bag's 16
+    space, _ = build_space(SearchConfig(params=["model=cnn,rnn"]))
+    assert space["model"] == {"choice": ["cnn", "rnn"]} and "lr" not in space and "ngrams" in space

@@ -141,3 +141,100 @@ def test_cache_flag_must_be_a_bool_or_none():
 
     with pytest.raises(ValueError, match=r"cache \(--cache\) must be True, False or None, got 'False'"):
         check_config(TrainConfig(cache="False"))
+
+
+def test_edit_that_keeps_size_and_mtime_is_not_reused_issue20(tmp_path, capsys, monkeypatch):
+    """Issue 20 #2: labels edited in the middle of the file, size and mtime kept: the entry was reused."""
+    import textpipe.corpus.cache as cache
+
+    monkeypatch.setattr(cache, "_PROBE", 64)  # the hashed ends miss the middle, as 1 MiB ends miss it in 4 MiB
+    csv = write_csv(tmp_path / "train.csv", 3000)
+    a = cached_corpus(csv, cache_dir=tmp_path / "c")
+    st = os.stat(csv)
+    data = bytearray(csv.read_bytes())
+    mid = data.index(b'\n"', len(data) // 2) + 2
+    data[mid] = ord("1") if data[mid] != ord("1") else ord("2")  # one label, same size
+    csv.write_bytes(bytes(data))
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    b = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert b.built and b.directory != a.directory
+    assert not np.array_equal(a.fit.labels, b.fit.labels)
+    capsys.readouterr()
+    c = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert not c.built
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"reusing corpus cache {c.directory}, built from {csv} at ")
+
+
+def test_damaged_entry_is_rebuilt_with_a_message_issue20(tmp_path, capsys):
+    csv = write_csv(tmp_path / "train.csv", 100)
+    a = cached_corpus(csv, cache_dir=tmp_path / "c")
+    (a.directory / "meta.json").write_text('{"cache_ver')  # a torn write by another tool, a full disk
+    b = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert b.built and len(b.fit) == 100
+    assert "is damaged (JSONDecodeError" in capsys.readouterr().err
+    import shutil
+
+    fit = b.directory / "fit.corpus"
+    shutil.rmtree(fit) if fit.is_dir() else fit.unlink()
+    assert cached_corpus(csv, cache_dir=tmp_path / "c").built
+    assert "is damaged (FileNotFoundError" in capsys.readouterr().err
+
+
+def test_read_only_cache_with_a_complete_entry_is_used_issue20(tmp_path, monkeypatch, capsys):
+    from filelock import FileLock
+
+    csv = write_csv(tmp_path / "train.csv", 100)
+    a = cached_corpus(csv, cache_dir=tmp_path / "c")
+
+    def read_only(self, *a, **k):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", read_only)
+    b = cached_corpus(csv, cache_dir=tmp_path / "c")
+    assert not b.built and b.directory == a.directory and len(b.fit) == 100
+    assert "read-only" in capsys.readouterr().err
+    with pytest.raises(OSError, match="holds no complete entry for .*--cache-dir"):
+        cached_corpus(csv, cache_dir=tmp_path / "c", min_freq=3)
+
+
+def test_train_rebuild_cache_flag_issue20(tmp_path, capsys):
+    from textpipe.train import main
+
+    csv = write_csv(tmp_path / "train.csv", 200)
+    args = ["--train", str(csv), "--cache", "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--no-progress",
+            "--checkpoints", "none", "--val-fraction", "0"]
+    assert main(args + ["--output-dir", str(tmp_path / "r1")]) == 0
+    assert main(args + ["--output-dir", str(tmp_path / "r2")]) == 0
+    assert "reusing corpus cache" in capsys.readouterr().out
+    assert main(args + ["--output-dir", str(tmp_path / "r3"), "--rebuild-cache"]) == 0
+    assert "reusing corpus cache" not in capsys.readouterr().out
+
+
+def test_streaming_decision_looks_at_the_inflated_size_issue20(tmp_path):
+    """Issue 20 #9: a 9 MB .csv.gz that inflates to 3 GiB was read into memory (the threshold looked at 9 MB)."""
+    import gzip
+
+    from textpipe.corpus.cache import STREAM_MIN_BYTES
+    from textpipe.train import main
+    from textpipe.train.prepare import inflated_size_at_least
+
+    bomb = tmp_path / "bomb.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:  # ~34 MiB of text in a small file
+        f.write(b'"1","a","' + b"x " * (17 << 20) + b'"\n')
+    assert bomb.stat().st_size < STREAM_MIN_BYTES // 100
+    assert inflated_size_at_least(bomb, STREAM_MIN_BYTES)
+    small = tmp_path / "small.csv.gz"
+    with gzip.open(small, "wb") as f:
+        f.write(b'"1","a","b"\n' * 100)
+    assert not inflated_size_at_least(small, STREAM_MIN_BYTES)
+    plain = write_csv(tmp_path / "plain.csv", 10)
+    assert not inflated_size_at_least(plain, STREAM_MIN_BYTES)
+    # end to end: a .gz that may inflate past the threshold goes to the streaming cache without --cache
+    csv = write_csv(tmp_path / "t.csv", 3000)
+    big_gz = tmp_path / "t.csv.gz"
+    big_gz.write_bytes(gzip.compress(csv.read_bytes()))
+    assert inflated_size_at_least(big_gz, STREAM_MIN_BYTES)
+    assert main(["--train", str(big_gz), "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--no-progress",
+                 "--checkpoints", "none", "--val-fraction", "0", "--output-dir", str(tmp_path / "r")]) == 0
+    assert list((tmp_path / "c").glob("corpus-*/meta.json"))

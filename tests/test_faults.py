@@ -328,3 +328,62 @@ def test_a_corpus_read_while_it_is_replaced_is_always_one_complete_version(tmp_p
         return k
 
     assert race(write, read_version) > 0
+
+
+# -- issue 20: diverged runs and damaged caches ---------------------------------------------------------------
+def _diverge_csv(path, n=200):
+    rng = random.Random(0)
+    words = [["ball", "team"], ["stock", "bank"], ["war", "vote"], ["nasa", "chip"]]
+    path.write_text("".join(f'"{i % 4 + 1}","t","{" ".join(rng.choice(words[i % 4]) for _ in range(5))}"\n'
+                            for i in range(n)))
+    return path
+
+
+def _train_args(tmp_path, out, *extra):
+    csv = _diverge_csv(tmp_path / "train.csv")
+    return ["--train", str(csv), "--test", str(csv), "--output-dir", str(out), "--embed-dim", "8", "--buckets",
+            "64", "--batch-size", "16", "--val-fraction", "0.2", "--no-progress", "--no-cache", *extra]
+
+
+@pytest.mark.parametrize("fused", ["--fused", "--no-fused"])
+def test_a_diverging_run_stops_with_exit_1_and_writes_nothing_from_it(tmp_path, capsys, fused):
+    """Issue 20 #4: --lr 1e30 gave a NaN loss, exit 0, a best.pt, and NaN in metrics.jsonl."""
+    from textpipe.train import main
+
+    out = tmp_path / "run"
+    assert main(_train_args(tmp_path, out, "--lr", "1e30", "--epochs", "2", fused)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged:") and "step" in err and "--lr 1e+30" in err
+    assert not (out / "best.pt").exists() and not (out / "summary.json").exists()
+
+
+def test_divergence_after_a_good_epoch_keeps_its_checkpoint_and_metrics_are_strict_json(tmp_path, capsys,
+                                                                                          monkeypatch):
+    import json
+
+    import textpipe.train.loop as loop
+    from textpipe.train import main
+
+    real_end_epoch = loop.end_epoch
+
+    def poisoned(run, data, loaders, tr, t_loop):  # the weights go NaN in epoch 2 (as NaN vectors rows would)
+        if tr.state.epoch == 1:
+            with torch.no_grad():
+                next(loop.unwrap(tr.model).parameters()).fill_(float("nan"))
+        return real_end_epoch(run, data, loaders, tr, t_loop)
+
+    monkeypatch.setattr(loop, "end_epoch", poisoned)
+    out = tmp_path / "run"
+    assert main(_train_args(tmp_path, out, "--lr", "1", "--epochs", "3")) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and f"the last good checkpoint is {out / 'last.pt'}" in err
+    best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    assert best["epoch"] == last["epoch"] == 1  # epoch 1's, untouched
+    assert all(torch.isfinite(v).all() for v in best["model"].values() if v.is_floating_point())
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
+    # metrics.jsonl is strict JSON even when a value is not finite
+    from textpipe.train.rundir import write_metrics
+    write_metrics(out / "m.jsonl", [{"train_loss": float("nan"), "val_loss": float("inf")}])
+    assert json.loads((out / "m.jsonl").read_text(), parse_constant=lambda c: 1 / 0) == {"train_loss": None,
+                                                                                         "val_loss": None}

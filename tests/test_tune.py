@@ -375,3 +375,28 @@ def test_final_checkpoint_keeps_the_best_trials_model(local_ray, data_dir, tmp_p
     ckpt = load_checkpoint(tmp_path / "c" / "best.pt")
     assert ckpt["train_config"]["lr"] == summary["best"]["config"]["lr"]
     assert ckpt["train_config"]["output_dir"].endswith(f"trials/{best}") and summary["test_accuracy"] > 0.5
+
+
+@needs_ray
+def test_more_gpus_per_trial_than_the_cluster_has_is_an_error_before_the_search_issue20(local_ray, data_dir,
+                                                                                         tmp_path):
+    """Issue 20 #10: --gpus-per-trial 1 without a GPU waited forever with 0 trials started."""
+    import ray
+
+    if ray.cluster_resources().get("GPU", 0) >= 1:
+        pytest.skip("this cluster has a GPU")
+    with pytest.raises(ValueError, match=r"--gpus-per-trial 1: the Ray cluster has 0 GPU\(s\), so no trial could"):
+        search(_cfg(data_dir, tmp_path / "g", gpus_per_trial=1.0))
+    assert not (tmp_path / "g" / "trials.json").exists()
+
+
+def test_diverged_trials_are_reported_as_diverged_issue20():
+    from textpipe.core.checks import DivergedError
+
+    grid = [_result("a", 2, [0.5, 0.6]),
+            _result("b", 2, [], error=RuntimeError("ray.exceptions.RayTaskError(DivergedError): training diverged: "
+                                                   "the loss is nan at step 3")),
+            _result("c", 2, [], error=DivergedError("training diverged: the loss is inf at step 1"))]
+    rows = results.trial_rows(grid, searched=["lr"], asha_stopped=set())
+    assert [r["end"] for r in rows] == [results.COMPLETED, results.DIVERGED, results.DIVERGED]
+    assert results.counts(rows)[results.DIVERGED] == 2 and results.best_row(rows)["trial_id"] == "a"

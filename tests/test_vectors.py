@@ -135,14 +135,51 @@ def test_pt_cache_is_torchtexts_tuple_and_is_used(tmp_path):
     Vectors(path, cache=cache)
     itos, stoi, vectors, dim = torch.load(cache / "v.txt.pt", weights_only=True)  # what torchtext reads back
     assert itos[0] == "the" and stoi["Cat"] == 1 and vectors.shape == (4, 3) and dim == 3
-    # A cache made by "torchtext" (same tuple) is read instead of the text file.
+    # A cache made by "torchtext" (same tuple) is read when only the cache is left (no text file to compare).
     torch.save((["x"], {"x": 0}, torch.ones(1, 3), 3), cache / "v.txt.pt")
-    os.utime(path, (1, 1))  # the text file is older than the cache
-    assert Vectors(path, cache=cache).itos == ["x"]
-    # A text file newer than its cache is read again (torchtext would have kept the stale cache).
-    os.utime(path, None)
-    os.utime(cache / "v.txt.pt", (1, 1))
+    assert Vectors("v.txt", cache=cache).itos == ["x"]
+    # With the text file there, a cache without textpipe's content key is not trusted: the file is read again.
+    (cache / "v.txt.pt.key.json").unlink()
+    os.utime(path, (1, 1))  # the text file is older than the cache (what fooled the mtime check)
     assert Vectors(path, cache=cache).itos[0] == "the"
+
+
+def test_vectors_cache_is_keyed_by_content_not_name_or_mtime(tmp_path):
+    """Issue 20 #1: B/vectors.vec copied with A's mtime (cp -p, tar, unzip) got A's cached numbers."""
+    cache = tmp_path / "c"
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    a = write(tmp_path / "A" / "vectors.vec", b"the 1 2 3\n")
+    assert Vectors(a, cache=cache)["the"].tolist() == [1, 2, 3]
+    b = write(tmp_path / "B" / "vectors.vec", b"the 7 8 9\n")
+    st = os.stat(a)
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))  # same name, same size, same mtime: only the content differs
+    assert Vectors(b, cache=cache)["the"].tolist() == [7, 8, 9]
+    assert Vectors(a, cache=cache)["the"].tolist() == [1, 2, 3]
+    # an edit in place that keeps size and mtime (the ctime moves; os.utime cannot set it back)
+    a.write_bytes(b"the 4 5 6\n")
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert Vectors(a, cache=cache)["the"].tolist() == [4, 5, 6]
+    # an unchanged file is read from the cache (a cache-only entry proves it: the tuple is what loads)
+    cached = Vectors(a, cache=cache)
+    assert cached["the"].tolist() == [4, 5, 6]
+
+
+def test_damaged_or_read_only_vectors_cache_is_not_a_blocker(tmp_path, monkeypatch):
+    cache = tmp_path / "c"
+    path = write(tmp_path / "v.vec", b"the 1 2\n")
+    Vectors(path, cache=cache)
+    (cache / "v.vec.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="rebuilding it from"):
+        assert Vectors(path, cache=cache)["the"].tolist() == [1, 2]
+    import textpipe.vectors.pretrained as pretrained
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied", str(a[0]))
+
+    monkeypatch.setattr(pretrained, "atomic_write", read_only)
+    with pytest.warns(UserWarning, match="could not write the vectors cache"):
+        assert Vectors(path, cache=tmp_path / "ro")["the"].tolist() == [1, 2]
 
 
 def test_corrupt_pt_cache_is_a_clear_error(tmp_path):
@@ -315,3 +352,12 @@ def test_train_cli_vectors_flag(tmp_path, monkeypatch, capsys):
     with pytest.raises(ValueError, match="--embed-dim 4"):
         main(["--data-dir", str(data), "--output-dir", str(tmp_path / "run2"), "--vectors", str(vec),
               "--embed-dim", "8", "--epochs", "1", "--no-progress", "--debug"])
+
+
+def test_bom_and_corrupt_zip_issue20(tmp_path):
+    """Issue 20: the first word kept a BOM; a corrupt zip's message did not name the file."""
+    v = Vectors(write(tmp_path / "bom.vec", b"\xef\xbb\xbfthe 1 2\nb 3 4\n"), cache=tmp_path / "c")
+    assert v.itos == ["the", "b"]
+    bad = write(tmp_path / "broken.zip", b"PK\x03\x04 not really a zip")
+    with pytest.raises(VectorsFormatError, match="broken.zip"):
+        Vectors(bad, cache=tmp_path / "c")

@@ -11,12 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
+from textpipe.batches import pad_collate
 from textpipe.core.cli_args import Formatter, Parser, column, run_cli
 from textpipe.core.distributed import pick_device
+from textpipe.core.specials import PAD_IDX
+from textpipe.corpus import CorpusBatch
 from textpipe.evaluate import load_for_inference
-from textpipe.models import takes_lengths
+from textpipe.models import forward
 
 
 @torch.no_grad()
@@ -47,18 +51,15 @@ def predict(checkpoint: str | os.PathLike | tuple, texts: Sequence[str], *, devi
     device = pick_device(device) if isinstance(device, str) else device
     model, vocab, ckpt, info = load_for_inference(checkpoint, device=device, tokenizer=tokenizer)
     model = model.to(device).eval()
-    names = info["class_names"]
+    names, pad_idx = info["class_names"], ckpt["model_config"].get("pad_idx", PAD_IDX)
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])
         ids, offsets = vocab.encode_flat(chunk)  # flat ids (N,), offsets (B+1,)
-        if takes_lengths(model):  # the sequence models: a padded (B, T) batch and its lengths
-            lengths = torch.from_numpy(offsets[1:] - offsets[:-1]).long()  # (B,)
-            rows = torch.split(torch.from_numpy(ids).long(), lengths.tolist())
-            padded = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=model.config.pad_idx)
-            logits = model(padded.to(device), lengths.to(device))
-        else:  # the flat + offsets form of the bag model: no padding needed on one device
-            logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(offsets[:-1]).to(device))
+        lengths = np.diff(offsets)
+        padded, lens, _ = pad_collate(CorpusBatch(ids, offsets[:-1], lengths, np.zeros(len(chunk), np.int64)),
+                                      pad_idx=pad_idx)  # (B, T), (B,): the form every model takes
+        logits = forward(model, padded.to(device), lens.to(device))
         for row in logits.softmax(-1).cpu().tolist():
             label = max(range(len(row)), key=row.__getitem__)
             results.append({"label": label, "label_name": names[label],

@@ -20,7 +20,7 @@ import torch
 from textpipe.core.checks import is_int
 from textpipe.corpus.batch import CorpusBatch, windows
 
-__all__ = ["CorpusBatch", "pad_collate", "offsets_collate"]
+__all__ = ["CorpusBatch", "pad_collate", "offsets_collate", "check_label"]
 
 _I64 = np.dtype(np.int64)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -98,7 +98,7 @@ def _check_fits(ids: np.ndarray, dtype: torch.dtype) -> None:
                          f"dtype=torch.long")
 
 
-def _label(label, i: int) -> int:
+def check_label(label, i: int) -> int:
     """batch[i]'s label as an int; floats, bools, strings and out-of-range values are refused, not cast."""
     if isinstance(label, torch.Tensor) and label.ndim == 0 and not (
             label.dtype.is_floating_point or label.dtype.is_complex or label.dtype is torch.bool):
@@ -134,6 +134,11 @@ def _check_corpus_batch(b: CorpusBatch) -> None:
         if not isinstance(arr, np.ndarray) or arr.ndim != 1 or not (arr.dtype.kind in "iu" or arr.size == 0):
             got = f"{arr.dtype} array of shape {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
             raise TypeError(f"CorpusBatch.{name} must be a 1-D integer numpy array, got {got}")
+    for name in ("source", "labels"):
+        arr = getattr(b, name)
+        if arr.dtype == np.uint64 and arr.size and arr.max() > _INT64_MAX:
+            raise ValueError(f"CorpusBatch.{name} holds {int(arr.max())}, beyond int64 (max {_INT64_MAX}); a cast "
+                             f"would wrap it negative")
     n = b.starts.shape[0]
     if b.lengths.shape[0] != n or b.labels.shape[0] != n:
         raise ValueError(f"CorpusBatch fields disagree: {n} starts, {b.lengths.shape[0]} lengths, "
@@ -158,7 +163,7 @@ def _as_flat(batch) -> CorpusBatch:
             raise TypeError(f"batch[{i}] must be an (ids, label) pair, got {type(pair).__name__}; "
                             f"raw (label, text) pairs need TextCollate")
         seqs.append(_ids(pair[0], i))
-        labels.append(_label(pair[1], i))
+        labels.append(check_label(pair[1], i))
     lengths = np.fromiter((s.size for s in seqs), dtype=_I64, count=len(seqs))
     source = np.concatenate([*seqs, np.zeros(int(lengths.max()) if lengths.size else 0, _I64)]).astype(_I64)
     starts = np.zeros(len(seqs), _I64)
@@ -195,7 +200,7 @@ def pad_collate(batch, *, pad_idx: int = 0, max_len: int | None = None,
     if (batch.__class__ is CorpusBatch and pad_idx.__class__ is int and _INT64_MIN <= pad_idx <= _INT64_MAX
             and max_len is None
             and pad_to_multiple_of is None and padding_side == "right" and dtype is torch.long
-            and batch.labels.dtype.kind in "iu" and batch.source.dtype.kind in "iu"):
+            and batch.labels.dtype.kind == "i" and batch.source.dtype.kind == "i"):  # uint64 is checked below
         # The common case, with no option to apply: _pad_arrays inlined, a few numpy calls fewer.
         # subtle: the batch's bounds are trusted here (EncodedCorpus builds them); _windows checks them
         # when it has to fall back, and every other path checks them up front.

@@ -109,6 +109,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             if self.lengths.ndim != 1 or not (self.lengths.size == 0 or np.issubdtype(self.lengths.dtype, np.integer)):
                 raise TypeError(f"lengths must be a 1-D sequence of ints, got dtype {self.lengths.dtype} and "
                                 f"shape {self.lengths.shape}; pass corpus.lengths")
+            if self.lengths.size and self.lengths.min() < 0:
+                i = int(np.argmin(self.lengths))
+                raise ValueError(f"lengths must be >= 0, got lengths[{i}] = {int(self.lengths[i])}")
             n = self.lengths.size
         self._n = n
         self.windowed = self.window is not None and n > self.window
@@ -169,10 +172,14 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def _deal(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """This rank's share of ``batches`` (padded by cycling, or cut, to equal counts)."""
-        total = self._dealt(sum(b.size for b in batches)) * self.num_replicas
-        if total > len(batches) and batches:  # pad by cycling through this epoch's batches from the start
-            batches = [batches[i % len(batches)] for i in range(total)]
-        return batches[:total][self.rank::self.num_replicas]
+        return self._share(batches, self._dealt(sum(b.size for b in batches)) * self.num_replicas)
+
+    def _share(self, batches: list[np.ndarray], total: int) -> list[np.ndarray]:
+        """Rank ``rank``'s batches of the ``total`` (``batches`` padded by cycling from the start, or cut), without
+        building the other ranks' share: the cost does not grow with ``num_replicas``."""
+        if not batches:
+            return []
+        return [batches[i % len(batches)] for i in range(self.rank, total, self.num_replicas)]
 
     def epoch_batches(self) -> list[np.ndarray]:
         """Global mode: all batches of the current epoch, for all ranks, before sharding (rank r takes
@@ -180,12 +187,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.windowed:
             raise ValueError("epoch_batches() lists the whole epoch, which windowed mode never builds; "
                              "iterate the sampler instead")
-        rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
-        batches = self._batches(np.arange(self._n), self.lengths, rng, keep_short=not self.drop_last)
+        batches = self._all_batches()
         total = len(self) * self.num_replicas
         if total > len(batches) and batches:
             batches = [batches[i % len(batches)] for i in range(total)]
         return batches[:total]
+
+    def _all_batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
+        return self._batches(np.arange(self._n), self.lengths, rng, keep_short=not self.drop_last)
 
     def _windowed(self) -> Iterator[np.ndarray]:
         chunk, per_rank, tail_start = self._split()
@@ -211,5 +221,5 @@ class BucketBatchSampler(Sampler[list[int]]):
             for batch in self._windowed():
                 yield batch.tolist()
             return
-        for batch in self.epoch_batches()[self.rank::self.num_replicas]:
+        for batch in self._share(self._all_batches(), len(self) * self.num_replicas):
             yield batch.tolist()

@@ -16,7 +16,7 @@ from itertools import chain
 import numpy as np
 import torch
 
-from textpipe.batches.collate import CorpusBatch, offsets_collate, pad_collate
+from textpipe.batches.collate import CorpusBatch, check_label, offsets_collate, pad_collate
 from textpipe.text.tokenizer import check_tokens
 
 __all__ = ["TextCollate"]
@@ -82,7 +82,14 @@ class TextCollate:
     def __call__(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence) or len(batch) == 0:
             raise TypeError(f"batch must be a non-empty list of (label, text) pairs, got {type(batch).__name__}")
-        labels = np.array([pair[0] for pair in batch], dtype=_I64)
+        for i, pair in enumerate(batch):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                got = f"{type(pair).__name__} of length {len(pair)}" if hasattr(pair, "__len__") else type(pair).__name__
+                raise TypeError(f"batch[{i}] must be a (label, text) pair, got {got}")
+        if all(type(pair[0]) is int for pair in batch):
+            labels = np.array([pair[0] for pair in batch], dtype=_I64)  # (out of int64: numpy's OverflowError)
+        else:  # floats, bools, strings are refused, not truncated (1.5 is not class 1)
+            labels = np.array([check_label(pair[0], i) for i, pair in enumerate(batch)], dtype=_I64)
         ids, lengths = self._encode([pair[1] for pair in batch])
         starts = np.zeros(len(batch), _I64)
         np.cumsum(lengths[:-1], out=starts[1:])

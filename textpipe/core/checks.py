@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_int"]
+__all__ = ["is_int", "DivergedError"]
 
 
 def is_int(x: object) -> bool:
@@ -14,3 +14,9 @@ def is_int(x: object) -> bool:
         (True, True, False, False)
     """
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+class DivergedError(FloatingPointError):
+    """A training run whose loss (or weights) became NaN or infinite; the command line exits with status 1."""
+
+    exit_status = 1

@@ -28,7 +28,7 @@ def error_line(err: BaseException) -> str:
         text = err.strerror or str(err)
     elif isinstance(err, OSError) and err.filename is not None and not isinstance(err, FileNotFoundError):
         text = describe_os_error(err, err.filename, action="read")
-    elif isinstance(err, (ValueError, TypeError, OSError, LookupError)):
+    elif isinstance(err, (ValueError, TypeError, OSError, LookupError, FloatingPointError)):
         text = str(err)
     else:
         text = f"{type(err).__name__}: {err} (rerun with --debug for the traceback)"
@@ -53,7 +53,7 @@ def run_cli(fn: Callable[[], int | None], *, debug: bool = False) -> int:
         if debug:
             raise
         print(f"error: {error_line(e)}", file=sys.stderr, flush=True)
-        return 2
+        return getattr(e, "exit_status", 2)  # 1: the run failed (diverged), 2: it could not start
 
 
 def column(value: str) -> str | int:

@@ -3,19 +3,23 @@
     cached = cached_corpus("train.csv", cache_dir="~/.cache/textpipe/corpora", val_fraction=0.1)
     cached.vocab, cached.labels, cached.fit, cached.val    # Vocab, LabelVocab, mapped EncodedCorpus (or None)
 
-The key covers the file (size, mtime, SHA-256 of its first and last MiB), its columns, the tokenizer, the
+The key covers the file (size, mtime, inode, ctime, SHA-256 of its first and last MiB), its columns, the tokenizer, the
 vocabulary, label and split settings. The first process to take the entry's file lock builds it (under
 ``fit``, rank 0: the other ranks wait at a barrier, then map the same files). Building streams the file
 three times: ``textpipe.data.table.scan_table`` (rows and labels, checked but no texts built), then
 ``iter_table`` twice (token counts of the training rows; encode into shard files): rows and token lists are
 never all in memory. Validation rows are the ones ``prepare_data`` always chose (the first ``round(N * val_fraction)`` of a seeded permutation), held as a
-1-byte-per-row mask while building. Tests: python3 -m pytest -q tests/test_corpus_cache.py
+1-byte-per-row mask while building. Every reuse is announced in one line (``reusing corpus cache DIR, built from FILE at TIME``); a damaged
+entry is rebuilt with a message; a read-only cache directory with a complete entry is used as it is.
+Tests: python3 -m pytest -q tests/test_corpus_cache.py
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +34,7 @@ from textpipe.core.specials import SPECIALS
 
 __all__ = ["CachedCorpus", "cached_corpus", "iter_chunks", "val_mask", "STREAM_MIN_BYTES"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _PROBE = 1 << 20  # bytes hashed at each end of the source file for the key
 # `--cache` unset: files this large or larger are streamed into the cache, smaller ones read into memory. Below
 # it the in-memory path is as fast or faster and holds no more memory (measured at 5,600 and 89,600 AG_NEWS
@@ -48,6 +52,7 @@ class CachedCorpus:
     val: EncodedCorpus | None  # validation rows (None when val_fraction == 0)
     directory: Path  # the cache entry
     built: bool  # True if this call built it
+    built_at: str = ""  # when the entry was completed (local time)
 
 
 def iter_chunks(source, *, label_vocab, column_args: dict | None = None, on_bad_rows: str = "raise",
@@ -79,7 +84,9 @@ def _file_key(path: Path) -> dict:
         if st.st_size > 2 * _PROBE:
             f.seek(st.st_size - _PROBE)
         h.update(f.read(_PROBE))
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "probe_sha256": h.hexdigest()}
+    # inode and ctime too: an edit that keeps size and mtime (os.utime, cp -p, tar) still moves the ctime
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
+            "ctime_ns": st.st_ctime_ns, "probe_sha256": h.hexdigest()}
 
 
 def _scan(source, column_args, on_bad_rows) -> tuple[int, list]:
@@ -147,7 +154,7 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
                   seed: int = 0, make_labels: Callable[[list], object] | None = None, label_key=None,
                   column_args: dict | None = None, on_bad_rows: str = "raise", build: bool = True,
                   use_cache: bool = True, batch_rows: int = 8192, num_workers: int = 2,
-                  timeout_s: float = 3600.0) -> CachedCorpus:
+                  timeout_s: float = 3600.0, announce: Callable[[str], object] | None = None) -> CachedCorpus:
     """The vocabulary, label vocabulary and memory-mapped fit/val corpora of ``source``, built once, cached.
 
     Args:
@@ -159,7 +166,9 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
         label_key: What ``make_labels`` depends on besides the labels (e.g. ``--classes``), for the key.
         column_args, on_bad_rows: As for ``iter_table`` (part of the key).
         build: This process may build a missing entry; False waits for another process to build it.
-        use_cache: False: rebuild the entry even if it exists.
+        use_cache: False: rebuild the entry even if it exists (``--rebuild-cache``).
+        announce: Called with the one line that says an entry is reused (or damaged and rebuilt); default:
+            printed to stderr.
         timeout_s: How long a waiting process waits for the builder.
 
     Raises:
@@ -168,9 +177,6 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
     """
     from filelock import FileLock
 
-    from textpipe.data.labels import LabelVocab
-    from textpipe.text.vocabulary import Vocab
-
     source, cache_dir = Path(source), Path(cache_dir).expanduser()
     settings = {"cache_version": CACHE_VERSION, "file": _file_key(source), "columns": column_args or {},
                 "tokenizer": tokenizer, "min_freq": min_freq, "max_tokens": max_tokens, "specials": list(SPECIALS),
@@ -178,23 +184,63 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
                 "label_key": label_key if make_labels is not None else "ag_news"}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
     entry = cache_dir / f"corpus-{key}"
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if announce is None else announce
     cache_dir.mkdir(parents=True, exist_ok=True)
     lock, built, deadline = FileLock(str(cache_dir / f"corpus-{key}.lock")), False, time.monotonic() + timeout_s
-    if not use_cache and build:
-        with lock:
-            (entry / "meta.json").unlink(missing_ok=True)
     while True:
-        with lock:
-            if not (entry / "meta.json").exists() and build:
+        try:
+            lock.acquire()
+        except OSError as e:  # a read-only cache: a complete entry is used as it is, without the lock
+            loaded = _load_entry(entry) if use_cache else None
+            if isinstance(loaded, CachedCorpus):
+                say(f"reusing corpus cache {entry} (read-only: {getattr(e, 'strerror', None) or e}), built from "
+                    f"{source} at {loaded.built_at}")
+                return loaded
+            raise OSError(f"cannot lock the corpus cache {cache_dir} ({getattr(e, 'strerror', None) or e}) and it "
+                          f"holds no complete entry for {source}; pass --cache-dir DIR (a writable directory) or "
+                          f"--no-cache") from e
+        try:
+            loaded = _load_entry(entry) if (use_cache or built or not build) else None
+            if isinstance(loaded, str) and build:  # damaged: rebuilt, never a blocker
+                say(f"corpus cache entry {entry} is damaged ({loaded}); rebuilding it from {source}")
+            if not isinstance(loaded, CachedCorpus) and build:
+                shutil.rmtree(entry, ignore_errors=True)  # mapped files stay valid for whoever maps them
                 _build(source, entry, settings, make_labels=make_labels or _ag_news_labels, column_args=column_args,
                        batch_rows=batch_rows, num_workers=num_workers)
                 built = True
-            if (entry / "meta.json").exists():
-                meta = json.loads((entry / "meta.json").read_text())
-                break
+                loaded = _load_entry(entry)
+                if isinstance(loaded, str):
+                    raise OSError(f"the corpus cache entry {entry} just built cannot be read back: {loaded}")
+        finally:
+            lock.release()
+        if isinstance(loaded, CachedCorpus):
+            loaded.built = built
+            if not built:
+                say(f"reusing corpus cache {entry}, built from {source} at {loaded.built_at} (--rebuild-cache "
+                    f"to build it again)")
+            return loaded
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout_s:.0f} s for another process to build {entry}; is rank 0 running?")
         time.sleep(0.2)  # the builder has not taken the lock yet
-    val = EncodedCorpus.load(entry / "val.corpus") if meta["val_rows"] else None
-    return CachedCorpus(vocab=Vocab.load(entry / "vocab.txt"), labels=LabelVocab.from_dict(meta["labels"]),
-                        fit=EncodedCorpus.load(entry / "fit.corpus"), val=val, directory=entry, built=built)
+
+
+def _load_entry(entry: Path) -> CachedCorpus | str | None:
+    """The complete entry at `entry`; None if it has no meta.json (not built, or being built); else a string
+    saying what is damaged."""
+    from textpipe.data.labels import LabelVocab
+    from textpipe.text.vocabulary import Vocab
+
+    meta_path = entry / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        built_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(meta_path.stat().st_mtime))
+        val = EncodedCorpus.load(entry / "val.corpus") if meta["val_rows"] else None
+        return CachedCorpus(vocab=Vocab.load(entry / "vocab.txt"), labels=LabelVocab.from_dict(meta["labels"]),
+                            fit=EncodedCorpus.load(entry / "fit.corpus"), val=val, directory=entry, built=False,
+                            built_at=built_at)
+    except FileNotFoundError as e:
+        if e.filename is not None and Path(e.filename) == meta_path:
+            return None
+        return f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - any unreadable part means the entry is rebuilt
+        return f"{type(e).__name__}: {e}"

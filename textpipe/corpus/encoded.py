@@ -45,6 +45,9 @@ def _int_array(value, name: str) -> np.ndarray:
     if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be a 1-D integer array, got dtype {arr.dtype} and shape {arr.shape}; "
                         f"pass e.g. np.asarray({name}, dtype=np.int64)")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds {int(arr.max())}, beyond int64 (max {np.iinfo(np.int64).max}); a cast "
+                         f"would wrap it negative")
     return arr
 
 
@@ -189,10 +192,22 @@ class EncodedCorpus(Dataset):
     def __getitems__(self, indices) -> CorpusBatch:
         """The batch ``indices`` as a :class:`~textpipe.batches.collate.CorpusBatch` (ids are not copied when
         the batch lies in one shard; otherwise just this batch's ids are gathered)."""
-        if isinstance(indices, list):
+        if isinstance(indices, list) and all(type(i) is int for i in indices):
             idx = np.fromiter(indices, dtype=np.int64, count=len(indices))  # faster than asarray for lists
-        else:
-            idx = np.asarray(indices, dtype=np.int64)
+        else:  # floats and bools are refused, not truncated (1.5 is not row 1)
+            idx = np.asarray(indices.numpy() if isinstance(indices, torch.Tensor) else indices)
+            if idx.ndim != 1 or not (idx.size == 0 or idx.dtype.kind in "iu"):
+                raise TypeError(f"indices must be a 1-D sequence of ints, got dtype {idx.dtype} and shape "
+                                f"{idx.shape}")
+            if idx.dtype.kind == "u" and idx.size and idx.max() >= len(self):  # before a cast could wrap it
+                raise IndexError(f"index {int(idx.max())} is out of range for a corpus of {len(self)} samples")
+            idx = idx.astype(np.int64, copy=False)
+        n = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):  # negative: from the end, as __getitem__ counts
+            if idx.min() < -n or idx.max() >= n:
+                bad = int(idx[(idx < -n) | (idx >= n)][0])
+                raise IndexError(f"index {bad} is out of range for a corpus of {n} samples")
+            idx = np.where(idx < 0, idx + n, idx)
         self._release(idx.size)  # (before this batch: its ids are read after this returns)
         if len(self._shards) == 1:
             source, offsets, labels = self._shards[0]
@@ -245,8 +260,9 @@ class EncodedCorpus(Dataset):
         """
         if len(texts) != len(labels):
             raise ValueError(f"texts and labels must have the same length, got {len(texts)} and {len(labels)}")
+        labels = np.asarray(labels)  # floats are refused by the constructor, not truncated (1.7 is not class 1)
         ids, offsets = vocab.encode_flat(texts, num_workers=num_workers)
-        return cls(ids, offsets, np.asarray(labels, dtype=np.int64))
+        return cls(ids, offsets, labels)
 
     def subset(self, indices) -> EncodedCorpus:
         """A new in-memory corpus holding the samples ``indices``, in that order."""

@@ -12,6 +12,7 @@ A `classes` list may also *name* int labels by position, as AG_NEWS's classes.tx
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,11 +21,19 @@ import numpy as np
 __all__ = ["LabelVocab", "canonical_label", "read_classes"]
 
 
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(?=[eE]))([eE][+-]?\d+)?")
+
+
 def canonical_label(value: object, *, where: str = "") -> int | str:
-    """A raw label as an int or a str: numpy ints -> int, a string that is exactly an int ("3", not "03") -> int.
+    """A raw label as an int or a str, the same in every format (CSV, TSV, JSONL, Parquet, a datasets object).
+
+    numpy ints -> int; a string is stripped of surrounding whitespace ("pos " is "pos"), and a string that
+    is exactly an int ("3", not "03") -> int. A float is refused whether it is typed (JSONL ``1.0``, a Parquet
+    double) or written as text (CSV ``1.0``, ``2e3``): float labels are not rounded into class ids.
 
     Raises:
-        ValueError: None, a float, a bool or any other type (no silent truncation: 1.7 is not class 1).
+        ValueError: None, an empty string, a float (or a string that is a decimal number), a bool or any
+            other type (no silent truncation: 1.7 is not class 1, and 1.0 is not a class apart from 1).
     """
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where}label {value!r} is a bool: expected an int or a string label "
@@ -37,9 +46,15 @@ def canonical_label(value: object, *, where: str = "") -> int | str:
             raise ValueError(f"{where}the label is missing (an empty string)")
         if stripped.lstrip("-").isdigit() and str(int(stripped)) == stripped:
             return int(stripped)
-        return value
+        if _FLOAT_TEXT.fullmatch(stripped):
+            raise ValueError(f"{where}label {stripped!r} is a float: expected an int or a string label (float "
+                             f"labels are not rounded into classes; write whole numbers, e.g. 1 not 1.0)")
+        return stripped
     if value is None:
         raise ValueError(f"{where}the label is missing (null/empty)")
+    if isinstance(value, (float, np.floating)):
+        raise ValueError(f"{where}label {value!r} is a float: expected an int or a string label (float labels "
+                         f"are not rounded into classes; write whole numbers, e.g. 1 not 1.0)")
     raise ValueError(f"{where}label {value!r} is a {type(value).__name__}: expected an int or a string label")
 
 

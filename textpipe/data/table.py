@@ -12,10 +12,15 @@ Streaming-first: pyarrow's CSV/JSON readers and Parquet `iter_batches` read a bl
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
+import gzip
+import inspect
 import io
 import os
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +84,42 @@ def _name(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
 
 
+@contextlib.contextmanager
+def _naming(source):
+    """Errors from the readers (gzip, zlib, pyarrow) that do not say which file: the file's name added."""
+    try:
+        yield
+    except (ValueError, OSError, EOFError, zlib.error, KeyError) as e:
+        name, text = _name(source), " ".join(str(e).strip("'\"").split())
+        if isinstance(e, KeyError) and "exists 2 times" not in text:
+            raise
+        if name in text or (isinstance(e, OSError) and e.filename is not None):
+            raise
+        if isinstance(e, gzip.BadGzipFile):
+            text = f"its name ends in .gz but it is not gzip data ({text}); rename it or compress it with gzip"
+        elif "exists 2 times" in text or "duplicate" in text.lower():
+            text = f"duplicate column names ({text}); give each column its own name"
+        elif isinstance(e, (EOFError, zlib.error)) or type(e).__module__.startswith("pyarrow"):
+            text = f"cannot read it ({text}); is it truncated or corrupt?"
+        raise ValueError(f"{name}: {text}") from e
+
+
+def _names_the_file(fn):
+    """`fn(source, ...)` (a function or a generator function) whose errors name `source`; see `_naming`."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(source, *args, **kwargs):
+            with _naming(source):
+                yield from fn(source, *args, **kwargs)
+        return gen
+
+    @functools.wraps(fn)
+    def call(source, *args, **kwargs):
+        with _naming(source):
+            return fn(source, *args, **kwargs)
+    return call
+
+
 def _show(names: Sequence[str], *, most: int = 12, width: int = 40) -> str:
     """The column names for a message: each cut to `width` characters, at most `most` of them."""
     shown = [n if len(n) <= width else n[:width] + "..." for n in names[:most]]
@@ -101,6 +142,7 @@ def _resolve(names: Sequence[str], col: Column, what: str, source: str, *, by_in
     return col
 
 
+@_names_the_file
 def inspect_table(source, *, text_columns: Sequence[Column] | Column | None = None,
                   label_column: Column | None = None, split: str | None = None, need_label: bool = True) -> TableSpec:
     """Find the format and resolve the columns, reading only the schema or the first row (fast).
@@ -206,6 +248,7 @@ def _jsonl_columns(path: Path) -> tuple[str, ...]:
     raise ValueError(f"{path} is empty: expected JSON lines like {{\"text\": \"...\", \"label\": \"...\"}}")
 
 
+@_names_the_file
 def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
                batch_rows: int = 8192, on_bad_rows: str = "raise", split: str | None = None,
                need_label: bool = True) -> Iterator[tuple[list, list[str]]]:
@@ -240,6 +283,7 @@ def iter_table(source, *, text_columns: Sequence[Column] | Column | None = None,
     _finish(spec, bad, counted[0])
 
 
+@_names_the_file
 def scan_table(source, *, text_columns: Sequence[Column] | Column | None = None, label_column: Column | None = None,
                on_bad_rows: str = "raise", split: str | None = None) -> tuple[int, list]:
     """`(rows, distinct labels in first-seen order)` of what `iter_table` yields, without building the texts.

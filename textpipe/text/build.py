@@ -7,6 +7,7 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from textpipe.core.specials import SPECIALS
 from textpipe.text import _count
 from textpipe.text import _store as store
 from textpipe.text.errors import (DuplicateTokenError, MaxTokensError, all_str, check_int, check_token,
@@ -108,7 +109,7 @@ def build_vocab_from_iterator(iterator: Iterable[Iterable[str]], min_freq: int =
 
 def build_vocab_from_texts(text_chunks: Iterable[Sequence[str]], *,
                            tokenizer: str | Callable[[str], list[str]] | None = "basic_english",
-                           min_freq: int = 1, specials: Sequence[str] | None = ("<pad>", "<unk>"),
+                           min_freq: int = 1, specials: Sequence[str] | None = SPECIALS,
                            max_tokens: int | None = None, num_workers: int = 2):
     """The vocabulary of raw texts, streamed: the same result as ``build_vocab_from_iterator`` over their tokens.
 

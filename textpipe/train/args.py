@@ -139,6 +139,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--cache", action=argparse.BooleanOptionalAction, default=t.cache,
                    help="stream the training file into the memory-mapped corpus cache and reuse it (--no-cache: "
                    "read the data into memory; default: stream files of 32 MiB and more, read smaller ones)")
+    g.add_argument("--rebuild-cache", action="store_true", default=t.rebuild_cache,
+                   help="build the training file's corpus cache entry again, even if a complete one exists (a "
+                   "reused entry is announced in one line; a damaged one is rebuilt on its own)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 

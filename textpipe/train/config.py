@@ -102,6 +102,7 @@ class TrainConfig:
     cache_dir: str | None = None  # where a training file's encoded corpus is cached; None = <textpipe cache>/corpora
     cache: bool | None = None  # stream the training file into the memory-mapped corpus cache; False = read it into
     # memory; None = stream files of corpus_cache.STREAM_MIN_BYTES (32 MiB) and more, read smaller ones
+    rebuild_cache: bool = False  # build the corpus cache entry again even if a complete one exists
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -150,7 +151,7 @@ def check_config(cfg: TrainConfig) -> None:
                           ("checkpoints", ("epoch", "end", "none"))):
         if getattr(cfg, name) not in choices:
             raise bad(name, f"one of {choices}")
-    for name in ("cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
+    for name in ("rebuild_cache", "cache", "bucket", "sparse", "fused", "pin_memory", "overwrite", "progress"):
         if type(getattr(cfg, name)) not in (bool, type(None)):  # "False" would be true
             raise bad(name, "True, False" + ("" if name in ("overwrite", "progress") else " or None"))
     if cfg.hogwild < 1:

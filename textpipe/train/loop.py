@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from textpipe.checkpoint import write_checkpoint
+from textpipe.core.checks import DivergedError
 from textpipe.core.cli_args import run_cli
 from textpipe.core.fileio import atomic_write_text
 from textpipe.core.distributed import cleanup, print0, unwrap, weights_digest
@@ -50,6 +52,8 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
                                               say=lambda msg: print(msg, flush=True))
         tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
+        if not math.isfinite(loss_sum) and run.info.world_size == 1:  # DDP ranks check together, in end_epoch
+            raise diverged(run, tr, f"the loss is {loss_sum / y.numel()} at step {st.step}")
         st.running["loss_sum"] += loss_sum
         st.running["correct"] += correct
         st.running["seen"] += y.numel()
@@ -71,6 +75,9 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
     stats = torch.zeros(3, dtype=torch.float64, device=run.device)  # loss sum, correct, seen
 
     def flush():  # into the Python floats the checkpoint holds (at the same steps in a resumed run)
+        if not math.isfinite(stats[0].item()) and run.info.world_size == 1:
+            raise diverged(run, tr, f"the loss became {stats[0].item()} by step {st.step} (the fused step checks "
+                           f"at epoch ends and --save-every steps)")
         for k, v in zip(("loss_sum", "correct", "seen"), stats.tolist()):
             st.running[k] += v if k == "loss_sum" else int(v)
         stats.zero_()
@@ -107,8 +114,14 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
                          device=device)
     if run.info.world_size > 1:
         dist.all_reduce(stats)
+    if not math.isfinite(stats[0].item()):
+        raise diverged(run, tr, f"the training loss of epoch {st.epoch + 1} is {stats[0].item()} (step {st.step})")
+    if not all(torch.isfinite(p).all() for p in unwrap(tr.model).parameters()):
+        raise diverged(run, tr, f"the weights hold NaN/inf after step {st.step}")
     # validation on the bare model (no DDP sync needed)
     val = evaluate_model(unwrap(tr.model), loaders.val, device=device) if loaders.val else None
+    if val is not None and not math.isfinite(val["loss"]):
+        raise diverged(run, tr, f"the validation loss is {val['loss']} after step {st.step}")
     improved = val is None or val["accuracy"] > st.best
     if val is not None:
         st.best, st.bad_epochs = (val["accuracy"], 0) if improved else (st.best, st.bad_epochs + 1)
@@ -137,6 +150,20 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
         print(f"epoch {record['epoch']} step {st.step} | train loss {record['train_loss']:.4f} "
               f"acc {record['train_accuracy']:.4f}{val_msg}{' *' if improved and val else ''}", flush=True)
     return record
+
+
+def diverged(run: Run, tr: Trainer, what: str) -> DivergedError:
+    """The error that stops a run whose loss or weights are no longer finite (nothing is written from them)."""
+    cfg = run.cfg
+    causes = f"the learning rate (--lr {cfg.lr:g}) is likely too high"
+    if getattr(cfg, "vectors", None):
+        causes += f", or the --vectors file {cfg.vectors} holds NaN/inf values"
+    run.writer_thread.wait()  # the good checkpoint in flight lands first
+    last = run.out / "last.pt"
+    kept = (f"the last good checkpoint is {last}" if cfg.checkpoints == "epoch" and last.exists() else
+            "no checkpoint was written")
+    return DivergedError(f"training diverged: {what}; {causes}. Stopped at once; {kept}, and nothing (best.pt "
+                         f"included) was written from the diverged model")
 
 
 # -- finish ----------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 from textpipe.checkpoint.format import data_info
 from textpipe.corpus.encoded import EncodedCorpus
 from textpipe.corpus.cache import STREAM_MIN_BYTES, cached_corpus
+from textpipe.core.distributed import print0
 from textpipe.core.specials import SPECIALS, UNK_IDX
 from textpipe.data.download import default_cache_dir
 from textpipe.data.formats import FILE_FORMATS
@@ -136,16 +137,30 @@ def train_in_memory(cfg, sources: dict, classes, ckpt: dict | None):
     return vocab, labels, train, val
 
 
+# deflate inflates at most ~1032:1, so a .gz this much smaller than the threshold cannot hold more
+_DEFLATE_MAX_RATIO = 1032
+
+
+def inflated_size_at_least(path, limit: int) -> bool:
+    """Whether the data in `path` may be `limit` bytes or more once decompressed: the streaming decision looks
+    at what will be read, not at the file (a 9 MB .gz can inflate to 3 GiB; its header cannot be trusted to say,
+    so any .gz that could reach `limit` counts as large)."""
+    size = path.stat().st_size
+    if path.name.lower().endswith(".gz"):
+        return size * _DEFLATE_MAX_RATIO >= limit
+    return size >= limit
+
+
 def train_from_cache(cfg, sources: dict, classes, ckpt: dict | None):
     """`train_in_memory`'s result from the corpus cache (`textpipe.corpus.cache`: memory-mapped corpora), or
     None where the in-memory path applies (`--no-cache`; `--cache` unset and a file smaller than
-    `STREAM_MIN_BYTES`; training data that is not one table file on disk: the AG_NEWS download, a datasets
+    `STREAM_MIN_BYTES` once decompressed, see `inflated_size_at_least`; training data that is not one table file on disk: the AG_NEWS download, a datasets
     object or directory)."""
     train = sources["train"]
     if train.path is None or not train.path.is_file() or train.spec is None:
         return None
     use = getattr(cfg, "cache", None)
-    if not (use if use is not None else train.path.stat().st_size >= STREAM_MIN_BYTES):
+    if not (use if use is not None else inflated_size_at_least(train.path, STREAM_MIN_BYTES)):
         return None
     if train.spec.format not in FILE_FORMATS:
         return None
@@ -153,7 +168,8 @@ def train_from_cache(cfg, sources: dict, classes, ckpt: dict | None):
                            min_freq=cfg.min_freq, max_tokens=cfg.max_tokens, tokenizer=cfg.tokenizer,
                            val_fraction=cfg.val_fraction, seed=cfg.seed, column_args=train.spec.column_args(),
                            on_bad_rows=cfg.on_bad_rows, label_key={"classes": classes, "ag_news": train.ag_news},
-                           make_labels=lambda distinct: make_label_vocab(train, distinct, classes=classes))
+                           make_labels=lambda distinct: make_label_vocab(train, distinct, classes=classes),
+                           use_cache=not getattr(cfg, "rebuild_cache", False), announce=print0)
     if ckpt is not None:
         saved = (ckpt.get("data") or {}).get("label_values")
         if saved is not None and list(saved) != list(cached.labels.values):

@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -79,6 +80,9 @@ class RunLock:
         """Take the lock, or raise RunDirError naming the process that holds it."""
         from filelock import Timeout
 
+        if self.out.is_symlink() and not self.out.exists():
+            raise RunDirError(f"--output-dir {self.out} is a symbolic link to {os.readlink(self.out)}, which does "
+                              f"not exist: create its target, remove the link, or choose another --output-dir")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock.acquire(timeout=0)
@@ -201,7 +205,19 @@ def _textpipe_checkout() -> dict | None:
 def write_metrics(path: Path, records: list[dict], *, fsync: bool = True) -> None:
     """Replace metrics.jsonl atomically with one JSON line per record (the old file stays until then);
     `fsync=False` skips flushing it to the disk (atomic still, not durable across a power cut)."""
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records), fsync=fsync)
+    atomic_write_text(path, "".join(json.dumps(strict_json(r), allow_nan=False) + "\n" for r in records),
+                      fsync=fsync)
+
+
+def strict_json(value):
+    """`value` with NaN and infinities as None, so that `json.dumps` writes JSON that every parser reads."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def log_hparams(writer, summary: dict) -> None:

@@ -201,7 +201,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fuse
              "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
     shape = decay if not warm else (lambda s: (s + 1) / warm if s < warm else decay(s - warm))
-    if fused:  # the fused step is the optimizer (see textpipe/_fast_sgd.py)
+    if fused:  # the fused step is the optimizer (see textpipe/train/fused.py)
         return None, LRSchedule(cfg.lr, shape)
     params = [p for p in model.parameters() if p.requires_grad]  # --freeze-embeddings leaves some out
     if cfg.optimizer == "sgd":

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from textpipe.core.specials import SPECIALS, UNK_IDX
 from textpipe.tune._space import UsageError
 
-SPECIALS = 2  # <pad>, <unk>: ids 0 and 1 of every textpipe vocabulary
-UNK_IDX = 1
 
 
 def _absolute(path) -> str | None:
@@ -100,8 +99,8 @@ def derive(prepared, cfg):
     if cfg.min_freq < prepared.key["min_freq"]:
         raise ValueError(f"min_freq {cfg.min_freq} < the prepared data's {prepared.key['min_freq']}")
     itos = prepared.vocab.get_itos()
-    counts = np.bincount(prepared.train.ids, minlength=len(itos))[SPECIALS:]
-    n = SPECIALS + int((counts >= cfg.min_freq).sum())
+    counts = np.bincount(prepared.train.ids, minlength=len(itos))[len(SPECIALS):]
+    n = len(SPECIALS) + int((counts >= cfg.min_freq).sum())
     vocab = Vocab(itos[:n], default_index=UNK_IDX, tokenizer=prepared.vocab.tokenizer_name)
 
     def cut(corpus):

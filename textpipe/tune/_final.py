@@ -93,7 +93,8 @@ def format_summary(s: dict[str, Any]) -> str:
     not_started = f" (and {n[results.NOT_STARTED]} queued, not started)" if n[results.NOT_STARTED] else ""
     lines = [f"{s['trials']} trials ran{not_started} ({s['search']}, scheduler {s['scheduler']}"
              f"{', resumed' if s['resumed'] else ''}): {n[results.COMPLETED]} completed, {n[results.ASHA]} stopped "
-             f"early by ASHA, {n[results.BUDGET]} stopped by the time budget, {n[results.ERROR]} errors"]
+             f"early by ASHA, {n[results.BUDGET]} stopped by the time budget, {n[results.ERROR]} errors, "
+             f"{n[results.DIVERGED]} diverged"]
     if s["best"]:
         b = s["best"]
         lines.append(f"best trial {b['trial_id']}: validation accuracy {b['val_accuracy']:.4f}, "

@@ -98,6 +98,17 @@ def start(address: str | None, *, num_cpus: int | None, num_gpus: int | None) ->
     return True
 
 
+def check_resources(*, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse, before the search starts, a trial that asks for more than the whole cluster has (Ray would
+    wait for it forever, with 0 trials started)."""
+    have = ray.cluster_resources()
+    for flag, kind, want in (("--gpus-per-trial", "GPU", gpus_per_trial), ("--cpus-per-trial", "CPU", cpus_per_trial)):
+        if want and want > have.get(kind, 0):
+            raise ValueError(f"{flag} {want:g}: the Ray cluster has {have.get(kind, 0):g} {kind}(s), so no trial "
+                             f"could ever start; ask for at most {have.get(kind, 0):g}"
+                             + (" (0 trains on the CPU)" if kind == "GPU" else ""))
+
+
 def stop() -> None:
     ray.shutdown()
 

@@ -19,6 +19,7 @@ METRIC = "val_accuracy"  # what trials are scored on: accuracy on the validation
 # why a trial ended, as the table and the summary spell it
 COMPLETED, ASHA, BUDGET, ERROR, NOT_STARTED = ("completed", "stopped by ASHA", "stopped by the time budget", "error",
                                                "not started")
+DIVERGED = "diverged"  # its loss became NaN/inf (textpipe.core.checks.DivergedError): a setting, not a bug
 
 
 def _num(value: Any) -> float | None:
@@ -45,7 +46,7 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
         trial_id = metrics.get("trial_id") or (found.group(1) if found else name or "?")
         epochs_run = int(metrics.get("epoch") or 0)
         if r.error is not None:
-            end = ERROR
+            end = DIVERGED if "DivergedError" in repr(r.error) or "training diverged" in str(r.error) else ERROR
         elif trial_id in asha_stopped:
             end = ASHA
         elif epochs_run == 0:
@@ -77,7 +78,7 @@ def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None
     def key(row):
         return (row[METRIC], -(row["val_loss"] if row["val_loss"] is not None else math.inf))
 
-    scored = [r for r in rows if r[METRIC] is not None and r["end"] != ERROR]
+    scored = [r for r in rows if r[METRIC] is not None and r["end"] not in (ERROR, DIVERGED)]
     completed = [r for r in scored if r["end"] == COMPLETED]
     pool = completed or scored
     if not pool:
@@ -93,7 +94,7 @@ def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """How many trials ended each way (all keys present)."""
-    out = {k: 0 for k in (COMPLETED, ASHA, BUDGET, ERROR, NOT_STARTED)}
+    out = {k: 0 for k in (COMPLETED, ASHA, BUDGET, ERROR, DIVERGED, NOT_STARTED)}
     for row in rows:
         out[row["end"]] += 1
     return out

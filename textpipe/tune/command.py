@@ -123,7 +123,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
                    "(None: start Ray here with this machine's cores)")
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", default=d.output_dir, help="everything the search writes")
-    g.add_argument("--resume", action="store_true", help="continue the search saved in --output-dir")
+    g.add_argument("--resume", action="store_true", help="continue the search saved in --output-dir (after "
+                   "Ctrl+C or a kill); Ray unpickles ray/tuner.pkl from it, which runs code: resume only "
+                   "directories you wrote")
     g.add_argument("--overwrite", action="store_true", help="replace a search already in --output-dir")
     g.add_argument("--final", choices=["retrain", "checkpoint"], default=d.final,
                    help="retrain the best configuration on train + val, or keep the best trial's model")
@@ -284,6 +286,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out) -> dict[str,
     from textpipe.tune import _ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
     try:
+        tray.check_resources(cpus_per_trial=cfg.cpus_per_trial, gpus_per_trial=cfg.gpus_per_trial)
         elapsed = time.perf_counter() - t0
         budget = None if cfg.time_budget_s is None else max(cfg.time_budget_s - elapsed, 1.0)
         tuner = tray.make_tuner(shared=shared, space=space, searched=searched, search=cfg.search,

@@ -39,7 +39,11 @@ def _open(path: Path, member: str | None):
     if name.endswith(".gz"):
         return gzip.open(path, "rb"), str(path)
     if name.endswith(".zip"):
-        zf = zipfile.ZipFile(path)
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as e:
+            raise VectorsFormatError(f"{path}: not a readable zip archive ({e}); is it truncated or corrupt? "
+                                     f"Download or copy it again") from e
         files = [i.filename for i in zf.infolist() if not i.is_dir()]
         if member is None:
             stem = path.name[:-4]
@@ -154,6 +158,8 @@ def read_vectors_text(path: str | os.PathLike, *, max_vectors: int | None = None
                 for raw in lines:
                     lineno += 1
                     line = raw.rstrip()
+                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                        line = line[3:]  # a UTF-8 byte order mark is not part of the first word
                     if not line:
                         continue  # a blank line holds no vector
                     if lineno == 1 and (header := _header(line)) is not None:

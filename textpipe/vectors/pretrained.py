@@ -13,7 +13,9 @@ Run the tests: python3 -m pytest -q tests/test_vectors.py
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -24,9 +26,10 @@ from pathlib import Path
 
 import torch
 
+from textpipe.core.specials import SPECIALS
 from textpipe.vectors._io import VectorsFormatError, read_vectors_text
 from textpipe.data.download import DownloadError, download_file
-from textpipe.core.fileio import atomic_write
+from textpipe.core.fileio import atomic_write, atomic_write_text
 
 __all__ = ["Vectors", "GloVe", "FastText", "pretrained_aliases", "VectorsFormatError", "VectorsNotFoundError",
            "UnknownVectorsError",
@@ -82,9 +85,21 @@ class Vectors:
         else:
             path = cache / name
             path_pt = Path(str(path) + suffix)
-        if path_pt.is_file() and not (path.is_file() and path.stat().st_mtime > path_pt.stat().st_mtime):
-            self._load_pt(path_pt)
-            return
+        key = _source_key(path, _key_path(path_pt)) if path.is_file() else None
+        if path_pt.is_file():
+            if key is None:  # only the cache is left (torchtext's way): nothing to compare it with
+                self._load_pt(path_pt)
+                return
+            old = _read_key(_key_path(path_pt))
+            if _same_content(old, key):  # built from this very content (path, size, SHA-256)
+                try:
+                    self._load_pt(path_pt)
+                    if old != key:  # touched, same content: remember the new stat (best effort)
+                        with contextlib.suppress(OSError):
+                            atomic_write_text(_key_path(path_pt), json.dumps(key) + "\n")
+                    return
+                except VectorsFormatError as e:
+                    warnings.warn(f"{e}; rebuilding it from {path}", UserWarning, stacklevel=2)
         if not path.is_file():
             if url is None:
                 raise VectorsNotFoundError(f"no vectors found at {name} (nor {path}, nor a cached {path_pt}); "
@@ -92,14 +107,21 @@ class Vectors:
             archive = _fetch(url, cache, md5=md5)
             if archive.name != path.name:  # an archive that holds the file (GloVe's .zip)
                 path, member = archive, member or name.name
+            key = _source_key(path, _key_path(path_pt))
         itos, array = read_vectors_text(path, max_vectors=max_vectors, on_bad_lines=on_bad_lines, member=member)
         self.itos = itos
         self.stoi = {word: i for i, word in enumerate(itos)}  # torchtext's: a repeated word maps to its last row
         self.vectors = torch.from_numpy(array)  # shares the array's memory: no copy
         self.dim = int(array.shape[1])
-        cache.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path_pt) as f:  # torchtext's cache format, so either library can read it
-            torch.save((self.itos, self.stoi, self.vectors, self.dim), f)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            _key_path(path_pt).unlink(missing_ok=True)  # no key: the .pt is not trusted until both are written
+            with atomic_write(path_pt) as f:  # torchtext's cache format, so either library can read it
+                torch.save((self.itos, self.stoi, self.vectors, self.dim), f)
+            atomic_write_text(_key_path(path_pt), json.dumps(key) + "\n")
+        except OSError as e:  # a read-only cache: the vectors are loaded, only the next load is slower
+            warnings.warn(f"could not write the vectors cache {path_pt} ({getattr(e, 'strerror', None) or e}); "
+                          f"continuing without it", UserWarning, stacklevel=2)
 
     def _load_pt(self, path_pt: Path) -> None:
         try:
@@ -185,6 +207,37 @@ pretrained_aliases = {
 }
 
 
+def _key_path(path_pt: Path) -> Path:
+    return path_pt.with_name(path_pt.name + ".key.json")
+
+
+def _same_content(a: dict | None, b: dict) -> bool:
+    return isinstance(a, dict) and all(a.get(k) == b[k] for k in ("path", "size", "sha256"))
+
+
+def _read_key(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _source_key(path: Path, key_path: Path) -> dict:
+    """What a ``.pt`` cache was built from: the file's path, size and SHA-256 of its content. The hash is
+    recomputed unless the file's size, mtime, inode and ctime (which ``os.utime`` cannot set back) are the ones
+    recorded with the cache."""
+    st = path.stat()
+    stat = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    old = _read_key(key_path)
+    if isinstance(old, dict) and old.get("stat") == stat and old.get("path") == str(path.resolve()):
+        return old
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return {"path": str(path.resolve()), "size": st.st_size, "sha256": h.hexdigest(), "stat": stat}
+
+
 def _fetch(url: str, cache: Path, *, md5: str | None) -> Path:
     """Download `url` into `cache` once (atomic; checked against `md5` when given) and return the file."""
     dest = cache / os.path.basename(url)
@@ -240,7 +293,7 @@ class Coverage:
 
 
 def vectors_for_vocab(vocab, vectors: Vectors, *, lower_case_backup: bool = False,
-                      skip: tuple[str, ...] = ("<pad>", "<unk>")) -> tuple[torch.Tensor, torch.Tensor, Coverage]:
+                      skip: tuple[str, ...] = SPECIALS) -> tuple[torch.Tensor, torch.Tensor, Coverage]:
     """Rows of ``vectors`` in ``vocab``'s id order: ``(weight (V, dim), found mask (V,), coverage)``.
 
     Rows of tokens without a vector (and of ``skip`` tokens) are zero in ``weight`` and False in the mask.

@@ -17,7 +17,7 @@ from textpipe.corpus import EncodedCorpus
 from textpipe.models.bag import ModelConfig, TextClassifier, subword_table
 from textpipe.train.config import TrainConfig, check_config, class_weights
 from textpipe.train.fused import corpus_bags, sgd_step
-from textpipe.train.loop import cross_entropy
+from textpipe.train.steps import cross_entropy
 
 ITOS = ["<pad>", "<unk>", "cat", "cats", "a", "dog", "élan"]
 

@@ -74,7 +74,10 @@ _CHANGED = {"epochs": 4, "batch_size": 16, "lr": 5.0, "optimizer": "adamw", "sch
             "max_steps": 3, "embed_dim": 12, "ngrams": 1, "buckets": 256, "tokenizer": "split", "fused": False,
             "model": next((m for m in MODELS if m != "bag"), None), "format": "csv", "quoting": "csv",
             "class_weight": "balanced", "label_smoothing": 0.1,
-            "minn": {"minn": 3, "maxn": 5}, "maxn": {"minn": 3, "maxn": 5}}  # a dict: flags set together
+            "minn": {"minn": 3, "maxn": 5}, "maxn": {"minn": 3, "maxn": 5},  # a dict: flags set together
+            "warmup": 0.1, "clip_grad": 0.5, "kernel_sizes": 2, "num_filters": 7, "rnn_cell": "gru", "hidden_dim": 16,
+            "num_layers": 2, "pooling": "mean", "num_heads": 2, "ff_dim": 32, "max_len": 64, "dropout": 0.2,
+            "freeze_embeddings": True, "precision": "bf16"}
 
 
 def _flag(key, value):

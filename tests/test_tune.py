@@ -55,7 +55,8 @@ def test_param_flags_and_layers():
     assert space["lr"] == {"uniform": [2.0, 6.0]}  # later layers win
     assert default_point(space) is None  # textpipe's lr 8 lies outside this space
     from textpipe.train import TrainConfig
-    defaults = TrainConfig()  # the first trial of the default space is textpipe's defaults
+    from textpipe.train.config import settle_defaults
+    defaults = settle_defaults(TrainConfig())  # the first trial of the default space is textpipe's defaults
     assert default_point(DEFAULT_SPACE) == {k: getattr(defaults, k) for k in DEFAULT_SPACE if k != "optimizer"}
     text = format_space(space, sources={"lr": "--param"})
     assert "lr          uniform [2, 6]   [--param]" in text and "epochs      randint [2, 11)" in text

@@ -24,6 +24,7 @@ from textpipe.core.distributed import pick_device
 from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags, run_cli
 from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS, format_of
 from textpipe.metrics import report_from_confusion, threshold_table
+from textpipe.models import forward
 
 
 def load_for_inference(checkpoint, *, device: torch.device, tokenizer: str | None = None):
@@ -47,9 +48,9 @@ def evaluate_model(model: nn.Module, loader, *, device: torch.device | str = "cp
     was_training = model.training
     model.eval()
     loss_sum, preds, labels, all_probs = 0.0, [], [], []
-    for ids, _, y in loader:
-        ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(ids)  # (B, C)
+    for ids, lengths, y in loader:
+        ids, lengths, y = (t.to(device, non_blocking=True) for t in (ids, lengths, y))
+        logits = forward(model, ids, lengths)  # (B, C)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         preds.append(logits.argmax(1).cpu())
         labels.append(y.cpu())

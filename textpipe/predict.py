@@ -28,6 +28,7 @@ from textpipe.data.formats import FILE_FORMATS, QUOTINGS
 from textpipe.core.specials import PAD_IDX
 from textpipe.corpus import CorpusBatch
 from textpipe.evaluate import load_for_inference
+from textpipe.models import forward
 
 
 @torch.no_grad()
@@ -74,9 +75,9 @@ def class_probs(model, vocab, texts: list[str], device) -> torch.Tensor:
     if not texts:
         return torch.zeros(0, model.config.num_classes)
     ids, offsets = vocab.encode_flat(texts)  # flat ids (N,), offsets (B+1,)
-    padded, _, _ = pad_collate(CorpusBatch(ids, offsets[:-1], np.diff(offsets), np.zeros(len(texts), np.int64)),
-                               pad_idx=getattr(model.config, "pad_idx", PAD_IDX))  # (B, T): the form every model takes
-    return model(padded.to(device)).float().softmax(-1).cpu()
+    padded, lengths, _ = pad_collate(CorpusBatch(ids, offsets[:-1], np.diff(offsets), np.zeros(len(texts), np.int64)),
+                                     pad_idx=getattr(model.config, "pad_idx", PAD_IDX))  # (B, T), (B,)
+    return forward(model, padded.to(device), lengths.to(device)).float().softmax(-1).cpu()
 
 
 class Decision:

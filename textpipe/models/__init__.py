@@ -20,13 +20,33 @@ import torch
 from torch import nn
 
 from textpipe.models.bag import ModelConfig, TextClassifier
+from textpipe.models.cnn import CNNClassifier, CNNConfig
+from textpipe.models.rnn import RNNClassifier, RNNConfig
+from textpipe.models.transformer import TransformerClassifier, TransformerConfig
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "DERIVED", "hyperparameters", "ModelConfig", "TextClassifier", "build_model", "model_config",
-           "config_class", "config_from_dict", "model_name", "state_shapes"]
+__all__ = ["MODELS", "DEFAULT_MODEL", "DERIVED", "TRAIN_DEFAULTS", "hyperparameters", "ModelConfig", "TextClassifier",
+           "CNNConfig", "CNNClassifier", "RNNConfig", "RNNClassifier", "TransformerConfig", "TransformerClassifier",
+           "build_model", "model_config", "config_class", "config_from_dict", "model_name", "state_shapes",
+           "takes_lengths", "forward"]
 
 # name -> (config dataclass, module class)
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "bag": (ModelConfig, TextClassifier),
+    "cnn": (CNNConfig, CNNClassifier),
+    "rnn": (RNNConfig, RNNClassifier),
+    "transformer": (TransformerConfig, TransformerClassifier),
+}
+# Each model's training defaults: what a TrainConfig field left at None becomes for that model (the model's
+# own config fields default to their dataclass defaults). Chosen on a validation carve-out of TREC's training
+# file (the neural ones) and docs/training-speed.md (bag); see the README's model table.
+_NEURAL = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.01, "warmup": 0.1, "clip_grad": 1.0,
+           "batch_size": 64, "epochs": 8}
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bag": {"optimizer": "sgd", "lr": 16.0, "weight_decay": 0.0, "warmup": 0.0, "clip_grad": 0.0,
+            "batch_size": 256, "epochs": 4, "embed_dim": 10},
+    "cnn": dict(_NEURAL),
+    "rnn": dict(_NEURAL),
+    "transformer": dict(_NEURAL, lr=1e-3, epochs=10),
 }
 DEFAULT_MODEL = "bag"  # what checkpoints without a model_name hold
 # config fields that follow from the data and the devices, not from the user's settings
@@ -72,6 +92,21 @@ def config_from_dict(name: str, values: Mapping[str, Any]) -> Any:
         raise TypeError(f"model_config has fields {unknown} that the {name!r} model does not know (it has "
                         f"{sorted(f.name for f in fields(cls))}); was it written by another textpipe version?")
     return cls(**values)
+
+
+def takes_lengths(model: nn.Module) -> bool:
+    """Whether `model` (bare, DP/DDP-wrapped or compiled) wants the batch's `lengths` as its second argument."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return bool(getattr(model, "takes_lengths", False))
+
+
+def forward(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`model(ids, lengths)` for the models that take lengths, else `model(ids)`: logits `(B, C)`.
+
+    `lengths` is a tensor argument, so `nn.DataParallel` splits it along B with `ids`.
+    """
+    return model(ids, lengths) if takes_lengths(model) else model(ids)
 
 
 def build_model(config, vocab=None) -> nn.Module:

@@ -43,20 +43,50 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--on-bad-rows", choices=["raise", "skip"], default=t.on_bad_rows,
                    help="malformed rows: stop with an error, or skip them with a warning that counts them")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=list(MODELS), default=t.model, help="the model family (textpipe.models)")
-    g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size")
+    g.add_argument("--model", choices=list(MODELS), default=t.model, help="the model family (textpipe.models): "
+                   "bag = fastText-style mean of word and bigram embeddings, cnn = Kim (2014), rnn = bidirectional "
+                   "LSTM/GRU, transformer = small pre-norm encoder. Flags left unset take the model's defaults")
+    g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size (None: bag 10, others 128)")
+    g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
+                   "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
+    g.add_argument("--freeze-embeddings", action="store_true", default=t.freeze_embeddings,
+                   help="keep the token embeddings fixed (with --vectors: static pretrained vectors)")
+    g = p.add_argument_group("model: bag", "the default model (fastText-style)")
     g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams")
     g.add_argument("--buckets", type=int, default=t.buckets, help="hash buckets of bigrams and subwords")
     g.add_argument("--minn", type=int, default=t.minn, help="shortest character n-gram of a word (0 = none; fastText's)")
     g.add_argument("--maxn", type=int, default=t.maxn, help="longest character n-gram of a word (0 = none; fastText's)")
-    g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
-                   "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
+    g = p.add_argument_group("model: cnn", "Kim (2014): convolutions, max over time")
+    g.add_argument("--kernel-sizes", type=int, nargs="+", metavar="W", default=t.kernel_sizes,
+                   help="convolution widths in tokens (None: 3 4 5)")
+    g.add_argument("--num-filters", type=int, default=t.num_filters, help="feature maps per width (None: 100)")
+    g = p.add_argument_group("model: rnn", "bidirectional LSTM/GRU over packed sequences")
+    g.add_argument("--rnn-cell", choices=["lstm", "gru"], default=t.rnn_cell, help="recurrent cell (None: lstm)")
+    g.add_argument("--hidden-dim", type=int, default=t.hidden_dim, help="hidden size per direction (None: 128)")
+    g.add_argument("--pooling", choices=["max", "mean", "last", "first"], default=t.pooling,
+                   help="rnn: max | mean over time, or last = final states (None: max); transformer: mean | first "
+                   "token (None: mean)")
+    g = p.add_argument_group("model: transformer", "small pre-norm encoder, learned positions, padding mask")
+    g.add_argument("--num-heads", type=int, default=t.num_heads, help="attention heads (None: 4)")
+    g.add_argument("--ff-dim", type=int, default=t.ff_dim, help="feed-forward width (None: 256)")
+    g.add_argument("--max-len", type=int, default=t.max_len, help="truncate texts to N tokens (None: 256)")
+    g = p.add_argument_group("model: rnn and transformer")
+    g.add_argument("--num-layers", type=int, default=t.num_layers, help="stacked layers (None: rnn 1, transformer 2)")
+    g.add_argument("--dropout", type=float, default=t.dropout, help="dropout (None: cnn 0.5, rnn 0.5, "
+                   "transformer 0.1; also cnn's)")
+    g = p.add_argument_group("vocabulary")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
-    g = p.add_argument_group("optimisation")
+    g = p.add_argument_group("optimisation", "None = the model's default: bag sgd, lr 16, 4 epochs, batch 256, no "
+                             "warmup or clipping; cnn/rnn adamw, lr 2e-3, weight decay 0.01, warmup 0.1, clip 1.0, "
+                             "batch 64, 8 epochs; transformer the same with lr 1e-3 and 10 epochs")
     g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training portion")
-    g.add_argument("--batch-size", type=int, default=t.batch_size, help="samples per step per process")
-    g.add_argument("--lr", type=float, default=t.lr, help="peak learning rate")
+    g.add_argument("--batch-size", type=batch_size, default=t.batch_size, help="samples per optimizer step per "
+                   "process, or auto = the largest that fits on the GPU, found by trial (CPU: the model's default)")
+    g.add_argument("--accumulate", type=int, default=t.accumulate, metavar="N", help="split each batch into N "
+                   "micro-batches (gradient accumulation: the same step in 1/N of the memory)")
+    g.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (None: the model's, "
+                   "bag 16.0, cnn/rnn 2e-3, transformer 1e-3)")
     g.add_argument("--optimizer", choices=["sgd", "adamw"], default=t.optimizer, help="optimizer")
     g.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=t.schedule,
                    help="learning-rate schedule over all steps")
@@ -66,6 +96,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                         "sqrt when the largest class has 3x the rows of the smallest or more, else none")
     g.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
                    help="target 1 - S on the label and S / C on every class")
+    g.add_argument("--warmup", type=float, default=t.warmup, help="share of the steps over which the lr rises "
+                   "from 0 to --lr, in [0, 1)")
+    g.add_argument("--clip-grad", type=float, default=t.clip_grad, help="clip the gradient norm (0 = off)")
     g.add_argument("--val-fraction", type=float, default=t.val_fraction,
                    help="share of train held out for validation, best-model selection and early stopping, in "
                    "[0, 1) (0: train on all rows; the defaults were tuned with 0.1)")
@@ -91,6 +124,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--hogwild", type=int, default=t.hogwild, metavar="N",
                    help="N threads train the shared model without locks, as fastText's -thread (CPU, fused step; "
                    "not deterministic); 1 = off")
+    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=t.precision,
+                   help="autocast precision: bf16 or fp16 (with a gradient scaler) on CUDA; the CPU takes bf16 too")
+    g.add_argument("--compile", action="store_true", default=t.compile, help="torch.compile the model (opt-in)")
     g.add_argument("--threads", type=int, default=t.threads, help="torch CPU threads per process, 0 = torch's "
                    "default (this small model is fastest single-threaded)")
     g = p.add_argument_group("output")
@@ -117,6 +153,16 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "reused entry is announced in one line; a damaged one is rebuilt on its own)")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
+
+
+def batch_size(text: str) -> int | str:
+    """`--batch-size` values: a positive int or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
 def parse_train_args(argv: list[str] | None = None):

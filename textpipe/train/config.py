@@ -1,26 +1,32 @@
 """TrainConfig, the settings of one training run (`textpipe train` flags map 1:1 to its fields), and their checks.
 
-    >>> TrainConfig(epochs=3, lr=4.0).batch_size
-    256
+Fields left at None take the model's defaults (`textpipe.models.TRAIN_DEFAULTS`, then the model config's own
+defaults) in `settle_defaults`, which `fit` calls first; checkpoints and summary.json record the settled values.
+
+    >>> settle_defaults(TrainConfig(epochs=3)).batch_size, settle_defaults(TrainConfig(model="cnn")).optimizer
+    (256, 'adamw')
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields, replace
 
 import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
-from textpipe.models import MODELS, ModelConfig, hyperparameters
+from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters
 
-__all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "RESUME_KEYS",
-           "class_weights", "CLASS_WEIGHT_AUTO"]
+__all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "settle_defaults",
+           "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
-               "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer", "fused", "model", "format", "quoting")
+               "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer", "fused", "model", "format", "quoting",
+               "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
+               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "freeze_embeddings", "precision")
+PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 CLASS_WEIGHTS = ("auto", "none", "balanced", "sqrt")
@@ -44,24 +50,44 @@ class TrainConfig:
     tokenizer: str = "basic_english"  # basic_english | split | a name given to textpipe.text.tokenizer.register_tokenizer
     on_bad_rows: str = "raise"  # raise | skip (malformed rows, with a warning that counts them)
     # -- model
-    model: str = "bag"  # a name of textpipe.models.MODELS; its config takes the fields below of the same names
-    embed_dim: int = 10  # embedding size (fastText's; tuned with --val-fraction 0.1, docs/training-speed.md)
+    model: str = "bag"  # bag | cnn | rnn | transformer (textpipe.models.MODELS); its config takes the fields below
+    # of the same names. None = the model's default (TRAIN_DEFAULTS, else its config's default)
+    embed_dim: int | None = None  # embedding size (bag 10: fastText's, docs/training-speed.md; others 128)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
     minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
     maxn: int = _MODEL_DEFAULTS["maxn"].default  # (0, 0 = no subword features; fastText's -minn/-maxn)
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
+    freeze_embeddings: bool = False  # keep the token embeddings fixed (with --vectors: static vectors, Kim's CNN-static)
+    kernel_sizes: list | None = None  # cnn: convolution widths (3 4 5)
+    num_filters: int | None = None  # cnn: feature maps per width (100)
+    rnn_cell: str | None = None  # rnn: lstm | gru (lstm)
+    hidden_dim: int | None = None  # rnn: hidden size per direction (128)
+    num_layers: int | None = None  # rnn (1) | transformer (2): stacked layers
+    pooling: str | None = None  # rnn: max | mean | last (max); transformer: mean | first (mean)
+    num_heads: int | None = None  # transformer: attention heads (4)
+    ff_dim: int | None = None  # transformer: feed-forward width (256)
+    max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
+    dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.1
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
-    epochs: int = 4  # passes over the training portion (8 with --lr 8: more accurate, twice the time; README "Default model")
-    batch_size: int = 256  # samples per step per process (DataParallel: split over the GPUs)
-    lr: float = 16.0  # peak learning rate (the fused step's rule: docs/training-speed.md)
-    optimizer: str = "sgd"  # sgd | adamw (adamw needs dense gradients)
-    schedule: str = "linear"  # linear (decay to 0) | cosine | constant
-    weight_decay: float = 0.0  # L2 penalty (adamw: decoupled)
+    # (None below = the model's default, textpipe.models.TRAIN_DEFAULTS: bag sgd lr 16, 4 epochs, batch 256; the
+    # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8-10 epochs)
+    epochs: int | None = None  # passes over the training portion
+    batch_size: int | str | None = None  # samples per optimizer step per process (DataParallel: split over the
+    # GPUs); "auto" = the largest that fits on the GPU, found by trial (CPU: the model's default)
+    lr: float | None = None  # peak learning rate
+    optimizer: str | None = None  # sgd | adamw (adamw needs dense gradients)
+    schedule: str = "linear"  # linear (decay to 0) | cosine | constant, after the warmup
+    weight_decay: float | None = None  # L2 penalty (adamw: decoupled)
     class_weight: str = "auto"  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see CLASS_WEIGHT_AUTO
     label_smoothing: float = 0.0  # target 1 - s on the label, s / C on every class
+    warmup: float | None = None  # share of all steps over which the lr rises linearly from 0, in [0, 1)
+    clip_grad: float | None = None  # clip the gradient norm to this (0 = off)
+    accumulate: int = 1  # micro-batches per step: each batch is split in N (gradient accumulation, 1/N memory)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA autocast; fp16 with a gradient scaler; CPU: fp32, bf16)
+    compile: bool = False  # torch.compile the model (opt-in: compiling costs time up front)
     fused: bool | None = None  # the fused SGD step (textpipe.train.fused); None = on for sgd without weight decay or dp
     val_fraction: float = 0.0  # share of train held out for validation (0 = train on all; see docs)
     seed: int = 0  # model init, split and sampler order
@@ -97,9 +123,33 @@ def check_config(cfg: TrainConfig) -> None:
     def bad(name: str, expected: str) -> ValueError:
         return ValueError(f"{name} (--{name.replace('_', '-')}) must be {expected}, got {getattr(cfg, name)!r}")
 
-    for name in ("epochs", "batch_size", "eval_batch_size", "embed_dim"):
-        if getattr(cfg, name) < 1:
+    if cfg.model not in MODELS:
+        raise bad("model", f"one of {tuple(MODELS)}")
+    try:  # the model's own checks of its fields (rnn_cell, pooling, num_heads | embed_dim, ...)
+        config_class(cfg.model)(**{k: getattr(settle_defaults(cfg), k) for k in model_keys(cfg)}, vocab_size=2,
+                                num_classes=2)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--model {cfg.model}: {e}") from None
+
+    cfg = settle_defaults(cfg)
+    if not (cfg.batch_size == "auto" or (type(cfg.batch_size) is int and cfg.batch_size >= 1)):
+        raise bad("batch_size", '>= 1 or "auto"')
+    for name in ("epochs", "eval_batch_size", "embed_dim", "accumulate", "num_filters", "hidden_dim", "num_layers",
+                 "num_heads", "ff_dim", "max_len"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise bad(name, ">= 1")
+    if cfg.optimizer not in ("sgd", "adamw"):
+        raise bad("optimizer", "one of ('sgd', 'adamw')")
+    if cfg.precision not in PRECISIONS:
+        raise bad("precision", f"one of {PRECISIONS}")
+    if not 0.0 <= cfg.warmup < 1.0:
+        raise bad("warmup", "in [0, 1)")
+    if cfg.clip_grad < 0:
+        raise bad("clip_grad", ">= 0 (0 = off)")
+    if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
+        raise bad("dropout", "in [0, 1)")
+    if cfg.freeze_embeddings and cfg.fused:
+        raise ValueError("--freeze-embeddings trains through autograd: use --no-fused (or leave --fused unset)")
     for name in ("min_freq", "num_workers", "threads", "save_every", "patience"):
         if getattr(cfg, name) < 0:
             raise bad(name, ">= 0")
@@ -228,3 +278,27 @@ def class_weights(kind: str, counts) -> torch.Tensor | None:
         w = w.sqrt()
         w = w * counts.sum() / (w * counts).sum()
     return w
+
+
+def _model_default(name: str, field_name: str):
+    """The default of `field_name` in model `name`'s config dataclass, or None when it has no such field."""
+    for f in fields(config_class(name)):
+        if f.name == field_name:
+            return f.default_factory() if f.default is MISSING else f.default
+    return None
+
+
+def settle_defaults(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with every field left at None that its model has a default for filled in (`TRAIN_DEFAULTS`, then
+    the model config's defaults); fields the model does not use stay None. Unknown models are left for
+    `check_config` to name."""
+    if cfg.model not in MODELS:
+        return cfg
+    defaults = dict(TRAIN_DEFAULTS.get(cfg.model, {}))
+    values = {}
+    for f in fields(cfg):
+        if getattr(cfg, f.name) is None and f.name not in DERIVED:  # sparse=None stays: the plan settles it
+            value = defaults[f.name] if f.name in defaults else _model_default(cfg.model, f.name)
+            if value is not None:
+                values[f.name] = value
+    return replace(cfg, **values) if values else cfg

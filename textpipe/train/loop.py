@@ -13,7 +13,6 @@ from itertools import islice
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from textpipe.checkpoint import write_checkpoint
 from textpipe.core.checks import DivergedError
@@ -25,22 +24,14 @@ from textpipe.evaluate import evaluate, evaluate_model, load_for_inference, posi
 from textpipe.metrics import format_report, save_confusion_png, save_pr_png
 from textpipe.models import build_model
 from textpipe.train.args import parse_train_args
-from textpipe.train.config import TrainConfig, check_config
+from textpipe.train.config import TrainConfig, check_config, settle_defaults
 from textpipe.train.fused import hogwild_steps, sgd_step
 from textpipe.train.prepare import Data
 from textpipe.train.rundir import log_hparams, write_epoch_files, write_metrics
+from textpipe.train.steps import peak_gpu_mb, step_with_backoff
 from textpipe.train.setup import Loaders, Run, Trainer, load_data, make_trainer, open_output, setup, snapshot
 
 __all__ = ["fit", "main"]
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, *, class_weights: torch.Tensor | None = None,
-                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """The batch's training loss, as `sgd_step` takes its gradient: the mean over texts of each text's
-    (label-smoothed) cross-entropy times its class's weight."""
-    loss = nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing,
-                                       reduction="mean" if class_weights is None else "none")
-    return loss if class_weights is None else (loss * class_weights.index_select(0, y)).mean()
 
 
 # -- one epoch -------------------------------------------------------------------------------------------------
@@ -54,25 +45,23 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
     bar = progress(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
-    for ids, _, y in bar:
-        ids, y = ids.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, T), (B,)
-        logits = model(ids)  # (B, C)
-        loss = cross_entropy(logits, y, **tr.loss)
-        tr.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        tr.opt.step()
+    for ids, lengths, y in bar:
+        # (B, T), (B,), (B,); lengths is a tensor argument: DataParallel splits it along B with ids
+        ids, lengths, y = (t.to(device, non_blocking=True) for t in (ids, lengths, y))
+        loss_sum, correct = step_with_backoff(model, tr.opt, ids, lengths, y, tr.step_opts, step=st.step,
+                                              say=lambda msg: print(msg, flush=True))
         tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
-        # Python floats: holding loss tensors would keep their graphs alive
-        loss_value = loss.item()
-        if not math.isfinite(loss_value) and run.info.world_size == 1:  # DDP ranks check together, in end_epoch
-            raise diverged(run, tr, f"the loss is {loss_value} at step {st.step}")
-        st.running["loss_sum"] += loss_value * y.numel()
-        st.running["correct"] += (logits.argmax(1) == y).sum().item()
+        if not math.isfinite(loss_sum) and run.info.world_size == 1:  # DDP ranks check together, in end_epoch
+            raise diverged(run, tr, f"the loss is {loss_sum / y.numel()} at step {st.step}")
+        st.running["loss_sum"] += loss_sum
+        st.running["correct"] += correct
         st.running["seen"] += y.numel()
         if st.step % 10 == 0:
+            mem = peak_gpu_mb(device, reset=False)
             bar.set_postfix(loss=f"{st.running['loss_sum'] / st.running['seen']:.4f}",
-                            acc=f"{st.running['correct'] / st.running['seen']:.4f}")
+                            acc=f"{st.running['correct'] / st.running['seen']:.4f}",
+                            **({"gpu_mb": f"{mem:.0f}"} if mem is not None else {}))
         if cfg.save_every and st.step % cfg.save_every == 0 and run.is_main and st.step < tr.total_steps:
             save_last()
         if st.step >= tr.total_steps:
@@ -141,7 +130,7 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
     record = {"epoch": st.epoch + 1, "step": st.step, "lr": tr.sched.get_last_lr()[0],
               "train_loss": stats[0].item() / seen, "train_accuracy": stats[1].item() / seen,
               "val_loss": val and val["loss"], "val_accuracy": val and val["accuracy"],
-              "time_s": round(time.perf_counter() - t_loop, 3)}
+              "time_s": round(time.perf_counter() - t_loop, 3), "peak_gpu_mb": peak_gpu_mb(device)}
     st.history.append(record)
     st.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
     if st.batches_done == len(loaders.train):  # else stopped by --max-steps: resume mid-epoch
@@ -269,6 +258,7 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
         >>> fit(TrainConfig(data_dir="../shared/data/ag_news", epochs=1))["test"]["accuracy"]  # doctest: +SKIP
         0.845
     """
+    config = settle_defaults(config)  # None = the model's default (textpipe.models.TRAIN_DEFAULTS)
     check_config(config)
     run = setup(config, data=data)
     try:

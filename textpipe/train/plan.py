@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from textpipe.core.distributed import DistInfo
-from textpipe.train.config import FUSED_MODELS, TrainConfig
+from textpipe.train.config import FUSED_MODELS, TrainConfig, settle_defaults
 
 __all__ = ["Plan", "make_plan", "uses_fused_step", "uses_bucketing", "FUSED_MAX_ROWS", "FUSED_MODELS"]
 
@@ -45,9 +45,11 @@ def uses_fused_step(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
     DataParallel, on training data of at most `FUSED_MAX_ROWS` rows (larger corpora stream through autograd)."""
     if cfg.fused is not None:
         return cfg.fused
+    cfg = settle_defaults(cfg)  # optimizer, weight decay, ... None: the model's
     fits = train_rows is None or train_rows <= FUSED_MAX_ROWS
     return (fits and cfg.model in FUSED_MODELS and cfg.optimizer == "sgd" and not cfg.weight_decay
-            and cfg.parallel != "dp")
+            and cfg.parallel != "dp" and not cfg.freeze_embeddings and not cfg.clip_grad and cfg.accumulate == 1
+            and cfg.precision == "fp32" and not cfg.warmup and not cfg.compile)
 
 
 def uses_bucketing(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
@@ -61,6 +63,7 @@ def uses_bucketing(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
 
 def make_plan(cfg: TrainConfig, info: DistInfo, *, train_rows: int) -> Plan:
     """Settle the derived settings; ValueError where the config asks for what this run cannot do."""
+    cfg = settle_defaults(cfg)
     if cfg.fused and train_rows > FUSED_MAX_ROWS:
         raise ValueError(f"--fused holds every training text in memory and lists the whole epoch: the training data "
                          f"has {train_rows:,} rows, more than {FUSED_MAX_ROWS:,}; use --no-fused (the streaming loop)")
@@ -69,6 +72,12 @@ def make_plan(cfg: TrainConfig, info: DistInfo, *, train_rows: int) -> Plan:
         raise ValueError(f"--hogwild {cfg.hogwild} needs the fused SGD step on the CPU; this run has "
                          f"{'the fused step' if fused else 'the autograd loop'} on {info.device} (drop --hogwild, "
                          "or use --device cpu with sgd, no weight decay, no --no-fused)")
+    if cfg.precision == "fp16" and info.device.type != "cuda":
+        raise ValueError(f"--precision fp16 needs a CUDA GPU (autocast with a gradient scaler); this run is on "
+                         f"{info.device}: use --precision bf16 or fp32")
+    if fused and (cfg.clip_grad or cfg.accumulate > 1 or cfg.precision != "fp32" or cfg.compile):
+        raise ValueError("--clip-grad, --accumulate, --precision bf16/fp16 and --compile work in the autograd loop: "
+                         "use --no-fused")
     sparse = cfg.sparse if cfg.sparse is not None else (info.device.type == "cpu" and cfg.optimizer == "sgd")
     pin = info.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
     return Plan(info, fused, uses_bucketing(cfg, train_rows=train_rows), sparse, pin, train_rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,14 @@ from textpipe.core.distributed import DistInfo, init_distributed, pick_device, p
 from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX, UNK_IDX
 from textpipe.batches import make_dataloader
-from textpipe.models import build_model, model_config, model_name
+from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_name
 from textpipe.train.config import (RESUME_KEYS, TrainConfig, class_weights, config_dict, default_output_dir,
                                    model_keys)
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
 from textpipe.train.rundir import RunLock, check_run_dir, now, remove_run, run_record
+from textpipe.train.steps import StepOptions, find_batch_size, make_scaler, train_step
 
 __all__ = ["Run", "Loaders", "Trainer", "setup", "open_output", "load_data", "make_trainer", "snapshot"]
 
@@ -88,6 +89,8 @@ def open_output(run: Run) -> None:
         else:
             run.ckpt = load_checkpoint(path, map_location="cpu")
             saved = run.ckpt["train_config"]
+            if cfg.batch_size == "auto":  # the batch size the run found
+                run.cfg = cfg = replace(cfg, batch_size=saved["batch_size"])
             check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
                          path)
             # checkpoints whose train_config predates the model fields: compare with their model config
@@ -124,6 +127,8 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
                              f"{data.sizes['train']}; resume with the same training data")
         if run.ckpt["vocab_itos"] != data.vocab.get_itos():
             raise ValueError("--resume: the prepared vocabulary differs from the checkpoint's")
+    if cfg.batch_size == "auto":
+        run.cfg = cfg = replace(cfg, batch_size=auto_batch_size(run, data))
     if run.is_main:  # what summary.json records about the run (data files hashed: after the checks)
         run.record = run_record(config_dict(cfg), data.sources, device=run.device, started=run.started,
                                 world_size=ws)
@@ -142,6 +147,37 @@ def load_data(run: Run, data: Data | None) -> tuple[Data, Loaders]:
     return data, Loaders(train, val)
 
 
+def auto_batch_size(run: Run, data: Data) -> int:
+    """`--batch-size auto`: the largest batch (the model's default times a power of 2, at most the training
+    rows) whose forward and backward pass over the longest training text fits on the GPU; on the CPU, the
+    model's default. Every DDP rank takes the smallest that any rank found."""
+    cfg, device = run.cfg, run.device
+    default = TRAIN_DEFAULTS[cfg.model]["batch_size"]
+    if device.type != "cuda":
+        print0(f"--batch-size auto: no GPU here, using {cfg.model}'s default {default}")
+        return default
+    mcfg = model_config(cfg.model, cfg, vocab_size=len(data.vocab), num_classes=len(data.labels), pad_idx=PAD_IDX,
+                        sparse=False)
+    model = build_model(mcfg).to(device)
+    T = max(1, min(int(max(data.train.lengths, default=1)), getattr(mcfg, "max_len", 1 << 30)))
+    opt = torch.optim.AdamW(model.parameters())
+
+    def try_batch(b: int) -> None:
+        ids = torch.randint(2, len(data.vocab), (b, T), device=device)  # (b, T): the worst case, no padding
+        lengths, y = torch.full((b,), T, device=device), torch.zeros(b, dtype=torch.long, device=device)
+        train_step(model, opt, ids, lengths, y, StepOptions(precision=cfg.precision))
+
+    found = find_batch_size(try_batch, start=default, limit=max(default, len(data.train)))
+    del model, opt
+    torch.cuda.empty_cache()
+    if run.info.world_size > 1:
+        t = torch.tensor([found], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        found = int(t.item())
+    print0(f"--batch-size auto: {found} (the largest that fits on {device} with texts of {T} tokens)")
+    return found
+
+
 # -- model -----------------------------------------------------------------------------------------------------
 @dataclass
 class Trainer:
@@ -156,19 +192,25 @@ class Trainer:
     best_weights: dict | None = None  # with --checkpoints end|none: the best epoch's weights, kept in memory
     flat: object = None  # the fused step's batches (textpipe.train.fused.FlatBatches), or None for autograd
     loss: dict = field(default_factory=dict)  # sgd_step's class_weights / label_smoothing (autograd loop: the same)
+    step_opts: StepOptions = field(default_factory=StepOptions)  # micro-batches, precision, clipping, scaler
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
     """The optimizer and a per-step learning-rate schedule over `total_steps` (fused: no optimizer object)."""
-    shape = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
+    warm = int(cfg.warmup * total_steps)
+    if warm:  # linear warmup from 0 over `warm` steps, then the schedule over the remaining steps
+        total_steps -= warm
+    decay = {"linear": lambda s: max(0.0, 1.0 - s / total_steps),
              "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)),
              "constant": lambda s: 1.0}[cfg.schedule]
+    shape = decay if not warm else (lambda s: (s + 1) / warm if s < warm else decay(s - warm))
     if fused:  # the fused step is the optimizer (see textpipe/train/fused.py)
         return None, LRSchedule(cfg.lr, shape)
+    params = [p for p in model.parameters() if p.requires_grad]  # --freeze-embeddings leaves some out
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 
@@ -186,6 +228,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
         from textpipe.vectors.pretrained import init_embedding_from_file
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
+    if cfg.freeze_embeddings:  # the token embedding stays as initialised (Kim's CNN-static with --vectors)
+        model.embedding.weight.requires_grad_(False)
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=plan.fused)
@@ -217,6 +261,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
             model = nn.DataParallel(model, device_ids=list(range(device.index or 0, torch.cuda.device_count())))
         elif not torch.cuda.is_available():  # PyTorch's pass-through wrapper: same code path, one device
             model = nn.DataParallel(model)
+    if cfg.compile:  # in place: the state_dict keys stay the model's own (no "_orig_mod." prefix)
+        model.compile()
     flat = None
     if plan.fused:
         # no DDP wrapper: the step syncs the replicas. The whole corpus at once: every core (one process); the
@@ -230,7 +276,9 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
                             minlength=len(data.labels))
     weights = class_weights(cfg.class_weight, counts.tolist())
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
-    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss)
+    step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
+                            scaler=make_scaler(cfg.precision, device), **loss)
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts)
 
 
 def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:

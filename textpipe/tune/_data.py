@@ -23,6 +23,7 @@ def resolve_data(cfg) -> dict[str, Any]:
     """The data flags as absolute paths (trials run elsewhere), their sources checked without reading them,
     and the validation split the trials are scored on; UsageError for what cannot work."""
     from textpipe.train.prepare import resolve
+    from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     if cfg.data_dir is None and cfg.train is None:
@@ -67,6 +68,7 @@ def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int) -> di
     """What every trial gets through Ray's object store: its fixed TrainConfig fields and the prepared data
     (built once here, with the smallest `min_freq` of the space; see `derive`)."""
     from textpipe.train.prepare import prepare_data
+    from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"
@@ -142,6 +144,7 @@ def native(params: dict[str, Any]) -> dict[str, Any]:
 
 def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output_dir: str):
     """The TrainConfig of one run: the fixed fields in `shared`, the trial's parameters over them."""
+    from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -149,4 +152,8 @@ def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output
     unknown = sorted(set(values) - names)
     if unknown:  # a parameter this textpipe's TrainConfig does not have: say so instead of dropping it
         raise ValueError(f"TrainConfig has no field(s) {unknown}; this textpipe cannot search them")
+    model = values.get("model") or "bag"
+    if model in MODELS:  # a search across families: this trial's model ignores the other families' parameters
+        others = {k for name in MODELS for k in hyperparameters(name)} - set(hyperparameters(model))
+        values.update({k: None for k in others if k in values and k in params})
     return TrainConfig(**values)

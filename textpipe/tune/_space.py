@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space",
-           "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
+           "BAG_SPACE", "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
            "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
@@ -71,7 +71,23 @@ PARAMS: dict[str, Param] = {
     "optimizer": Param(str, "sgd | adamw (adamw wants a much smaller lr)", values=("sgd", "adamw")),
     "schedule": Param(str, "learning-rate schedule", values=("linear", "cosine", "constant")),
     "weight_decay": Param(float, "L2 penalty", minimum=0.0),
+    # the model family, and each family's own parameters (a trial ignores those of the other families)
+    "model": Param(str, "model family (each trial takes its family's defaults for what is not searched)",
+                   values=("bag", "cnn", "rnn", "transformer")),
+    "warmup": Param(float, "share of the steps with a rising lr", minimum=0.0),
+    "clip_grad": Param(float, "gradient-norm clip (0 = off)", minimum=0.0),
+    "dropout": Param(float, "cnn/rnn/transformer dropout", minimum=0.0),
+    "num_filters": Param(int, "cnn: feature maps per width", minimum=1),
+    "rnn_cell": Param(str, "rnn: lstm | gru", values=("lstm", "gru")),
+    "hidden_dim": Param(int, "rnn: hidden size per direction", minimum=1),
+    "num_layers": Param(int, "rnn/transformer: layers", minimum=1),
+    "pooling": Param(str, "rnn: max | mean | last; transformer: mean | first", values=("max", "mean", "last", "first")),
+    "num_heads": Param(int, "transformer: attention heads", minimum=1),
+    "ff_dim": Param(int, "transformer: feed-forward width", minimum=1),
 }
+# The default space's entries that only suit the bag model: a search over `model` drops them, so that each
+# family trains with its own defaults (textpipe.models.TRAIN_DEFAULTS) unless the user searches them.
+BAG_SPACE = ("lr", "epochs", "batch_size", "embed_dim", "optimizer")
 
 # Around textpipe's tuned defaults (TrainConfig: lr 8, 8 epochs, batch 256, embedding 10, bigrams in 2^18
 # buckets; docs/training-speed.md), wide enough to find better ones, and with no divergent region: lr up to 64
@@ -93,7 +109,9 @@ def training_defaults() -> dict[str, Any]:
     """textpipe's training defaults (TrainConfig's) of the searchable parameters: the search's first trial."""
     from textpipe.train.config import TrainConfig  # imports torch: only once a search is set up
 
-    defaults = TrainConfig()
+    from textpipe.train.config import settle_defaults
+
+    defaults = settle_defaults(TrainConfig())
     return {name: getattr(defaults, name) for name in PARAMS}
 
 
@@ -269,6 +287,8 @@ def min_value(spec: Any) -> Any:
 
 
 def _contains(spec: Any, value: Any) -> bool:
+    if value is None:  # a parameter the default model does not have
+        return False
     if not isinstance(spec, dict):
         return spec == value
     kind, args = next(iter(spec.items()))

@@ -30,7 +30,7 @@ from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
 from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
 from textpipe.tune._reaper import reap_stale, watch
-from textpipe.tune._space import (DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
+from textpipe.tune._space import (BAG_SPACE, DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
                                   max_value, merge_spaces, min_value, parse_param_flag)
 from textpipe.core.cli_args import Formatter, Parser, run_cli
 from textpipe.core.fileio import atomic_write_text
@@ -182,6 +182,15 @@ def _check_installed(search_alg: str) -> None:
 def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
     """The default space, then the --space file, then --param flags; and where each parameter came from."""
     layers, sources = [(DEFAULT_SPACE, "default")], {}
+    searched = {}
+    if isinstance(cfg.space, dict):
+        searched.update(cfg.space)
+    elif cfg.space is not None:
+        searched.update(load_space_file(cfg.space))
+    for text in cfg.params:
+        searched.update(parse_param_flag(text))
+    if searched.get("model", "bag") != "bag":  # another family: the bag's tuned ranges do not apply to it
+        layers = [({k: v for k, v in DEFAULT_SPACE.items() if k not in BAG_SPACE}, "default")]
     if isinstance(cfg.space, dict):
         layers.append((check_space(cfg.space, where="space="), "space="))
     elif cfg.space is not None:

@@ -328,10 +328,12 @@ def vectors_for_vocab(vocab, vectors: Vectors, *, lower_case_backup: bool = Fals
 
 def init_embedding_from_vectors(model: torch.nn.Module, vocab, vectors: Vectors, *,
                                 lower_case_backup: bool = False) -> Coverage:
-    """Copy pretrained vectors into a ``TextClassifier``'s token rows; other rows keep their initialisation.
+    """Copy pretrained vectors into a model's token rows; other rows keep their initialisation.
 
-    Rows ``0..len(vocab)-1`` of ``model.embedding.weight`` are the vocabulary's tokens (the bigram buckets
-    follow and are left as they are); ``<pad>``/``<unk>`` are not overwritten.
+    The hook is the model's ``.embedding`` (every ``textpipe.models`` model has one: an ``nn.EmbeddingBag`` for
+    the bag, an ``nn.Embedding`` for cnn/rnn/transformer): rows ``0..len(vocab)-1`` of its weight are the
+    vocabulary's tokens (the bag's bigram buckets follow and are left as they are); ``<pad>``/``<unk>`` are not
+    overwritten.
 
     Raises:
         ValueError: The model's ``embed_dim`` differs from ``vectors.dim`` (the message says which flag to
@@ -344,7 +346,7 @@ def init_embedding_from_vectors(model: torch.nn.Module, vocab, vectors: Vectors,
     """
     weight = getattr(getattr(model, "embedding", None), "weight", None)
     if weight is None:
-        raise TypeError(f"model must have an .embedding with a weight (a TextClassifier), got {type(model).__name__}")
+        raise TypeError(f"model must have an .embedding with a weight (as every textpipe.models model has), got {type(model).__name__}")
     if weight.shape[1] != vectors.dim:
         raise ValueError(f"the model's embed_dim is {weight.shape[1]} but the vectors have dim {vectors.dim}; build "
                          f"the model with embed_dim={vectors.dim} (train: --embed-dim {vectors.dim})")

@@ -1,0 +1,276 @@
+"""The model families (bag, cnn, rnn, transformer): their padding contracts, configs and defaults, and each one
+through train -> evaluate -> predict, --resume, --vectors/--freeze-embeddings, DataParallel's CPU path, DDP
+(gloo), micro-batches, bf16, and the out-of-memory backoff (injected: this suite runs without a GPU).
+
+Run: python -m pytest -q tests/test_models.py            (about 40 s on 2 CPU cores)
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from textpipe.checkpoint import load_checkpoint
+from textpipe.evaluate import evaluate
+from textpipe.models import MODELS, build_model, forward, model_config, state_shapes, takes_lengths
+from textpipe.predict import predict
+from textpipe.train import TrainConfig, fit, main
+from textpipe.train.config import check_config, settle_defaults
+from textpipe.train.steps import StepOptions, find_batch_size, step_with_backoff, train_step
+
+from test_train import ROOT, _env, write_csv
+
+TINY = {"bag": [], "cnn": ["--num-filters", "4", "--kernel-sizes", "2", "3"],
+        "rnn": ["--hidden-dim", "8", "--rnn-cell", "gru"],
+        "transformer": ["--num-heads", "2", "--ff-dim", "16", "--num-layers", "1", "--max-len", "16"]}
+TINY_CFG = {"bag": {"buckets": 64}, "cnn": {"num_filters": 4, "kernel_sizes": [2, 3]}, "rnn": {"hidden_dim": 8},
+            "transformer": {"num_heads": 2, "ff_dim": 16, "num_layers": 1, "max_len": 16}}
+SEQ_MODELS = ["cnn", "rnn", "transformer"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    write_csv(d / "train.csv", 96, seed=0)
+    write_csv(d / "test.csv", 24, seed=1)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def _args(data_dir, out, model, *extra):
+    return ["--data-dir", str(data_dir), "--output-dir", str(out), "--model", model, "--embed-dim", "8",
+            "--batch-size", "16", "--epochs", "2", "--no-progress", *TINY[model], *extra]
+
+
+def _tiny(name, **kw):
+    return build_model(model_config(name, {"embed_dim": 8, **TINY_CFG[name], **kw}, vocab_size=30, num_classes=3))
+
+
+# -- the models themselves -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_text_gets_the_same_logits_alone_and_in_a_padded_batch(name):
+    torch.manual_seed(0)
+    model = _tiny(name).eval()
+    batch = torch.tensor([[5, 6, 7, 8, 9, 10, 11], [12, 13, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([7, 2, 0])
+    together = forward(model, batch, lengths)
+    assert together.shape == (3, 3) and torch.isfinite(together).all()
+    for i in range(2):
+        alone = forward(model, batch[i:i + 1, :lengths[i]], lengths[i:i + 1])
+        assert torch.allclose(alone, together[i:i + 1], atol=1e-5), name
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_state_shapes_match_a_built_model(name):
+    config = model_config(name, {"embed_dim": 8, **TINY_CFG[name]}, vocab_size=30, num_classes=3)
+    assert state_shapes(config) == {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    assert takes_lengths(build_model(config)) == (name != "bag")
+
+
+def test_transformer_truncates_to_max_len():
+    model = _tiny("transformer", max_len=4).eval()
+    ids = torch.arange(2, 12).view(1, 10)
+    assert torch.allclose(model(ids, torch.tensor([10])), model(ids[:, :4], torch.tensor([4])), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"model": "rnn", "pooling": "first"}, r"pooling must be one of \('max', 'mean', 'last'\) for rnn"),
+    ({"model": "transformer", "num_heads": 3}, r"num_heads must be >= 1 and divide embed_dim=128"),
+    ({"model": "cnn", "dropout": 1.0}, r"--model cnn: dropout must be in \[0, 1\), got 1.0"),
+    ({"model": "cnn", "batch_size": "big"}, r"batch_size \(--batch-size\) must be >= 1 or \"auto\""),
+    ({"model": "cnn", "precision": "fp8"}, r"precision \(--precision\) must be one of"),
+    ({"model": "bag", "fused": True, "freeze_embeddings": True}, r"--freeze-embeddings trains through autograd"),
+])
+def test_bad_model_settings_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        check_config(TrainConfig(**bad))
+
+
+def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
+    bag = settle_defaults(TrainConfig())
+    assert (bag.optimizer, bag.lr, bag.epochs, bag.batch_size, bag.embed_dim, bag.warmup, bag.clip_grad) == \
+        ("sgd", 16.0, 4, 256, 10, 0.0, 0.0)
+    assert bag.sparse is None and bag.kernel_sizes is None  # the plan settles sparse; cnn fields stay unset
+    cnn = settle_defaults(TrainConfig(model="cnn", lr=0.01))
+    assert (cnn.optimizer, cnn.lr, cnn.kernel_sizes, cnn.num_filters, cnn.dropout) == ("adamw", 0.01, [3, 4, 5], 100, 0.5)
+    assert settle_defaults(TrainConfig(model="transformer")).pooling == "mean"
+
+
+# -- the training step ---------------------------------------------------------------------------------------
+def _grads(model):
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_micro_batches_give_the_gradient_of_the_whole_batch():
+    torch.manual_seed(0)
+    ids, lengths, y = torch.randint(2, 30, (12, 6)), torch.randint(1, 7, (12,)), torch.randint(0, 3, (12,))
+    grads = []
+    for accumulate in (1, 3):
+        model = _tiny("cnn", dropout=0.0)
+        torch.manual_seed(1)
+        model = _tiny("cnn", dropout=0.0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        train_step(model, opt, ids, lengths, y, StepOptions(accumulate=accumulate))
+        grads.append(_grads(model))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+def test_out_of_memory_halves_the_micro_batch_and_goes_on(capsys):
+    torch.manual_seed(0)
+    model = _tiny("rnn")
+    real_forward = model.forward
+
+    def fits_eight(ids, lengths):  # a "GPU" that holds 8 texts
+        if ids.shape[0] > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(ids, lengths)
+
+    model.forward = fits_eight
+    opt = torch.optim.AdamW(model.parameters())
+    opts = StepOptions()
+    ids, lengths, y = torch.randint(2, 30, (32, 5)), torch.full((32,), 5), torch.randint(0, 3, (32,))
+    loss_sum, correct = step_with_backoff(model, opt, ids, lengths, y, opts, step=6)
+    assert opts.accumulate == 4 and 0 <= correct <= 32 and loss_sum > 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["out of memory at step 7 with micro-batches of 32 texts: retrying with 16 (2 micro-batches "
+                     "per step, the same batch of 32); cache freed",
+                     "out of memory at step 7 with micro-batches of 16 texts: retrying with 8 (4 micro-batches "
+                     "per step, the same batch of 32); cache freed"]
+    model.forward = lambda ids, lengths: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("nothing fits"))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        step_with_backoff(model, opt, ids, lengths, y, opts, step=7, say=lambda m: None)
+
+
+def test_out_of_memory_mid_run_keeps_training(data_dir, tmp_path, monkeypatch, capsys):
+    from textpipe.models.cnn import CNNClassifier
+
+    real_forward, calls = CNNClassifier.forward, []
+
+    def oom_once(self, ids, lengths=None):
+        calls.append(ids.shape[0])
+        if self.training and len(calls) == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_forward(self, ids, lengths)
+
+    monkeypatch.setattr(CNNClassifier, "forward", oom_once)
+    assert main(_args(data_dir, tmp_path, "cnn")) == 0
+    out = capsys.readouterr().out
+    assert "out of memory at step 3 with micro-batches of 16 texts: retrying with 8" in out
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 12
+
+
+def test_find_batch_size_takes_the_largest_that_fits():
+    def fits_300(b):
+        if b > 300:
+            raise torch.cuda.OutOfMemoryError("too big")
+
+    assert find_batch_size(fits_300, start=32, limit=4096) == 256
+    assert find_batch_size(fits_300, start=32, limit=64) == 64
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="not even 512"):
+        find_batch_size(fits_300, start=512, limit=4096)
+
+
+# -- end to end ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", SEQ_MODELS)
+def test_train_evaluate_predict_from_the_checkpoint(name, data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, name)) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    ckpt = load_checkpoint(tmp_path / "best.pt")
+    assert ckpt["model_name"] == name and ckpt["train_config"]["optimizer"] == "adamw"
+    report = evaluate(tmp_path / "best.pt", data_dir / "test.csv", device="cpu")
+    assert report["accuracy"] == summary["test"]["accuracy"] and report["n"] == 24
+    texts = ["Election Minister Troops embassy iraq the", "", "coach"]
+    preds = predict(tmp_path / "best.pt", texts, device="cpu")
+    alone = [predict(tmp_path / "best.pt", [t], device="cpu")[0] for t in texts]
+    assert [p["label"] for p in preds] == [p["label"] for p in alone]  # padding does not change a prediction
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["peak_gpu_mb"] is None  # CPU: no GPU memory to report
+
+
+@pytest.mark.parametrize("name", SEQ_MODELS)
+def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_dir, tmp_path):
+    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
+    assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop
+
+    cfg, _ = __import__("textpipe.train.args", fromlist=["x"]).parse_train_args(
+        _args(data_dir, tmp_path / "cut", name, *flags))
+    with pytest.raises(Stop):  # stops after epoch 1: last.pt holds epoch 1's end
+        fit(cfg, report=stop)
+    assert main(_args(data_dir, tmp_path / "cut", name, *flags, "--resume")) == 0
+    ref, resumed = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ref", "cut"))
+    assert resumed["step"] == ref["step"] == 18
+    for k, v in ref["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+
+
+def test_vectors_and_frozen_embeddings(data_dir, tmp_path):
+    vec = tmp_path / "tiny.vec"
+    vec.write_text("2 8\nelection " + " ".join(["0.5"] * 8) + "\ncoach " + " ".join(["-0.25"] * 8) + "\n")
+    assert main(_args(data_dir, tmp_path / "run", "rnn", "--vectors", str(vec), "--freeze-embeddings")) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    itos = list(ckpt["vocab_itos"]) if not hasattr(ckpt["vocab_itos"], "get_itos") else ckpt["vocab_itos"].get_itos()
+    emb = ckpt["model"]["embedding.weight"]
+    assert torch.equal(emb[itos.index("election")], torch.full((8,), 0.5))
+    assert torch.equal(emb[itos.index("coach")], torch.full((8,), -0.25))
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+def test_dataparallel_path_and_bf16_on_cpu(name, data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, name, "--parallel", "dp", "--device", "cpu", "--precision", "bf16",
+                      "--accumulate", "2", "--epochs", "1")) == 0
+    assert not any(k.startswith("module.") for k in load_checkpoint(tmp_path / "best.pt")["model"])
+
+
+def test_fp16_needs_cuda(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "cnn", "--precision", "fp16", "--device", "cpu")) != 0
+    assert "--precision fp16 needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_batch_size_auto_on_cpu_takes_the_model_default(data_dir, tmp_path, capsys):
+    assert main(_args(data_dir, tmp_path, "cnn", "--batch-size", "auto", "--epochs", "1")) == 0
+    assert "--batch-size auto: no GPU here, using cnn's default 64" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "last.pt")["train_config"]["batch_size"] == 64
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_train_the_rnn_with_gloo(data_dir, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "textpipe.train", *_args(data_dir, tmp_path, "rnn", "--parallel", "ddp", "--device", "cpu")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["replicas_in_sync"] and [r["rank"] for r in summary["ranks"]] == [0, 1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on the machine this was written on)")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_auto_batch_on_a_gpu(precision, data_dir, tmp_path):
+    assert main(_args(data_dir, tmp_path, "transformer", "--device", "cuda", "--precision", precision,
+                      "--batch-size", "auto", "--compile")) == 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["peak_gpu_mb"] > 0
+
+
+def test_a_search_across_families_gives_each_trial_its_own_parameters():
+    from textpipe.tune._data import trial_train_config
+    from textpipe.tune.command import build_space, SearchConfig
+
+    trial = trial_train_config({"base": {}}, {"model": "rnn", "num_filters": 7, "hidden_dim": 16}, output_dir="x")
+    assert trial.num_filters is None and trial.hidden_dim == 16
+    assert settle_defaults(trial).lr == 2e-3  # the rnn's default, not the bag's 16
+    space, _ = build_space(SearchConfig(params=["model=cnn,rnn"]))
+    assert space["model"] == {"choice": ["cnn", "rnn"]} and "lr" not in space and "ngrams" in space

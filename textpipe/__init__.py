@@ -10,6 +10,11 @@
 Names are imported lazily (PEP 562), so `import textpipe` is cheap and has no side effects, and the
 tokenizer and vocabulary stay usable without importing torch. The command-line modules (`train`,
 `evaluate`, `predict`) and `distributed` are never imported from here.
+
+torchtext 0.12-0.17 imported its submodules in `torchtext/__init__.py`, so scripts written for them use
+`torchtext.data.utils.get_tokenizer` after a bare `import torchtext`. The same torchtext-layout submodules
+(`data`, `datasets`, `vocab`, `functional`, `transforms`, `utils`) are attributes here too, imported on first
+access: `import textpipe; textpipe.datasets.AG_NEWS` works and `import textpipe` still imports nothing.
 """
 from importlib import import_module
 
@@ -30,6 +35,15 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "Vectors": "vectors", "GloVe": "vectors", "FastText": "vectors", "init_embedding_from_vectors": "vectors",
 }
+# torchtext-layout submodules, imported on first attribute access (torchtext 0.12-0.17 imported them eagerly)
+_SUBMODULES = ("data", "datasets", "functional", "transforms", "utils", "vocab")
+# torchtext submodules textpipe does not provide -> what to use instead (an AttributeError says so)
+_NOT_PROVIDED = {
+    "nn": "torchtext.nn (MultiheadAttentionContainer, InProjContainer, ScaledDotProduct) is not provided: "
+          "use torch.nn.MultiheadAttention and torch.nn.functional.scaled_dot_product_attention",
+    "prototype": "torchtext.prototype is not provided",
+    "experimental": "torchtext.experimental is not provided",
+}
 __all__ = ["__version__", "disable_textpipe_deprecation_warning", "disable_torchtext_deprecation_warning",
            *_EXPORTS]
 
@@ -43,13 +57,16 @@ disable_torchtext_deprecation_warning = disable_textpipe_deprecation_warning  # 
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"textpipe.{name}")  # the import binds it here: __getattr__ runs once per name
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'textpipe' has no attribute {name!r}")
+        hint = f"; {_NOT_PROVIDED[name]} (see the README, 'Migrating from torchtext')" if name in _NOT_PROVIDED else ""
+        raise AttributeError(f"module 'textpipe' has no attribute {name!r}{hint}")
     value = getattr(import_module(f"textpipe.{module}"), name)
     globals()[name] = value  # cache: the next lookup is a plain attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})

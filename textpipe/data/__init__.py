@@ -10,7 +10,8 @@ from importlib import import_module
 _EXPORTS = {
     "get_tokenizer": "utils", "ngrams_iterator": "utils", "interleave_keys": "utils",
     "to_map_style_dataset": "functional", "simple_space_split": "functional", "custom_replace": "functional",
-    "numericalize_tokens_from_iterator": "functional",
+    "numericalize_tokens_from_iterator": "functional", "generate_sp_model": "functional", "load_sp_model": "functional",
+    "sentencepiece_numericalizer": "functional", "sentencepiece_tokenizer": "functional",
 }
 
 

@@ -10,11 +10,8 @@
 Names are imported lazily (PEP 562), so `import textpipe` is cheap and has no side effects, and the
 tokenizer and vocabulary stay usable without importing torch. The command-line modules (`train`,
 `evaluate`, `predict`) and `distributed` are never imported from here.
-
-torchtext 0.12-0.17 imported its submodules in `torchtext/__init__.py`, so scripts written for them use
-`torchtext.data.utils.get_tokenizer` after a bare `import torchtext`. The same torchtext-layout submodules
-(`data`, `datasets`, `vocab`, `functional`, `transforms`, `utils`) are attributes here too, imported on first
-access: `import textpipe; textpipe.datasets.AG_NEWS` works and `import textpipe` still imports nothing.
+As torchtext 0.12-0.17 imported them in `__init__`, the torchtext-layout submodules are attributes,
+imported on first access: `import textpipe; textpipe.datasets.AG_NEWS` works.
 """
 from importlib import import_module
 
@@ -35,15 +32,7 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "Vectors": "vectors", "GloVe": "vectors", "FastText": "vectors", "init_embedding_from_vectors": "vectors",
 }
-# torchtext-layout submodules, imported on first attribute access (torchtext 0.12-0.17 imported them eagerly)
-_SUBMODULES = ("data", "datasets", "functional", "transforms", "utils", "vocab")
-# torchtext submodules textpipe does not provide -> what to use instead (an AttributeError says so)
-_NOT_PROVIDED = {
-    "nn": "torchtext.nn (MultiheadAttentionContainer, InProjContainer, ScaledDotProduct) is not provided: "
-          "use torch.nn.MultiheadAttention and torch.nn.functional.scaled_dot_product_attention",
-    "prototype": "torchtext.prototype is not provided",
-    "experimental": "torchtext.experimental is not provided",
-}
+_SUBMODULES = ("data", "datasets", "functional", "transforms", "utils", "vocab")  # torchtext's layout
 __all__ = ["__version__", "disable_textpipe_deprecation_warning", "disable_torchtext_deprecation_warning",
            *_EXPORTS]
 
@@ -61,7 +50,7 @@ def __getattr__(name: str):
         return import_module(f"textpipe.{name}")  # the import binds it here: __getattr__ runs once per name
     module = _EXPORTS.get(name)
     if module is None:
-        hint = f"; {_NOT_PROVIDED[name]} (see the README, 'Migrating from torchtext')" if name in _NOT_PROVIDED else ""
+        hint = "; torchtext.nn is not provided: use torch.nn.MultiheadAttention" if name == "nn" else ""
         raise AttributeError(f"module 'textpipe' has no attribute {name!r}{hint}")
     value = getattr(import_module(f"textpipe.{module}"), name)
     globals()[name] = value  # cache: the next lookup is a plain attribute

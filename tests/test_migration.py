@@ -119,7 +119,7 @@ def test_torchtext_style_script_runs_after_the_word_is_replaced(tmp_path):
 
 # The same program as TORCHTEXT_SCRIPT, written as scripts for torchtext 0.12-0.17 were: a bare `import torchtext`
 # (those versions imported data, datasets, vocab, functional, transforms, utils in their __init__) and
-# attribute access. torchtext 0.18 prints TORCHTEXT_OUTPUT for both; so must the port.
+# attribute access. It makes the same calls on the same files, so its port must print TORCHTEXT_OUTPUT too.
 TORCHTEXT_017_SCRIPT = r'''
 import os, sys
 from collections import OrderedDict

@@ -236,6 +236,19 @@ def test_regex_tokenizer_splits_at_spaces_only_and_uses_re2_rewrites():
     assert T.RegexTokenizer([(r"\s", "_")])("a\u00a0b c") == ["a\u00a0b_c"]  # \s is ASCII, as in RE2
 
 
+@pytest.mark.parametrize("pairs, line, tokens", [
+    # RE2 answers, checked against torchtext 0.18's RegexTokenizer (RE2) on 3,000 random pattern/line pairs
+    ([(r"x*", "-")], "x\u00a0y", ["-\u00a0-y-"]),        # no empty match right after a match (re.sub: '--\xa0-y-')
+    ([(r"\d*", "#")], "a12b", ["#a#b#"]),
+    ([(r"\s+", " ")], "\x0bvtab\x0c", ["\x0bvtab"]),     # RE2's \s has no vertical tab
+    ([(r"[\s,]", "_")], "a,b\x0bc d", ["a_b\x0bc_d"]),
+    ([(r"\S+", "<\\0>")], "ab\x0bc d", ["<ab\x0bc>", "<d>"]),
+    ([(r"[]a]", "!")], "a]b", ["!!b"]),                    # ']' first in a class is a member
+])
+def test_regex_tokenizer_matches_re2(pairs, line, tokens):
+    assert T.RegexTokenizer(pairs)(line) == tokens
+
+
 @pytest.mark.parametrize("pairs, match", [
     ([("(", "x")], re.escape("pattern '(' does not compile")),
     ([("a", r"\1")], "refers to group 1, but the pattern 'a' has 0 group"),

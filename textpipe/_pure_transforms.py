@@ -102,12 +102,13 @@ def _check_tokens(tokens: Any) -> None:
 class RegexTokenizer(nn.Module):
     r"""Apply ``(pattern, replacement)`` pairs in order to a line, then split it at spaces (torchtext's).
 
-    Each pattern replaces every match (leftmost first, non-overlapping, as RE2's ``GlobalReplace`` did);
-    the result is split at the space character only (a tab or newline stays inside a token unless a pattern
-    replaced it) and empty tokens are dropped. Patterns are Python ``re`` patterns compiled with
-    ``re.ASCII``, so ``\s \w \d \b`` are the ASCII classes, as in RE2; RE2-only syntax (``\pL``,
-    ``[[:alpha:]]``) is not supported. A replacement is literal text except ``\1``..``\9`` (a group) and
-    ``\\`` (a backslash), RE2's rewrite syntax.
+    Each pattern replaces every match (leftmost first, non-overlapping, and no empty match right after a
+    match, as RE2's ``GlobalReplace`` did); the result is split at the space character only (a tab or
+    newline stays inside a token unless a pattern replaced it) and empty tokens are dropped. Patterns are
+    Python ``re`` patterns compiled with ``re.ASCII``, so ``\w \d \b`` are the ASCII classes, and ``\s`` is
+    RE2's ``[\t\n\f\r ]`` (no vertical tab); RE2-only syntax (``\pL``, ``[[:alpha:]]``) is not supported.
+    A replacement is literal text except ``\1``..``\9`` (a group) and ``\\`` (a backslash), RE2's rewrite
+    syntax.
 
     ``torch.jit.script`` compiles it (the substitutions run in Python's ``re``); ``torch.jit.save`` cannot
     export the scripted module, since TorchScript has no regular expressions.
@@ -152,7 +153,7 @@ class RegexTokenizer(nn.Module):
             raise TypeError(f"RegexTokenizer takes one line (a str), got {type(line).__name__}; "
                             f"for a batch, call it on each line")
         for pattern, rewrite in self._compiled or [_compile(p, r) for p, r in zip(self.patterns, self.replacements)]:
-            line = pattern.sub(rewrite, line)
+            line = _global_replace(pattern, rewrite, line)
         return [token for token in line.split(" ") if token]
 
     def __prepare_scriptable__(self) -> "RegexTokenizer":
@@ -165,19 +166,88 @@ class RegexTokenizer(nn.Module):
 def _tokenize(line: str, patterns: List[str], replacements: List[str]) -> List[str]:
     """The scripted ``RegexTokenizer.forward`` calls this in Python (TorchScript has no regular expressions)."""
     for pattern, rewrite in (_compile(p, r) for p, r in zip(patterns, replacements)):
-        line = pattern.sub(rewrite, line)
+        line = _global_replace(pattern, rewrite, line)
     return [token for token in line.split(" ") if token]
 
 
+def _global_replace(pattern: re.Pattern, rewrite: Callable[[re.Match], str], line: str) -> str:
+    """RE2's ``GlobalReplace``: like ``pattern.sub``, but an empty match right where the last match ended is
+    skipped (Python's ``sub`` takes it: ``re.sub("x*", "-", "xa")`` is ``'--a-'``, RE2 gives ``'-a-'``)."""
+    if not _can_match_empty(pattern):
+        return pattern.sub(rewrite, line)  # no empty matches: the same result, at C speed
+    out, pos, last_end = [], 0, -1
+    while pos <= len(line):
+        m = pattern.search(line, pos)
+        if m is None:
+            break
+        start, end = m.span()
+        out.append(line[pos:start])
+        if start == end == last_end:  # skip ahead one character, keeping it
+            out.append(line[start:start + 1])
+            pos = start + 1
+            continue
+        out.append(rewrite(m))
+        pos = last_end = end
+    out.append(line[pos:])
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str, replacement: str) -> tuple[re.Pattern, str | Callable[[re.Match], str]]:
-    """``(compiled pattern, what re.sub should insert)`` for an RE2-style rewrite string."""
+def _can_match_empty(pattern: re.Pattern) -> bool:
+    try:  # the parser's minimum width; a private module, so any surprise means "assume it can"
+        from re import _parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover (Python 3.10)
+        import sre_parse
     try:
-        compiled = re.compile(pattern, re.ASCII)
+        return sre_parse.parse(pattern.pattern, pattern.flags).getwidth()[0] == 0
+    except Exception:  # pragma: no cover
+        return True
+
+
+_RE2_SPACE = r"\t\n\f\r "  # RE2's \s: no vertical tab (Python's ASCII \s has it)
+
+
+def _re2_classes(pattern: str) -> str:
+    r"""Rewrite ``\s``/``\S`` to RE2's meaning; every other character and escape is left as it is."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "s":
+                out.append(_RE2_SPACE if in_class else f"[{_RE2_SPACE}]")
+            elif nxt == "S" and not in_class:
+                out.append(f"[^{_RE2_SPACE}]")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+            out.append(c)
+            i += 1
+            # subtle: a ']' right after '[' or '[^' is a literal member, not the end of the class
+            for prefix in ("^", "]"):
+                if pattern.startswith(prefix, i):
+                    out.append(prefix)
+                    i += 1
+            continue
+        if c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str, replacement: str) -> tuple[re.Pattern, Callable[[re.Match], str]]:
+    """``(compiled pattern, match -> the text to insert)`` for an RE2 pattern and rewrite string."""
+    try:
+        compiled = re.compile(_re2_classes(pattern), re.ASCII)
     except re.error as e:
         raise ValueError(f"RegexTokenizer pattern {pattern!r} does not compile: {e}") from None
     if "\\" not in replacement:
-        return compiled, replacement  # literal text: re.sub inserts it as it is
+        return compiled, lambda m: replacement  # literal text
     parts: list[str | int] = []  # literal text, or a group number
     i = 0
     while i < len(replacement):

@@ -43,6 +43,7 @@ def test_download_goes_to_root_named_like_the_url_and_is_not_repeated(server, tm
     path = download_from_url(server.url("/assets/validation.tar.gz"), root=root, progress=False)
     assert path == str(root / "validation.tar.gz") and isinstance(path, str)
     assert (root / "validation.tar.gz").read_bytes() == BODY and server.hits == 1
+    assert (root / "validation.tar.gz").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert download_from_url(server.url("/assets/validation.tar.gz"), root=root, progress=False) == path
     assert server.hits == 1  # an existing file is not downloaded again
     download_from_url(server.url("/assets/validation.tar.gz"), root=root, overwrite=True, progress=False)
@@ -213,6 +214,7 @@ def test_to_path_is_joined_as_given(tmp_path, monkeypatch):
 def test_zip_lists_files_not_directories(tmp_path):
     archive = make_zip(tmp_path / "en-ud-v2.zip", {"en-ud-v2/": b"", "en-ud-v2/a.txt": b"a", "en-ud-v2/b.txt": b"b"})
     assert extract_archive(archive) == [os.path.join(tmp_path, "en-ud-v2/a.txt"), os.path.join(tmp_path, "en-ud-v2/b.txt")]
+    assert (tmp_path / "en-ud-v2" / "a.txt").stat().st_mode & 0o777 == 0o644
     (tmp_path / "en-ud-v2" / "a.txt").write_bytes(b"edited")
     extract_archive(archive)
     assert (tmp_path / "en-ud-v2" / "a.txt").read_bytes() == b"edited"

@@ -201,15 +201,17 @@ def _stream(url: str, f: IO[bytes], *, hash_type: str, timeout: float, progress:
     return h.hexdigest()
 
 
-def _write_atomically(dest: str, write: Callable[[IO[bytes]], None], mode: int | None = None) -> None:
-    """Call ``write(f)`` on a temporary file beside ``dest``, then rename it to ``dest``; on any error remove it."""
+def _write_atomically(dest: str, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:
+    """Call ``write(f)`` on a temporary file beside ``dest``, then rename it to ``dest``; on any error remove it.
+
+    subtle: mkstemp creates the file 0600; ``mode`` (0644, as textpipe.fileio writes) keeps a shared cache readable.
+    """
     directory = os.path.dirname(dest) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:  # KeyboardInterrupt too: never leave the temporary file behind
         try:

@@ -10,6 +10,8 @@
 Names are imported lazily (PEP 562), so `import textpipe` is cheap and has no side effects, and the
 tokenizer and vocabulary stay usable without importing torch. The command-line modules (`train`,
 `evaluate`, `predict`) and `distributed` are never imported from here.
+As torchtext 0.12-0.17 imported them in `__init__`, the torchtext-layout submodules are attributes,
+imported on first access: `import textpipe; textpipe.datasets.AG_NEWS` works.
 """
 from importlib import import_module
 
@@ -30,6 +32,7 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
     "Vectors": "vectors", "GloVe": "vectors", "FastText": "vectors", "init_embedding_from_vectors": "vectors",
 }
+_SUBMODULES = ("data", "datasets", "functional", "transforms", "utils", "vocab")  # torchtext's layout
 __all__ = ["__version__", "disable_textpipe_deprecation_warning", "disable_torchtext_deprecation_warning",
            *_EXPORTS]
 
@@ -43,13 +46,16 @@ disable_torchtext_deprecation_warning = disable_textpipe_deprecation_warning  # 
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"textpipe.{name}")  # the import binds it here: __getattr__ runs once per name
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'textpipe' has no attribute {name!r}")
+        hint = "; torchtext.nn is not provided: use torch.nn.MultiheadAttention" if name == "nn" else ""
+        raise AttributeError(f"module 'textpipe' has no attribute {name!r}{hint}")
     value = getattr(import_module(f"textpipe.{module}"), name)
     globals()[name] = value  # cache: the next lookup is a plain attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})

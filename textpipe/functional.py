@@ -2,15 +2,16 @@
 
 Same results as torchtext for every input it accepted, with errors that name the bad element. Integers may
 be Python or numpy integers (``np.int64`` ids from a corpus are ids, not an error); ``bool`` is refused.
-Each function also has a TorchScript twin (``_script_*``) that the modules in ``textpipe.transforms`` use
-under ``torch.jit.script``.
+As in torchtext, each function can be compiled: ``torch.jit.script(truncate)`` works, and so do scripted
+modules that call these functions. Under TorchScript each runs its ``_script_*`` twin (torchtext's logic, with
+``dtype`` honoured); in Python it runs the checked ``_eager_*`` body, which TorchScript never compiles.
 
 Run the tests: python3 -m pytest -q tests/test_transforms.py
 """
 from __future__ import annotations
 
 import numbers
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Union
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -41,7 +42,8 @@ def _bad_row(input: list, ok, expected: str) -> TypeError:
     return TypeError(f"input must be {expected}, but input[{i}] is {input[i]!r:.60} ({type(input[i]).__name__})")
 
 
-def to_tensor(input, padding_value: int | float | None = None, dtype: torch.dtype = torch.long) -> torch.Tensor:
+def to_tensor(input: Any, padding_value: Optional[Union[int, float]] = None,
+              dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Turn ``List[int]`` or ``List[List[int]]`` into a tensor, right-padding rows when asked.
 
     Args:
@@ -62,6 +64,13 @@ def to_tensor(input, padding_value: int | float | None = None, dtype: torch.dtyp
         tensor([[1, 2],
                 [3, 0]])
     """
+    if torch.jit.is_scripting():
+        return _script_to_tensor(input, padding_value, dtype)
+    return _eager_to_tensor(input, padding_value, dtype)
+
+
+@torch.jit.unused
+def _eager_to_tensor(input: Any, padding_value: Optional[Union[int, float]], dtype: torch.dtype) -> torch.Tensor:
     if not isinstance(input, list):
         raise TypeError(f"input must be {_EXPECTED}, got {type(input).__name__}; convert with list(...) first")
     types = set(map(type, input))
@@ -95,7 +104,7 @@ def _check_sequences(input, name: str = "input") -> bool:
     raise _bad_row(input, ok, expected)
 
 
-def truncate(input, max_seq_len: int):
+def truncate(input: Any, max_seq_len: int) -> Any:
     """Cut a sequence, or each sequence of a batch, to at most ``max_seq_len`` items.
 
     Args:
@@ -112,12 +121,19 @@ def truncate(input, max_seq_len: int):
         >>> truncate([[1, 2, 3], [4]], 2)
         [[1, 2], [4]]
     """
+    if torch.jit.is_scripting():
+        return _script_truncate(input, max_seq_len)
+    return _eager_truncate(input, max_seq_len)
+
+
+@torch.jit.unused
+def _eager_truncate(input: Any, max_seq_len: int) -> Any:
     if _check_sequences(input):
         return [row[:max_seq_len] for row in input]
     return input[:max_seq_len]
 
 
-def add_token(input, token_id: int | str, begin: bool = True):
+def add_token(input: Any, token_id: Any, begin: bool = True) -> Any:
     """Add ``token_id`` at the start (``begin=True``) or end of a sequence or of each sequence of a batch.
 
     Args:
@@ -136,6 +152,13 @@ def add_token(input, token_id: int | str, begin: bool = True):
         >>> add_token([["a", "b"], ["c"]], "<bos>")
         [['<bos>', 'a', 'b'], ['<bos>', 'c']]
     """
+    if torch.jit.is_scripting():
+        return _script_add_token(input, token_id, begin)
+    return _eager_add_token(input, token_id, begin)
+
+
+@torch.jit.unused
+def _eager_add_token(input: Any, token_id: Any, begin: bool) -> Any:
     batch = _check_sequences(input)
     rows = input if batch else [input]
     str_rows = any(_is_str_list(r) and r for r in rows)
@@ -149,7 +172,7 @@ def add_token(input, token_id: int | str, begin: bool = True):
     return out if batch else out[0]
 
 
-def str_to_int(input):
+def str_to_int(input: Any) -> Any:
     """Convert numeric strings to ints: ``List[str]`` or ``List[List[str]]``.
 
     Raises:
@@ -160,6 +183,13 @@ def str_to_int(input):
         >>> str_to_int([["1", "2"], ["3"]])
         [[1, 2], [3]]
     """
+    if torch.jit.is_scripting():
+        return _script_str_to_int(input)
+    return _eager_str_to_int(input)
+
+
+@torch.jit.unused
+def _eager_str_to_int(input: Any) -> Any:
     expected = "a list of str or a list of lists of str"
     if not isinstance(input, list):
         raise TypeError(f"input must be {expected}, got {type(input).__name__}")
@@ -176,16 +206,16 @@ def str_to_int(input):
     return out if batch else out[0]
 
 
-# --- TorchScript twins (used by textpipe.transforms under torch.jit.script; torchtext's logic, dtype honoured)
+# --- TorchScript twins (what the functions above run under torch.jit.script; torchtext's logic, dtype honoured)
 
-def _script_to_tensor(input: Any, padding_value: Optional[float], dtype: torch.dtype) -> torch.Tensor:
+def _script_to_tensor(input: Any, padding_value: Optional[Union[int, float]], dtype: torch.dtype) -> torch.Tensor:
     if torch.jit.isinstance(input, List[int]):
         return torch.tensor(input, dtype=dtype)
     if torch.jit.isinstance(input, List[List[int]]):
         if padding_value is None:
             return torch.tensor(input, dtype=dtype)
         rows = [torch.tensor(ids, dtype=dtype) for ids in input]
-        return pad_sequence(rows, batch_first=True, padding_value=padding_value).to(dtype)
+        return pad_sequence(rows, batch_first=True, padding_value=float(padding_value)).to(dtype)
     raise TypeError("input must be a list of ints or a list of lists of ints")
 
 

@@ -1,27 +1,30 @@
 """torchtext's ``torchtext.transforms`` for the classic pipeline, as ``nn.Module``s (spec §5-§7).
 
 ``ToTensor``, ``PadTransform``, ``VocabTransform``, ``Truncate``, ``AddToken``, ``LabelToIndex``,
-``StrToIntTransform`` and ``Sequential``. Each is a thin module around a function of
-``textpipe.functional``, so it composes in ``Sequential``/``nn.Sequential`` as torchtext's did.
-``torch.jit.script`` works for ``ToTensor``, ``PadTransform``, ``Truncate``, ``AddToken``,
-``StrToIntTransform`` and a ``Sequential`` of them; ``VocabTransform`` and ``LabelToIndex`` hold a
-plain-Python ``Vocab`` and run eagerly only.
+``StrToIntTransform`` and ``Sequential``, each a thin module around a function of ``textpipe.functional``
+or a ``Vocab``, so they compose in ``Sequential``/``nn.Sequential`` as torchtext's did; and torchtext 0.18's
+other transforms that need no pretrained file, ``MaskTransform`` and ``RegexTokenizer``.
+
+``torch.jit.script`` works on every one of them and on a ``Sequential`` of them, as in torchtext.
+``VocabTransform`` and ``LabelToIndex`` hold a plain-Python ``Vocab``: scripting compiles a copy of its
+token->id table taken at that moment (``__prepare_scriptable__``, as torchtext swapped in its TorchBind
+vocab), so the scripted module also saves with ``torch.jit.save``.
 
 Run the tests: python3 -m pytest -q tests/test_transforms.py
 """
-from __future__ import annotations
-
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from textpipe import functional
+from textpipe._pure_transforms import MaskTransform, RegexTokenizer
 from textpipe.text.vocabulary import Vocab
 
 __all__ = ["ToTensor", "PadTransform", "VocabTransform", "Truncate", "AddToken", "LabelToIndex",
-           "StrToIntTransform", "Sequential", "TransformArgumentError", "TransformTypeError"]
+           "StrToIntTransform", "Sequential", "MaskTransform", "RegexTokenizer", "TransformArgumentError",
+           "TransformTypeError"]
 
 
 class TransformArgumentError(ValueError, AssertionError):
@@ -30,27 +33,6 @@ class TransformArgumentError(ValueError, AssertionError):
 
 class TransformTypeError(TypeError, AssertionError):
     """An argument of the wrong type where torchtext used ``assert isinstance(...)``."""
-
-
-# Eager bodies hidden from the TorchScript compiler (it emits only the is_scripting() branch).
-@torch.jit.unused
-def _eager_to_tensor(input: Any, padding_value: Optional[float], dtype: torch.dtype) -> torch.Tensor:
-    return functional.to_tensor(input, padding_value=padding_value, dtype=dtype)
-
-
-@torch.jit.unused
-def _eager_truncate(input: Any, max_seq_len: int) -> Any:
-    return functional.truncate(input, max_seq_len)
-
-
-@torch.jit.unused
-def _eager_add_token(input: Any, token: Any, begin: bool) -> Any:
-    return functional.add_token(input, token, begin=begin)
-
-
-@torch.jit.unused
-def _eager_str_to_int(input: Any) -> Any:
-    return functional.str_to_int(input)
 
 
 class ToTensor(nn.Module):
@@ -68,9 +50,7 @@ class ToTensor(nn.Module):
         self._padding: Optional[float] = None if padding_value is None else float(padding_value)
 
     def forward(self, input: Any) -> torch.Tensor:
-        if torch.jit.is_scripting():
-            return functional._script_to_tensor(input, self._padding, self.dtype)
-        return _eager_to_tensor(input, self.padding_value, self.dtype)
+        return functional.to_tensor(input, self._padding, self.dtype)
 
 
 class PadTransform(nn.Module):
@@ -114,9 +94,7 @@ class Truncate(nn.Module):
         self.max_seq_len = max_seq_len
 
     def forward(self, input: Any) -> Any:
-        if torch.jit.is_scripting():
-            return functional._script_truncate(input, self.max_seq_len)
-        return _eager_truncate(input, self.max_seq_len)
+        return functional.truncate(input, self.max_seq_len)
 
 
 class AddToken(nn.Module):
@@ -132,9 +110,7 @@ class AddToken(nn.Module):
         self.token, self.begin = token, begin
 
     def forward(self, input: Any) -> Any:
-        if torch.jit.is_scripting():
-            return functional._script_add_token(input, self.token, self.begin)
-        return _eager_add_token(input, self.token, self.begin)
+        return functional.add_token(input, self.token, self.begin)
 
 
 class StrToIntTransform(nn.Module):
@@ -146,13 +122,66 @@ class StrToIntTransform(nn.Module):
     """
 
     def forward(self, input: Any) -> Any:
-        if torch.jit.is_scripting():
-            return functional._script_str_to_int(input)
-        return _eager_str_to_int(input)
+        return functional.str_to_int(input)
+
+
+class _ScriptVocab(nn.Module):
+    """What a scripted module holds instead of a ``Vocab``: its token->id table and default index, copied once.
+
+    TorchScript compiles only typed attributes, and a ``Vocab`` is a plain Python object over a packed byte
+    table; this snapshot is a ``Dict[str, int]`` (later changes to the ``Vocab`` are not seen by it).
+    """
+
+    stoi: Dict[str, int]
+    default_index: Optional[int]
+
+    def __init__(self, vocab: Vocab) -> None:
+        super().__init__()
+        self.stoi = vocab.get_stoi()
+        self.default_index = vocab.get_default_index()
+
+    @torch.jit.export
+    def lookup_index(self, token: str) -> int:
+        index = self.stoi.get(token)
+        if index is not None:
+            return index
+        default = self.default_index
+        if default is None:
+            # subtle: `raise` in TorchScript reaches Python as torch.jit.Error, which is no RuntimeError;
+            # a failed Dict lookup is a RuntimeError ("KeyError: <key>"), as torchtext's C++ lookup raised.
+            no_default: Dict[str, int] = {}
+            return no_default["token '" + token + "' is not in the vocabulary and no default index is set; call "
+                              "vocab.set_default_index(vocab['<unk>']) before scripting"]
+        return default
+
+    @torch.jit.export
+    def lookup_indices(self, tokens: List[str]) -> List[int]:
+        return [self.lookup_index(token) for token in tokens]
+
+
+_MODULE_STATE = frozenset(vars(nn.Module()))  # nn.Module's own bookkeeping attributes
+
+
+def _with_script_vocab(module: nn.Module, name: str) -> nn.Module:
+    """A new module of the same class whose attribute ``name`` (a ``Vocab``) is a ``_ScriptVocab`` copy of it.
+
+    subtle: a fresh module, not copy.copy: a shallow copy would share ``_modules`` with the original, and
+    registering the snapshot there would make it a child of the eager module too.
+    """
+    vocab = getattr(module, name)
+    if isinstance(vocab, _ScriptVocab):
+        return module
+    copy = type(module).__new__(type(module))
+    nn.Module.__init__(copy)
+    copy.__dict__.update({k: v for k, v in vars(module).items() if k not in _MODULE_STATE and k != name})
+    setattr(copy, name, _ScriptVocab(vocab))
+    return copy
 
 
 class VocabTransform(nn.Module):
     """Map tokens to ids with a ``textpipe.Vocab``: ``List[str]`` or ``List[List[str]]``.
+
+    ``torch.jit.script(VocabTransform(v))`` compiles a copy of ``v``'s lookup table taken at that moment.
 
     Example:
         >>> VocabTransform(Vocab(["a", "b", "c"]))([["a", "b"], ["c"]])
@@ -166,7 +195,18 @@ class VocabTransform(nn.Module):
                                      f"textpipe.text.vocabulary.vocab(...) or build_vocab_from_iterator(...)")
         self.vocab = vocab
 
-    def forward(self, input: list) -> list:
+    def forward(self, input: Any) -> Any:
+        if torch.jit.is_scripting():
+            if torch.jit.isinstance(input, List[str]):
+                return self.vocab.lookup_indices(input)
+            if torch.jit.isinstance(input, List[List[str]]):
+                ids: List[List[int]] = [self.vocab.lookup_indices(row) for row in input]
+                return ids
+            raise TypeError("input must be a list of str or a list of lists of str")
+        return self._eager_forward(input)
+
+    @torch.jit.unused
+    def _eager_forward(self, input: Any) -> Any:
         if isinstance(input, list) and all(isinstance(t, str) for t in input):
             return self.vocab.lookup_indices(input)
         if isinstance(input, list) and all(isinstance(r, list) and all(isinstance(t, str) for t in r)
@@ -174,6 +214,9 @@ class VocabTransform(nn.Module):
             return [self.vocab.lookup_indices(row) for row in input]
         raise TypeError(f"input must be a list of str or a list of lists of str, got "
                         f"{type(input).__name__} {input!r:.60}")
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        return _with_script_vocab(self, "vocab")
 
 
 class LabelToIndex(nn.Module):
@@ -211,9 +254,19 @@ class LabelToIndex(nn.Module):
             raise TransformArgumentError(f"label names must be unique, got duplicates {duplicates}"
                                          + (f" in {label_path}" if label_path else ""))
         self._label_vocab = Vocab(names)
-        self._label_names = self._label_vocab.get_itos()
+        self._label_names: List[str] = self._label_vocab.get_itos()
 
     def forward(self, input: Any) -> Any:
+        if torch.jit.is_scripting():
+            if torch.jit.isinstance(input, List[str]):
+                return self._label_vocab.lookup_indices(input)
+            if torch.jit.isinstance(input, str):
+                return self._label_vocab.lookup_index(input)
+            raise TypeError("input must be a label name (str) or a list of them")
+        return self._eager_forward(input)
+
+    @torch.jit.unused
+    def _eager_forward(self, input: Any) -> Any:
         if isinstance(input, str):
             return self._label_vocab[input]
         if isinstance(input, list) and all(isinstance(t, str) for t in input):
@@ -223,6 +276,9 @@ class LabelToIndex(nn.Module):
     @property
     def label_names(self) -> List[str]:
         return self._label_names
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        return _with_script_vocab(self, "_label_vocab")
 
 
 class Sequential(nn.Sequential):

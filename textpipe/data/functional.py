@@ -1,20 +1,26 @@
 """torchtext's ``torchtext.data.functional`` for the classic pipeline.
 
 ``to_map_style_dataset``, ``simple_space_split``, ``custom_replace``, ``numericalize_tokens_from_iterator``:
-the same outputs as torchtext's. The sentencepiece helpers and ``filter_wikipedia_xml`` are not provided
-(see the README's list of differences).
+the same outputs as torchtext's. The sentencepiece helpers (``generate_sp_model``, ``load_sp_model``,
+``sentencepiece_numericalizer``, ``sentencepiece_tokenizer``) are thin wrappers over the ``sentencepiece``
+package, which textpipe does not install (torchtext bundled a C++ copy): without it they raise an
+``ImportError`` saying what to install. ``filter_wikipedia_xml`` is not provided.
 
 Run the tests: python3 -m pytest -q tests/test_data_functional.py
 """
 from __future__ import annotations
 
+import io
+import os
 import re
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from typing import Any
 
 from torch.utils.data import Dataset
 
 __all__ = ["to_map_style_dataset", "MapStyleDataset", "simple_space_split", "custom_replace",
-           "numericalize_tokens_from_iterator"]
+           "numericalize_tokens_from_iterator", "generate_sp_model", "load_sp_model", "sentencepiece_numericalizer",
+           "sentencepiece_tokenizer"]
 
 
 class MapStyleDataset(Dataset):
@@ -113,3 +119,70 @@ def numericalize_tokens_from_iterator(vocab: Mapping[str, int], iterator: Iterab
             yield iter([vocab[token] for token in tokens])
         else:
             yield iter([vocab[token] for token in tokens if token not in removed_tokens])
+
+
+# --- sentencepiece (optional: `pip install sentencepiece`)
+
+def _sentencepiece(caller: str):
+    try:
+        import sentencepiece
+    except ImportError:
+        raise ImportError(f"{caller} needs the sentencepiece package, which textpipe does not install (torchtext "
+                          f"bundled a copy): pip install sentencepiece") from None
+    return sentencepiece
+
+
+def generate_sp_model(filename: str | os.PathLike, vocab_size: int = 20000, model_type: str = "unigram",
+                      model_prefix: str = "m_user") -> None:
+    """Train a SentencePiece model on the text file ``filename``; writes ``{model_prefix}.model`` and ``.vocab``.
+
+    Raises:
+        ImportError: The ``sentencepiece`` package is not installed.
+        FileNotFoundError: ``filename`` does not exist.
+        RuntimeError: SentencePiece could not train on it (its message, with the file named).
+    """
+    spm = _sentencepiece("generate_sp_model")
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f"{filename}: no such text file to train a SentencePiece model on")
+    try:
+        spm.SentencePieceTrainer.train(input=os.fspath(filename), vocab_size=vocab_size, model_type=model_type,
+                                       model_prefix=os.fspath(model_prefix))
+    except RuntimeError as e:  # e.g. "Vocabulary size too high": say which file
+        raise RuntimeError(f"SentencePiece could not train on {filename}: {e}") from e
+
+
+def load_sp_model(spm: str | os.PathLike | io.BufferedIOBase) -> Any:
+    """Load a SentencePiece model from a path or a binary file object; returns a ``SentencePieceProcessor``.
+
+    Its ``EncodeAsIds``/``EncodeAsPieces``/``GetPieceSize`` are the methods torchtext's model had.
+
+    Raises:
+        TypeError: ``spm`` is neither a path nor a binary file (torchtext's message, checked first).
+        ImportError: The ``sentencepiece`` package is not installed.
+        FileNotFoundError: The path does not exist.
+    """
+    if not isinstance(spm, (str, os.PathLike, io.BufferedIOBase)):
+        raise TypeError(f"Unsupported type for spm argument: {type(spm).__name__}. Supported types are: str, "
+                        f"io.BufferedReader (a model file opened with 'rb'), os.PathLike")
+    sentencepiece = _sentencepiece("load_sp_model")
+    if isinstance(spm, io.BufferedIOBase):
+        return sentencepiece.SentencePieceProcessor(model_proto=spm.read())
+    if not os.path.isfile(spm):
+        raise FileNotFoundError(f"{spm}: no such SentencePiece model file (make one with generate_sp_model)")
+    return sentencepiece.SentencePieceProcessor(model_file=os.fspath(spm))
+
+
+def sentencepiece_numericalizer(sp_model: Any) -> Callable[[Iterable[str]], Iterator[list[int]]]:
+    """Return a transform that yields ``sp_model.EncodeAsIds(line)`` for each line."""
+    def _numericalize(txt_iter: Iterable[str]) -> Iterator[list[int]]:
+        for line in txt_iter:
+            yield sp_model.EncodeAsIds(line)
+    return _numericalize
+
+
+def sentencepiece_tokenizer(sp_model: Any) -> Callable[[Iterable[str]], Iterator[list[str]]]:
+    """Return a transform that yields ``sp_model.EncodeAsPieces(line)`` for each line."""
+    def _tokenize(txt_iter: Iterable[str]) -> Iterator[list[str]]:
+        for line in txt_iter:
+            yield sp_model.EncodeAsPieces(line)
+    return _tokenize

@@ -135,7 +135,7 @@ def test_keyboard_interrupt_removes_temp_file(monkeypatch, tmp_path):
     def interrupted(url, f, **kwargs):
         f.write(b"partial")
         raise KeyboardInterrupt
-    monkeypatch.setattr(dl, "_stream", interrupted)
+    monkeypatch.setattr(dl, "stream_url", interrupted)
     with pytest.raises(KeyboardInterrupt):
         download_file("http://127.0.0.1:1/x", tmp_path / "data.csv", md5=BODY_MD5, progress=False)
     assert leftovers(tmp_path) == []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import shutil
 import tarfile
@@ -27,7 +26,7 @@ import urllib.request
 import zipfile
 from typing import IO, Callable
 
-from textpipe.data.download import DownloadError, default_cache_dir
+from textpipe.data.download import DownloadError, default_cache_dir, stream_url
 
 __all__ = ["download_from_url", "extract_archive", "get_asset_local_path", "validate_file", "reporthook",
            "HashMismatchError", "ArchiveError", "UnsafeArchiveError", "UnsupportedArchiveError"]
@@ -153,7 +152,8 @@ def download_from_url(url: str, path: str | os.PathLike | None = None, root: str
         raise OSError(e.errno, f"cannot create the download directory {directory}: {e.strerror}") from e
 
     def write(f: IO[bytes]) -> None:
-        got = _stream(url, f, hash_type=hash_type, timeout=timeout, progress=progress, desc=os.path.basename(path))
+        got, _ = stream_url(url, f, hasher=_new_hash(hash_type), timeout=timeout, progress=progress,
+                            desc=os.path.basename(path))
         if expected and got != expected:
             raise HashMismatchError(
                 f"the {hash_type} of {url} is {got}, expected {expected}; the download was removed and {path} "
@@ -161,44 +161,6 @@ def download_from_url(url: str, path: str | os.PathLike | None = None, root: str
 
     _write_atomically(path, write)
     return path
-
-
-def _stream(url: str, f: IO[bytes], *, hash_type: str, timeout: float, progress: bool, desc: str) -> str:
-    """Copy the body of ``url`` into ``f``; returns its hex digest. Network failures are DownloadErrors."""
-    from tqdm.auto import tqdm  # only when a download happens
-
-    h, n = _new_hash(hash_type), 0
-    try:
-        resp = urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
-    except urllib.error.URLError as e:
-        raise DownloadError(f"could not reach {url}: {e.reason}") from e
-    except ValueError as e:  # "unknown url type": a relative path that does not exist, say
-        raise DownloadError(f"{url!r} is neither an existing file nor a URL (http, https, ftp, file): {e}") from e
-    except (http.client.HTTPException, OSError) as e:
-        raise DownloadError(f"could not reach {url}: {type(e).__name__}: {e}") from e
-    with resp:
-        length = resp.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress,
-                  leave=False) as bar:
-            while True:
-                try:
-                    chunk = resp.read(_CHUNK)
-                except (http.client.HTTPException, OSError) as e:  # IncompleteRead, reset, timeout
-                    raise DownloadError(f"download of {url} was interrupted after {n} bytes: "
-                                        f"{type(e).__name__}: {e}; nothing was kept, retry") from e
-                if not chunk:
-                    break
-                h.update(chunk)
-                f.write(chunk)
-                n += len(chunk)
-                bar.update(len(chunk))
-    # subtle: read() returns b"" (no error) when the server closes early, so the length is checked here
-    if total is not None and n != total:
-        raise DownloadError(f"download of {url} was cut short: got {n} of {total} bytes; nothing was kept, retry")
-    return h.hexdigest()
 
 
 def _write_atomically(dest: str, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> None:

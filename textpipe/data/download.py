@@ -21,7 +21,7 @@ from filelock import FileLock
 from textpipe.core.progress import progress as progress_bar
 from textpipe.core.fileio import WriteError, atomic_write, describe_os_error, sweep_stale_temps
 
-__all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file"]
+__all__ = ["DownloadError", "default_cache_dir", "download_file", "md5_file", "stream_url"]
 
 _CHUNK = 1 << 20  # 1 MiB per read: few syscalls, little memory
 
@@ -137,7 +137,7 @@ def _fetch(url: str, dest: Path, *, md5: str, timeout: float, progress: bool) ->
     try:
         with atomic_write(dest, mode="wb") as f:
             try:
-                got_md5, n_bytes = _stream(url, f, timeout=timeout, progress=progress, desc=dest.name)
+                got_md5, n_bytes = stream_url(url, f, timeout=timeout, progress=progress, desc=dest.name)
             except DownloadError as e:
                 raise _Abort(e) from None
             if got_md5 != md5:
@@ -149,14 +149,14 @@ def _fetch(url: str, dest: Path, *, md5: str, timeout: float, progress: bool) ->
         raise abort.error from abort.error.__cause__  # the network error, as _stream raised it
 
 
-def _stream(url: str, f, *, timeout: float, progress: bool, desc: str) -> tuple[str, int]:
-    """Copies the body of `url` into `f`; returns (hex md5, byte count).
+def stream_url(url: str, f, *, timeout: float, progress: bool, desc: str, hasher=None) -> tuple[str, int]:
+    """Copies the body of `url` into `f`; returns (hex digest, byte count); `hasher`: a hashlib object (md5).
 
     Raises:
         DownloadError: a network failure (HTTP status, unreachable, cut short).
         OSError: writing to `f` failed (disk full, ...): not a network error, so not a DownloadError.
     """
-    h = hashlib.md5()
+    h = hasher if hasher is not None else hashlib.md5()
     n = 0
     total = None
     try:
@@ -165,6 +165,8 @@ def _stream(url: str, f, *, timeout: float, progress: bool, desc: str) -> tuple[
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
         raise DownloadError(f"could not reach {url}: {e.reason}") from e
+    except ValueError as e:  # "unknown url type": a relative path that does not exist, say
+        raise DownloadError(f"{url!r} is neither an existing file nor a URL (http, https, ftp, file): {e}") from e
     except (http.client.HTTPException, OSError) as e:
         raise DownloadError(f"could not reach {url}: {type(e).__name__}: {e}") from e
     with resp:

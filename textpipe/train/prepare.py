@@ -22,6 +22,7 @@ from textpipe.data.download import default_cache_dir
 from textpipe.data.formats import FILE_FORMATS
 from textpipe.data.labels import LabelVocab
 from textpipe.data.sources import Source, load_classes, make_label_vocab, read_source, resolve_sources
+from textpipe.text.subword import tokenizer_state
 from textpipe.text.tokenizer import get_tokenizer
 from textpipe.text.build import build_vocab_from_texts
 from textpipe.text.vocabulary import Vocab
@@ -46,10 +47,12 @@ class Data:
     key: dict = field(default_factory=dict)  # the DATA_KEYS values it was prepared with
 
     def checkpoint_info(self) -> dict:
-        """The `data=` of `save_checkpoint`: how to read and label more data like this."""
+        """The `data=` of `save_checkpoint`: how to read and label more data like this (a Hugging Face
+        tokenizer travels inside: `tokenizer_state`, so the checkpoint needs no tokenizer file)."""
+        state = tokenizer_state(self.vocab.tokenizer)
         return {**self.columns, "label_values": list(self.labels.values),
                 "tokenizer": self.vocab.tokenizer_name or "basic_english",
-                "rows": dict(self.sizes)}
+                "rows": dict(self.sizes), **({"tokenizer_state": state} if state else {})}
 
 
 def data_key(cfg) -> dict:

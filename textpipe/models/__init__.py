@@ -20,24 +20,33 @@ import torch
 from torch import nn
 
 from textpipe.models.bag import ModelConfig, TextClassifier
+from textpipe.models.hf import HFClassifier, HFConfig
 
 __all__ = ["MODELS", "DEFAULT_MODEL", "DERIVED", "hyperparameters", "ModelConfig", "TextClassifier", "build_model", "model_config",
-           "config_class", "config_from_dict", "model_name", "state_shapes"]
+           "config_class", "config_from_dict", "model_name", "state_shapes", "split_name", "HFConfig", "HFClassifier"]
 
 # name -> (config dataclass, module class)
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "bag": (ModelConfig, TextClassifier),
+    "hf": (HFConfig, HFClassifier),  # hf:NAME_OR_DIR, a pretrained Hugging Face encoder (the hf extra)
 }
 DEFAULT_MODEL = "bag"  # what checkpoints without a model_name hold
 # config fields that follow from the data and the devices, not from the user's settings
-DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse")
+DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse", "source", "hf_config")
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """`("hf", "bert-base-uncased")` for `"hf:bert-base-uncased"`: a family and its source; `(name, None)` else."""
+    family, sep, source = name.partition(":")
+    return (family, source) if sep else (name, None)
 
 
 def config_class(name: str) -> type:
-    """The config dataclass of model `name`; ValueError listing the known names otherwise."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name][0]
+    """The config dataclass of model `name` (`hf:NAME_OR_DIR`: `hf`'s); ValueError listing the names otherwise."""
+    family, source = split_name(name)
+    if family not in MODELS or (source is not None and "source" not in MODELS[family][0].__dataclass_fields__):
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} (hf as hf:NAME_OR_DIR)")
+    return MODELS[family][0]
 
 
 def hyperparameters(name: str) -> tuple[str, ...]:
@@ -58,6 +67,8 @@ def model_config(name: str, settings: Mapping[str, Any] | object, **derived) -> 
     `TrainConfig` whose attributes of the same names are used), then `derived` (vocab_size, num_classes, ...:
     the ones this model's config has; the others are ignored)."""
     cls = config_class(name)
+    if split_name(name)[1] is not None:  # hf:SOURCE: the source is part of the name
+        derived = {"source": split_name(name)[1], **derived}
     get = settings.get if isinstance(settings, Mapping) else (lambda k, d: getattr(settings, k, d))
     missing, names = object(), {f.name for f in fields(cls)}
     values = {k: v for k in names if (v := derived.get(k, missing)) is not missing or (v := get(k, missing)) is not missing}
@@ -66,7 +77,7 @@ def model_config(name: str, settings: Mapping[str, Any] | object, **derived) -> 
 
 def config_from_dict(name: str, values: Mapping[str, Any]) -> Any:
     """A checkpoint's `model_config` dict back as the config of model `name` (TypeError/ValueError if bad)."""
-    cls = config_class(name)
+    cls = config_class(split_name(name)[0])
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
         raise TypeError(f"model_config has fields {unknown} that the {name!r} model does not know (it has "

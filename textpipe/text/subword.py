@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["SubwordTokenizer", "load_hf_tokenizer", "tokenizer_state", "from_state", "train_tokenizer",
-           "model_itos", "KINDS", "PREFIX"]
+           "model_itos", "unk_index", "from_pretrained", "not_cached_message", "KINDS", "PREFIX"]
 
 PREFIX = "hf:"
 KINDS = ("bpe", "wordpiece", "unigram")
@@ -90,6 +90,13 @@ def model_itos(fn: SubwordTokenizer) -> list[str]:
     return itos
 
 
+def unk_index(fn: SubwordTokenizer) -> int | None:
+    """The id of the tokenizer's unknown token, or None (byte-level BPE has none: every text is covered)."""
+    model = fn.tokenizer.model
+    token = getattr(model, "unk_token", None)
+    return fn.tokenizer.token_to_id(token) if token else getattr(model, "unk_id", None)
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
         os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
@@ -107,7 +114,7 @@ def not_cached_message(name: str) -> str:
             "cache, or save it with save_pretrained(DIR) and pass hf:DIR")
 
 
-def _from_pretrained(cls, source: str, **kwargs):
+def from_pretrained(cls, source: str, **kwargs):
     """`cls.from_pretrained(source)`: the local directory or cache first (never the network); then, unless
     HF_HUB_OFFLINE is set, the Hub. A name found nowhere is one ValueError naming where to put the files."""
     try:
@@ -143,11 +150,11 @@ def load_hf_tokenizer(spec: str) -> SubwordTokenizer:
         from transformers import AutoConfig, AutoTokenizer
     except ImportError:
         raise ValueError(f"hf:{spec} (a model's tokenizer) needs transformers: {_EXTRA}") from None
-    tok = _from_pretrained(AutoTokenizer, spec, use_fast=True)
+    tok = from_pretrained(AutoTokenizer, spec, use_fast=True)
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"hf:{spec}: no fast (Rust) tokenizer could be made for this model")
     try:
-        limit = getattr(_from_pretrained(AutoConfig, spec), "max_position_embeddings", None)
+        limit = getattr(from_pretrained(AutoConfig, spec), "max_position_embeddings", None)
     except (OSError, ValueError):
         limit = None
     lengths = [n for n in (tok.model_max_length, limit) if isinstance(n, int) and 0 < n < 1_000_000]

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
-from textpipe.models import MODELS, ModelConfig, hyperparameters
+from textpipe.models import ModelConfig, config_class, hyperparameters, split_name
+from textpipe.models.hf import check_freeze
 
-__all__ = ["TrainConfig", "check_config", "config_dict", "model_keys", "RESUME_KEYS"]
+__all__ = ["TrainConfig", "check_config", "config_dict", "model_keys", "data_tokenizer", "is_hf_model", "RESUME_KEYS"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
                "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "tokenizer",
-               "fused", "model")
+               "fused", "model", "freeze", "layer_lr_decay")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 
@@ -36,11 +37,14 @@ class TrainConfig:
     tokenizer: str = "basic_english"  # basic_english | split | a name given to textpipe.text.tokenizer.register_tokenizer
     on_bad_rows: str = "raise"  # raise | skip (malformed rows, with a warning that counts them)
     # -- model
-    model: str = "bag"  # a name of textpipe.models.MODELS; its config takes the fields below of the same names
+    model: str = "bag"  # a name of textpipe.models.MODELS (hf:NAME_OR_DIR: a pretrained Hugging Face encoder); its
+    # config takes the fields below of the same names
     embed_dim: int = 10  # embedding size (fastText's; tuned with --val-fraction 0.1, docs/training-speed.md)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # bigram hash buckets
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
+    freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
+    layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
@@ -110,8 +114,19 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"--hogwild {cfg.hogwild} trains with threads in one process, so it needs --parallel none "
                          f"(got {cfg.parallel!r}) and checkpoints at epoch ends only (--save-every 0, got "
                          f"{cfg.save_every})")
-    if cfg.model not in MODELS:
-        raise bad("model", f"one of {tuple(MODELS)}")
+    config_class(cfg.model)  # ValueError naming the models
+    family, source = split_name(cfg.model)
+    if family == "hf":
+        if not source:
+            raise bad("model", "hf:NAME_OR_DIR (a model directory or a model name in the Hugging Face cache)")
+        if cfg.tokenizer not in ("basic_english", f"hf:{source}"):
+            raise ValueError(f"--model {cfg.model} reads the ids of its own tokenizer (hf:{source}); drop "
+                             f"--tokenizer {cfg.tokenizer}")
+    elif cfg.freeze != "none" or cfg.layer_lr_decay != 1.0:
+        raise ValueError(f"--freeze and --layer-lr-decay apply to hf: models, not {cfg.model!r}")
+    check_freeze(cfg.freeze)
+    if not 0.0 < cfg.layer_lr_decay <= 1.0:
+        raise bad("layer_lr_decay", "in (0, 1]")
     if cfg.ngrams == 2 and cfg.buckets < 1:
         raise bad("buckets", ">= 1 with --ngrams 2")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
@@ -155,6 +170,17 @@ def config_dict(cfg: TrainConfig) -> dict:
         return f"<{type(v).__name__}{f' {fingerprint}' if fingerprint else ''}>"
 
     return {k: safe(getattr(cfg, k)) for k in cfg.__dataclass_fields__}
+
+
+def is_hf_model(cfg: TrainConfig) -> bool:
+    """Whether `cfg.model` is `hf:NAME_OR_DIR` (a pretrained encoder that reads its own tokenizer's ids)."""
+    return split_name(cfg.model)[0] == "hf"
+
+
+def data_tokenizer(cfg: TrainConfig) -> str:
+    """The tokenizer the data is encoded with: an hf: model's own (`hf:SOURCE`), else `--tokenizer`."""
+    family, source = split_name(cfg.model)
+    return f"hf:{source}" if family == "hf" else cfg.tokenizer
 
 
 def model_keys(cfg: TrainConfig) -> tuple[str, ...]:

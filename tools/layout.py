@@ -10,7 +10,7 @@ from pathlib import Path
 
 MAX_TOP, MAX_LINES = 30, 400
 # the stages in the order the data flows (docs/DESIGN.md): a module may import its own stage and those before it
-STAGES = ["core", "text", "data", "corpus", "batches", "models", "vectors", "checkpoint", "metrics", "evaluate",
+STAGES = ["core", "text", "data", "corpus", "batches", "models", "vectors", "checkpoint", "metrics", "evaluate", "export",
           "predict", "train", "tune", "cli", "vocab", "tokenizer", "functional", "transforms", "datasets", "__main__"]
 
 

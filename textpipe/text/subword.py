@@ -108,21 +108,37 @@ def not_cached_message(name: str) -> str:
         from huggingface_hub.constants import HF_HUB_CACHE as cache
     except ImportError:
         cache = "~/.cache/huggingface/hub"
-    why = "HF_HUB_OFFLINE is set" if _offline() else "it could not be downloaded"
+    why = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face Hub cannot be reached"
     return (f"{name!r} is not a directory and not in the local Hugging Face cache ({cache}), and {why}: "
             f"download it where there is a network (huggingface-cli download {name}) and copy it into that "
             "cache, or save it with save_pretrained(DIR) and pass hf:DIR")
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (HF_ENDPOINT) answers a TCP connect within `timeout` seconds: a machine
+    without a network fails here at once instead of in the Hub client's retries (about a minute)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def from_pretrained(cls, source: str, **kwargs):
     """`cls.from_pretrained(source)`: the local directory or cache first (never the network); then, unless
-    HF_HUB_OFFLINE is set, the Hub. A name found nowhere is one ValueError naming where to put the files."""
+    HF_HUB_OFFLINE is set or the Hub does not answer within 3 s, the Hub. A name found nowhere is one
+    ValueError naming where to put the files."""
     try:
         return cls.from_pretrained(source, local_files_only=True, **kwargs)
     except OSError:
-        if Path(source).is_dir() or _offline():
-            if Path(source).is_dir():
-                raise
+        if Path(source).is_dir():
+            raise
+        if _offline() or not hub_reachable():
             raise ValueError(not_cached_message(source)) from None
     try:
         return cls.from_pretrained(source, **kwargs)

@@ -19,7 +19,7 @@ __all__ = ["TrainConfig", "check_config", "config_dict", "model_keys", "data_tok
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "min_freq", "max_tokens",
                "val_fraction", "seed", "bucket", "max_steps", "embed_dim", "ngrams", "buckets", "tokenizer",
-               "fused", "model", "freeze", "layer_lr_decay")
+               "fused", "model", "layer_lr_decay")  # --freeze: a model config field, checked as one
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 

@@ -4,6 +4,8 @@
     textpipe evaluate --checkpoint runs/ag_news/best.pt --data-dir ../shared/data/ag_news --json
     echo "Stocks fell as oil rose" | textpipe predict --checkpoint runs/ag_news/best.pt
     textpipe tune --data-dir ../shared/data/ag_news --time-budget-s 120    # needs pip install -e ".[tune]"
+    textpipe tokenizer train --kind bpe --vocab-size 8000 train.csv --out bpe.json   # needs the hf extra
+    textpipe export --checkpoint runs/bert/best.pt --to bert-agnews/   # an hf: model as a Hugging Face directory
 
 Every user error is one `error: ...` line on stderr and exit status 2, found before any slow work; `--debug`
 shows the traceback instead. This module only dispatches: each command owns its parser and `main`.
@@ -17,7 +19,7 @@ from textpipe.core.cli_args import Formatter, Parser, error_line, run_cli  # noq
 
 # command -> the module whose main(argv) runs it (imported only when that command runs: tune imports Ray late)
 COMMANDS = {"train": "textpipe.train", "evaluate": "textpipe.evaluate", "predict": "textpipe.predict",
-            "tune": "textpipe.tune"}
+            "tune": "textpipe.tune", "tokenizer": "textpipe.data.tokenizer_command", "export": "textpipe.export"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 MAX_TOP, MAX_LINES = 30, 400
 # the stages in the order the data flows (docs/DESIGN.md): a module may import its own stage and those before it
 STAGES = ["core", "text", "data", "corpus", "batches", "models", "vectors", "checkpoint", "metrics", "evaluate",
-          "predict", "train", "tune", "sklearn", "cli", "vocab", "tokenizer", "functional", "_pure_transforms", "transforms", "datasets", "utils",
+          "export", "predict", "train", "tune", "sklearn", "cli", "vocab", "tokenizer", "functional", "_pure_transforms", "transforms", "datasets", "utils",
           "__main__"]
 
 

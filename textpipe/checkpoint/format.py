@@ -268,7 +268,19 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     if version >= 2:
         verify_digests(ckpt, path)
     ckpt["model"], ckpt["vocab_itos"] = stripped, itos
+    register_saved_tokenizer(ckpt)
     return ckpt
+
+
+def register_saved_tokenizer(ckpt: dict[str, Any]) -> None:
+    """Register the Hugging Face tokenizer a checkpoint carries (`data.tokenizer_state`) under its name, so that
+    its vocabulary tokenizes on a machine without the original tokenizer file or model directory."""
+    info = ckpt.get("data") or {}
+    if info.get("tokenizer_state"):
+        from textpipe.text.subword import from_state  # lazily: only checkpoints with a subword tokenizer
+        from textpipe.text.tokenizer import register_tokenizer
+
+        register_tokenizer(info["tokenizer"], from_state(info["tokenizer_state"]), overwrite=True)
 
 
 def model_config_of(ckpt: dict[str, Any]):

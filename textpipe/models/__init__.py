@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from textpipe.models.bag import ModelConfig, TextClassifier
+from textpipe.models.hf import HFClassifier, HFConfig
 from textpipe.models.cnn import CNNClassifier, CNNConfig
 from textpipe.models.rnn import RNNClassifier, RNNConfig
 from textpipe.models.transformer import TransformerClassifier, TransformerConfig
@@ -27,7 +28,7 @@ from textpipe.models.transformer import TransformerClassifier, TransformerConfig
 __all__ = ["MODELS", "DEFAULT_MODEL", "DERIVED", "TRAIN_DEFAULTS", "hyperparameters", "ModelConfig", "TextClassifier",
            "CNNConfig", "CNNClassifier", "RNNConfig", "RNNClassifier", "TransformerConfig", "TransformerClassifier",
            "build_model", "model_config", "config_class", "config_from_dict", "model_name", "state_shapes",
-           "takes_lengths", "forward"]
+           "takes_lengths", "forward", "split_name", "HFConfig", "HFClassifier"]
 
 # name -> (config dataclass, module class)
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -35,6 +36,7 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "cnn": (CNNConfig, CNNClassifier),
     "rnn": (RNNConfig, RNNClassifier),
     "transformer": (TransformerConfig, TransformerClassifier),
+    "hf": (HFConfig, HFClassifier),  # hf:NAME_OR_DIR, a pretrained Hugging Face encoder (the hf extra)
 }
 # Each model's training defaults: what a TrainConfig field left at None becomes for that model (the model's
 # own config fields default to their dataclass defaults). Chosen on a validation carve-out of TREC's training
@@ -47,17 +49,26 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": dict(_NEURAL),
     "rnn": dict(_NEURAL),
     "transformer": dict(_NEURAL, lr=1e-3, epochs=10),
+    # fine-tuning a pretrained encoder: the usual BERT recipe (Devlin et al. 2019: lr 2e-5..5e-5, 2-4 epochs)
+    "hf": dict(_NEURAL, lr=3e-5, batch_size=32, epochs=3),
 }
 DEFAULT_MODEL = "bag"  # what checkpoints without a model_name hold
 # config fields that follow from the data and the devices, not from the user's settings
-DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse")
+DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse", "source", "hf_config")
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """`("hf", "bert-base-uncased")` for `"hf:bert-base-uncased"`: a family and its source; `(name, None)` else."""
+    family, sep, source = name.partition(":")
+    return (family, source) if sep else (name, None)
 
 
 def config_class(name: str) -> type:
-    """The config dataclass of model `name`; ValueError listing the known names otherwise."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name][0]
+    """The config dataclass of model `name` (`hf:NAME_OR_DIR`: `hf`'s); ValueError listing the names otherwise."""
+    family, source = split_name(name)
+    if family not in MODELS or (source is not None and "source" not in MODELS[family][0].__dataclass_fields__):
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} (hf as hf:NAME_OR_DIR)")
+    return MODELS[family][0]
 
 
 def hyperparameters(name: str) -> tuple[str, ...]:
@@ -78,6 +89,8 @@ def model_config(name: str, settings: Mapping[str, Any] | object, **derived) -> 
     `TrainConfig` whose attributes of the same names are used), then `derived` (vocab_size, num_classes, ...:
     the ones this model's config has; the others are ignored)."""
     cls = config_class(name)
+    if split_name(name)[1] is not None:  # hf:SOURCE: the source is part of the name
+        derived = {"source": split_name(name)[1], **derived}
     get = settings.get if isinstance(settings, Mapping) else (lambda k, d: getattr(settings, k, d))
     missing, names = object(), {f.name for f in fields(cls)}
     values = {k: v for k in names if (v := derived.get(k, missing)) is not missing or (v := get(k, missing)) is not missing}
@@ -86,7 +99,7 @@ def model_config(name: str, settings: Mapping[str, Any] | object, **derived) -> 
 
 def config_from_dict(name: str, values: Mapping[str, Any]) -> Any:
     """A checkpoint's `model_config` dict back as the config of model `name` (TypeError/ValueError if bad)."""
-    cls = config_class(name)
+    cls = config_class(split_name(name)[0])
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
         raise TypeError(f"model_config has fields {unknown} that the {name!r} model does not know (it has "

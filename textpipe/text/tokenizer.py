@@ -204,7 +204,9 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
 
     Args:
         tokenizer: ``"basic_english"``; ``None``, ``"split"`` or ``"whitespace"`` for plain ``str.split()``
-            (no lower-casing); a name given to ``register_tokenizer``; or a callable, returned unchanged.
+            (no lower-casing); ``"hf:tokenizer.json"`` (a Hugging Face ``tokenizers`` file) or ``"hf:DIR"``
+            (a pretrained model's tokenizer; see ``textpipe.text.subword``); a name given to
+            ``register_tokenizer``; or a callable, returned unchanged.
         language: Only ``"en"`` for ``"basic_english"``, as in torchtext; ignored otherwise.
 
     Returns:
@@ -232,7 +234,12 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
     try:
         return _TOKENIZERS[name]
     except KeyError:
+        if name.startswith("hf:"):  # a Hugging Face tokenizer, loaded once (needs the hf extra)
+            from textpipe.text.subword import load_hf_tokenizer
+
+            fn = _TOKENIZERS[name] = load_hf_tokenizer(name)
+            return fn
         known = ", ".join(repr(k) for k in [*_TOKENIZERS, None])
-        raise ValueError(f"unknown tokenizer {name!r}; known tokenizers: {known}, "
+        raise ValueError(f"unknown tokenizer {name!r}; known tokenizers: {known}, hf:tokenizer.json, hf:MODEL_DIR, "
                          f"or pass a callable str -> list[str] (spacy/moses are not bundled; "
                          f"register your own with textpipe.text.tokenizer.register_tokenizer)") from None

@@ -15,7 +15,6 @@ import argparse
 
 from textpipe.core.cli_args import Formatter, Parser, add_column_flags, add_format_flags
 from textpipe.data.formats import DESCRIPTION, FILE_FORMATS, QUOTINGS
-from textpipe.models import MODELS
 from textpipe.train.config import TrainConfig
 
 __all__ = ["train_parser", "parse_train_args"]
@@ -39,13 +38,20 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--classes", nargs="+", metavar="NAME", default=t.classes,
                    help="class order: the label values (or, for int labels 1..C / 0..C-1, their names), or one "
                    "classes.txt (None: <data-dir>/classes.txt, else the sorted labels)")
-    g.add_argument("--tokenizer", default=t.tokenizer, help="basic_english | split | a registered name")
+    g.add_argument("--tokenizer", default=t.tokenizer, help="basic_english | split | hf:tokenizer.json (a "
+                   "Hugging Face tokenizers file, e.g. from `textpipe tokenizer train`) | a registered name")
     g.add_argument("--on-bad-rows", choices=["raise", "skip"], default=t.on_bad_rows,
                    help="malformed rows: stop with an error, or skip them with a warning that counts them")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=list(MODELS), default=t.model, help="the model family (textpipe.models): "
-                   "bag = fastText-style mean of word and bigram embeddings, cnn = Kim (2014), rnn = bidirectional "
-                   "LSTM/GRU, transformer = small pre-norm encoder. Flags left unset take the model's defaults")
+    g.add_argument("--model", default=t.model, metavar="NAME", help="the model family (textpipe.models): bag = "
+                   "fastText-style mean of word and bigram embeddings, cnn = Kim (2014), rnn = bidirectional LSTM/GRU, "
+                   "transformer = small pre-norm encoder, hf:NAME_OR_DIR = a pretrained Hugging Face encoder + "
+                   "classification head with its own tokenizer (the hf extra). Flags left unset take the model's "
+                   "defaults")
+    g.add_argument("--freeze", default=t.freeze, help="hf: models: none | embeddings | encoder (train the head "
+                   "only) | all-but-N (train the top N layers and the head)")
+    g.add_argument("--layer-lr-decay", type=float, default=t.layer_lr_decay, help="hf: models: layer i from "
+                   "the top learns at lr * decay**i, the embeddings at lr * decay**(layers + 1); 1.0 = one rate")
     g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size (None: bag 10, others 128)")
     g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
                    "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")

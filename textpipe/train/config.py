@@ -15,17 +15,19 @@ import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
-from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters
+from textpipe.models import DERIVED, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters, split_name
+from textpipe.models.hf import check_freeze
 
 __all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "settle_defaults",
-           "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
+           "data_tokenizer", "is_hf_model", "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
                "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer", "fused", "model", "format", "quoting",
                "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
-               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "freeze_embeddings", "precision")
+               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "freeze_embeddings", "precision",
+               "layer_lr_decay")  # --freeze: a model config field, checked as one
 PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
@@ -50,8 +52,8 @@ class TrainConfig:
     tokenizer: str = "basic_english"  # basic_english | split | a name given to textpipe.text.tokenizer.register_tokenizer
     on_bad_rows: str = "raise"  # raise | skip (malformed rows, with a warning that counts them)
     # -- model
-    model: str = "bag"  # bag | cnn | rnn | transformer (textpipe.models.MODELS); its config takes the fields below
-    # of the same names. None = the model's default (TRAIN_DEFAULTS, else its config's default)
+    model: str = "bag"  # bag | cnn | rnn | transformer | hf:NAME_OR_DIR (textpipe.models.MODELS); its config takes
+    # the fields below of the same names. None = the model's default (TRAIN_DEFAULTS, else its config's default)
     embed_dim: int | None = None  # embedding size (bag 10: fastText's, docs/training-speed.md; others 128)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
@@ -69,6 +71,8 @@ class TrainConfig:
     ff_dim: int | None = None  # transformer: feed-forward width (256)
     max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
     dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.1
+    freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
+    layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
@@ -123,13 +127,13 @@ def check_config(cfg: TrainConfig) -> None:
     def bad(name: str, expected: str) -> ValueError:
         return ValueError(f"{name} (--{name.replace('_', '-')}) must be {expected}, got {getattr(cfg, name)!r}")
 
-    if cfg.model not in MODELS:
-        raise bad("model", f"one of {tuple(MODELS)}")
-    try:  # the model's own checks of its fields (rnn_cell, pooling, num_heads | embed_dim, ...)
-        config_class(cfg.model)(**{k: getattr(settle_defaults(cfg), k) for k in model_keys(cfg)}, vocab_size=2,
-                                num_classes=2)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"--model {cfg.model}: {e}") from None
+    config_class(cfg.model)  # ValueError naming the models
+    if not is_hf_model(cfg):  # (an hf: model's config is read from its directory when the data is prepared)
+        try:  # the model's own checks of its fields (rnn_cell, pooling, num_heads | embed_dim, ...)
+            config_class(cfg.model)(**{k: getattr(settle_defaults(cfg), k) for k in model_keys(cfg)}, vocab_size=2,
+                                    num_classes=2)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--model {cfg.model}: {e}") from None
 
     cfg = settle_defaults(cfg)
     if not (cfg.batch_size == "auto" or (type(cfg.batch_size) is int and cfg.batch_size >= 1)):
@@ -177,8 +181,18 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"--hogwild {cfg.hogwild} trains with threads in one process, so it needs --parallel none "
                          f"(got {cfg.parallel!r}) and checkpoints at epoch ends only (--save-every 0, got "
                          f"{cfg.save_every})")
-    if cfg.model not in MODELS:
-        raise bad("model", f"one of {tuple(MODELS)}")
+    family, source = split_name(cfg.model)
+    if family == "hf":
+        if not source:
+            raise bad("model", "hf:NAME_OR_DIR (a model directory or a model name in the Hugging Face cache)")
+        if cfg.tokenizer not in ("basic_english", f"hf:{source}"):
+            raise ValueError(f"--model {cfg.model} reads the ids of its own tokenizer (hf:{source}); drop "
+                             f"--tokenizer {cfg.tokenizer}")
+    elif cfg.freeze != "none" or cfg.layer_lr_decay != 1.0:
+        raise ValueError(f"--freeze and --layer-lr-decay apply to hf: models, not {cfg.model!r}")
+    check_freeze(cfg.freeze)
+    if not 0.0 < cfg.layer_lr_decay <= 1.0:
+        raise bad("layer_lr_decay", "in (0, 1]")
     if (cfg.ngrams == 2 or cfg.maxn) and cfg.buckets < 1:
         raise bad("buckets", ">= 1 with --ngrams 2 or subwords")
     if not (cfg.minn == cfg.maxn == 0 or 1 <= cfg.minn <= cfg.maxn):
@@ -251,6 +265,17 @@ def config_dict(cfg: TrainConfig) -> dict:
     return {k: safe(getattr(cfg, k)) for k in cfg.__dataclass_fields__}
 
 
+def is_hf_model(cfg: TrainConfig) -> bool:
+    """Whether `cfg.model` is `hf:NAME_OR_DIR` (a pretrained encoder that reads its own tokenizer's ids)."""
+    return split_name(cfg.model)[0] == "hf"
+
+
+def data_tokenizer(cfg: TrainConfig) -> str:
+    """The tokenizer the data is encoded with: an hf: model's own (`hf:SOURCE`), else `--tokenizer`."""
+    family, source = split_name(cfg.model)
+    return f"hf:{source}" if family == "hf" else cfg.tokenizer
+
+
 def model_keys(cfg: TrainConfig) -> tuple[str, ...]:
     """The fields of `cfg` that go into its model's config (the rest of that config follows from the data)."""
     return tuple(k for k in hyperparameters(cfg.model) if k in TrainConfig.__dataclass_fields__)
@@ -292,9 +317,11 @@ def settle_defaults(cfg: TrainConfig) -> TrainConfig:
     """`cfg` with every field left at None that its model has a default for filled in (`TRAIN_DEFAULTS`, then
     the model config's defaults); fields the model does not use stay None. Unknown models are left for
     `check_config` to name."""
-    if cfg.model not in MODELS:
+    try:
+        config_class(cfg.model)
+    except ValueError:
         return cfg
-    defaults = dict(TRAIN_DEFAULTS.get(cfg.model, {}))
+    defaults = dict(TRAIN_DEFAULTS.get(split_name(cfg.model)[0], {}))
     values = {}
     for f in fields(cfg):
         if getattr(cfg, f.name) is None and f.name not in DERIVED:  # sparse=None stays: the plan settles it

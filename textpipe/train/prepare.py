@@ -23,9 +23,11 @@ from textpipe.data.download import default_cache_dir
 from textpipe.data.formats import FILE_FORMATS
 from textpipe.data.labels import LabelVocab
 from textpipe.data.sources import Source, load_classes, make_label_vocab, read_source, resolve_sources
+from textpipe.text.subword import model_itos, tokenizer_state, unk_index
 from textpipe.text.tokenizer import get_tokenizer
 from textpipe.text.build import build_vocab_from_texts
 from textpipe.text.vocabulary import Vocab
+from textpipe.train.config import data_tokenizer, is_hf_model
 
 # The config fields the prepared data depends on (the seed picks the validation carve-out).
 DATA_KEYS = ("data_dir", "train", "val", "test", "text_columns", "label_column", "classes", "tokenizer",
@@ -47,21 +49,23 @@ class Data:
     key: dict = field(default_factory=dict)  # the DATA_KEYS values it was prepared with
 
     def checkpoint_info(self) -> dict:
-        """The `data=` of `save_checkpoint`: how to read and label more data like this."""
+        """The `data=` of `save_checkpoint`: how to read and label more data like this (a Hugging Face
+        tokenizer travels inside: `tokenizer_state`, so the checkpoint needs no tokenizer file)."""
+        state = tokenizer_state(self.vocab.tokenizer)
         return {**self.columns, "label_values": list(self.labels.values),
                 "tokenizer": self.vocab.tokenizer_name or "basic_english",
-                "rows": dict(self.sizes)}
+                "rows": dict(self.sizes), **({"tokenizer_state": state} if state else {})}
 
 
 def data_key(cfg) -> dict:
-    """The DATA_KEYS of a config, comparable (datasets objects by identity)."""
+    """The DATA_KEYS of a config, comparable (datasets objects by identity; an hf: model's tokenizer is its own)."""
     return {k: (v if v is None or isinstance(v, (str, int, float, bool, list, tuple)) else id(v))
-            for k, v in ((k, getattr(cfg, k)) for k in DATA_KEYS)}
+            for k, v in ((k, data_tokenizer(cfg) if k == "tokenizer" else getattr(cfg, k)) for k in DATA_KEYS)}
 
 
 def resolve(cfg) -> tuple[dict[str, Source | None], list[str] | None]:
     """The sources of each split and the `--classes` list, checked without reading the data (fast)."""
-    get_tokenizer(cfg.tokenizer)  # an unknown name is a ValueError before any slow work
+    get_tokenizer(data_tokenizer(cfg))  # an unknown name (or hf: file) is a ValueError before any slow work
     sources = resolve_sources(data_dir=cfg.data_dir, train=cfg.train, val=cfg.val, test=cfg.test,
                               text_columns=cfg.text_columns, label_column=cfg.label_column,
                               format=getattr(cfg, "format", None), quoting=getattr(cfg, "quoting", None))
@@ -128,6 +132,9 @@ def train_in_memory(cfg, sources: dict, classes, ckpt: dict | None):
     if ckpt is not None:
         vocab = Vocab(ckpt["vocab_itos"], default_index=ckpt["vocab_default_index"],
                       tokenizer=data_info(ckpt)["tokenizer"])
+    elif is_hf_model(cfg):  # the model reads its own tokenizer's ids: that tokenizer's vocabulary, all of it
+        fn = get_tokenizer(data_tokenizer(cfg))
+        vocab = Vocab(model_itos(fn), default_index=unk_index(fn), tokenizer=data_tokenizer(cfg))
     else:  # subtle: built from the training portion only, so validation and test words stay unseen
         chunks = (fit_texts[i:i + 8192] for i in range(0, len(fit_texts), 8192))
         vocab = build_vocab_from_texts(chunks, tokenizer=cfg.tokenizer, min_freq=cfg.min_freq, specials=SPECIALS,
@@ -159,6 +166,8 @@ def train_from_cache(cfg, sources: dict, classes, ckpt: dict | None):
     `STREAM_MIN_BYTES` once decompressed, see `inflated_size_at_least`; training data that is not one table file on disk: the AG_NEWS download, a datasets
     object or directory)."""
     train = sources["train"]
+    if is_hf_model(cfg):  # the cache builds a counted vocabulary; an hf: model brings its own
+        return None
     if train.path is None or not train.path.is_file() or train.spec is None:
         return None
     use = getattr(cfg, "cache", None)

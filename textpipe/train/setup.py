@@ -17,11 +17,12 @@ from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, loa
                                  restore_rng_state)
 from textpipe.core.distributed import DistInfo, init_distributed, pick_device, print0
 from textpipe.core.fileio import BackgroundWriter
-from textpipe.core.specials import PAD_IDX, UNK_IDX
+from textpipe.core.specials import PAD_IDX
 from textpipe.batches import make_dataloader
 from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_name
+from textpipe.models.hf import count_parameters
 from textpipe.train.config import (RESUME_KEYS, TrainConfig, class_weights, config_dict, default_output_dir,
-                                   model_keys)
+                                   is_hf_model, model_keys)
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
@@ -206,7 +207,9 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fuse
     shape = decay if not warm else (lambda s: (s + 1) / warm if s < warm else decay(s - warm))
     if fused:  # the fused step is the optimizer (see textpipe/train/fused.py)
         return None, LRSchedule(cfg.lr, shape)
-    params = [p for p in model.parameters() if p.requires_grad]  # --freeze-embeddings leaves some out
+    # frozen parameters (--freeze) stay out; a model with layers (hf:) groups them by depth (--layer-lr-decay)
+    params = (model.param_groups(cfg.lr, cfg.layer_lr_decay) if hasattr(model, "param_groups")
+              else [p for p in model.parameters() if p.requires_grad])
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
@@ -225,6 +228,10 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         mcfg = model_config(model_name(mcfg), vars(mcfg), sparse=plan.sparse)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_model(mcfg, data.vocab).to(device)
+    trainable, total = count_parameters(model)
+    if trainable < total or is_hf_model(cfg):
+        print0(f"trainable parameters: {trainable:,} of {total:,}"
+               + (f" (--freeze {cfg.freeze})" if is_hf_model(cfg) else ""))
     if cfg.vectors and run.ckpt is None:  # pretrained token rows (a resumed run restores its trained weights)
         from textpipe.vectors.pretrained import init_embedding_from_file
         print0(f"--vectors {cfg.vectors}: {init_embedding_from_file(model, data.vocab, cfg.vectors)}")
@@ -289,7 +296,8 @@ def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) 
         model = build_model(tr.config)
         model.load_state_dict(weights)
     return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab,
-                           vocab_default_index=UNK_IDX, optimizer=tr.opt if weights is None else None,
+                           vocab_default_index=data.vocab.get_default_index(),
+                           optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
                            **tr.state.checkpoint_fields())

@@ -74,18 +74,23 @@ def _text_lines(path: Path):
 
 
 def _delimited(spec: TableSpec) -> Iterator[dict]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts are fine
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
     columns = spec.columns
-    with _text_lines(Path(spec.source)) as f:
-        reader = csv.reader(f, delimiter="," if spec.format == "csv" else "\t", quoting=quoting)
-        try:
-            if spec.header:
-                next((r for r in reader if r), None)  # the header row (the first one that is not blank)
-            for fields in reader:
-                yield {c: fields[i] if i < len(fields) else "" for i, c in enumerate(columns)}
-        except csv.Error as e:
-            raise ValueError(f"{spec.source}, line {reader.line_num}: {e}") from None
+    # long texts are fine: the csv module's 128 KiB field limit is raised while this file is read, then restored
+    # (it is the whole process's setting)
+    limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        with _text_lines(Path(spec.source)) as f:
+            reader = csv.reader(f, delimiter="," if spec.format == "csv" else "\t", quoting=quoting)
+            try:
+                if spec.header:
+                    next((r for r in reader if r), None)  # the header row (the first one that is not blank)
+                for fields in reader:
+                    yield {c: fields[i] if i < len(fields) else "" for i, c in enumerate(columns)}
+            except csv.Error as e:
+                raise ValueError(f"{spec.source}, line {reader.line_num}: {e}") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _jsonl(path: Path) -> Iterator[dict]:

@@ -201,7 +201,7 @@ def subword_table(itos: Sequence[str], minn: int, maxn: int, *, buckets: int, fi
     each hashed (CRC-32 of its UTF-8 bytes) into `buckets` rows from `first_row` on. Ids in `skip` get none.
 
         >>> subword_table(["<pad>", "ab"], 3, 3, buckets=10, first_row=2, skip=(0,))
-        (tensor([0, 0, 2]), tensor([6, 3]))
+        (tensor([0, 0, 2]), tensor([6, 5]))
     """
     skip = set(skip)
     offsets, rows = [0], []

@@ -31,14 +31,6 @@ class Plan:
     pin_memory: bool  # page-locked batches (async host-to-GPU copies)
     train_rows: int
 
-    @property
-    def device(self) -> torch.device:
-        return self.info.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.info.rank == 0
-
 
 def uses_fused_step(cfg: TrainConfig, *, train_rows: int | None = None) -> bool:
     """`cfg.fused`, or when None: the fused SGD step for a model it can train, with sgd without weight decay or

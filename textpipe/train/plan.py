@@ -1,6 +1,7 @@
 """The plan of a run: every setting that follows from the config, the processes and the data (device, fused
 step, bucketing, sparse gradients, pinned memory), settled once in `make_plan` and read by the loop.
 
+    >>> import torch
     >>> from textpipe.core.distributed import DistInfo
     >>> plan = make_plan(TrainConfig(), DistInfo(0, 0, 1, torch.device("cpu")), train_rows=5600)
     >>> plan.fused, plan.bucket, plan.sparse, plan.pin_memory
@@ -9,8 +10,6 @@ step, bucketing, sparse gradients, pinned memory), settled once in `make_plan` a
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 from textpipe.core.distributed import DistInfo
 from textpipe.train.config import FUSED_MODELS, TrainConfig, settle_defaults

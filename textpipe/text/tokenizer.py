@@ -112,6 +112,8 @@ class TokenizerTypeError(TypeError, ValueError):
 
 _BUILTIN = {"basic_english": basic_english, "split": split_whitespace, "whitespace": split_whitespace}
 _TOKENIZERS: dict[str, Callable[[str], list[str]]] = dict(_BUILTIN)
+# hf:FILE loaded by get_tokenizer -> the file's stamp when it was read: a changed file is read again
+_HF_STAMPS: dict[str, tuple | None] = {}
 
 
 def register_tokenizer(name: str, fn: Callable[[str], list[str]], *, overwrite: bool = False) -> None:
@@ -153,6 +155,7 @@ def register_tokenizer(name: str, fn: Callable[[str], list[str]], *, overwrite: 
         raise ValueError(f"tokenizer name {name!r} is already registered for {old!r}; pass "
                          f"overwrite=True to replace it, or choose another name")
     _TOKENIZERS[name] = fn
+    _HF_STAMPS.pop(name, None)  # registered (a checkpoint's saved tokenizer): kept, whatever the file does
 
 
 def tokenizer_name(fn: Callable[[str], list[str]]) -> str | None:
@@ -200,9 +203,6 @@ def resolve_tokenizer(tokenizer: str | Callable[[str], list[str]] | None) -> tup
                              f"str -> list[str], got {type(tokenizer).__name__} ({tokenizer!r})")
 
 
-_HF_STAMPS: dict[str, tuple | None] = {}  # hf:FILE -> the file's (size, mtime, inode) when it was loaded
-
-
 def _file_stamp(path: str) -> tuple | None:
     """`(size, mtime_ns, inode, ctime_ns)` of a file, None for anything else (a model directory or name)."""
     try:
@@ -245,7 +245,7 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
         raise TokenizerTypeError(f"tokenizer must be a str, None or a callable, got {type(name).__name__}")
     if name == "basic_english" and language != "en":
         raise ValueError(f"basic_english is only available for language='en', got {language!r}")
-    if name.startswith("hf:") and name in _TOKENIZERS and _HF_STAMPS.get(name) != _file_stamp(name[3:]):
+    if name in _HF_STAMPS and _HF_STAMPS[name] != (stamp := _file_stamp(name[3:])) and stamp is not None:
         del _TOKENIZERS[name]  # the tokenizer file changed (retrained at the same path): read it again
     try:
         return _TOKENIZERS[name]

@@ -238,3 +238,33 @@ def test_streaming_decision_looks_at_the_inflated_size_issue20(tmp_path):
     assert main(["--train", str(big_gz), "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--no-progress",
                  "--checkpoints", "none", "--val-fraction", "0", "--output-dir", str(tmp_path / "r")]) == 0
     assert list((tmp_path / "c").glob("corpus-*/meta.json"))
+
+
+def test_retrained_hf_tokenizer_at_the_same_path_gets_a_new_entry_issue19(tmp_path, capsys):
+    pytest.importorskip("tokenizers", reason="the hf extra (tokenizers) is not installed")
+    from textpipe.text.subword import train_tokenizer
+    from textpipe.train import TrainConfig
+    from textpipe.train.prepare import prepare_data
+
+    csv = write_csv(tmp_path / "train.csv", 200)
+    texts = all_rows(csv)[1]
+    tok = tmp_path / "tok.json"
+
+    def prepare(cache=True):
+        return prepare_data(TrainConfig(train=str(csv), tokenizer=f"hf:{tok}", cache=cache, progress=False,
+                                        cache_dir=str(tmp_path / "c"), val_fraction=0.1))
+
+    train_tokenizer(texts, kind="bpe", vocab_size=300).save(str(tok))
+    first = prepare()
+    assert "reusing" not in capsys.readouterr().out
+    tok.write_text(tok.read_text())  # the same content written again: the entry is reused
+    prepare()
+    assert "reusing corpus cache" in capsys.readouterr().out
+    train_tokenizer(texts, kind="bpe", vocab_size=330).save(str(tok))  # retrained at the same path
+    second = prepare()
+    assert "reusing" not in capsys.readouterr().out
+    fresh = prepare(cache=False)  # what the new tokenizer gives, read into memory
+    assert second.vocab.get_itos() == fresh.vocab.get_itos() != first.vocab.get_itos()
+    assert np.array_equal(second.train.ids, fresh.train.ids) and np.array_equal(second.train.offsets,
+                                                                                 fresh.train.offsets)
+    assert len(list((tmp_path / "c").glob("corpus-*/meta.json"))) == 2

@@ -401,3 +401,49 @@ def test_diverged_trials_are_reported_as_diverged_issue20():
     rows = results.trial_rows(grid, searched=["lr"], asha_stopped=set())
     assert [r["end"] for r in rows] == [results.COMPLETED, results.DIVERGED, results.DIVERGED]
     assert results.counts(rows)[results.DIVERGED] == 2 and results.best_row(rows)["trial_id"] == "a"
+
+
+# -- hf: models (issue 19) -----------------------------------------------------------------------------------
+def test_hf_model_space_defaults_and_errors(tmp_path):
+    from textpipe.tune._space import HF_SPACE
+    from textpipe.tune.command import build_space
+
+    (tmp_path / "enc").mkdir()
+    space, sources = build_space(SearchConfig(model=str(f"hf:{tmp_path / 'enc'}"), params=["epochs=1"]))
+    assert space == {**HF_SPACE, "epochs": 1, "model": f"hf:{tmp_path / 'enc'}"}
+    assert sources["freeze"] == "default" and sources["model"] == "--model"
+    assert default_point(space) == {"lr": 3e-5, "freeze": "none"}  # the first trial: textpipe's hf defaults
+    assert parse_param_flag("freeze=none,all-but-3") == {"freeze": {"choice": ["none", "all-but-3"]}}
+    with pytest.raises(SpaceError, match=r"an hf: model is not searched over"):
+        merge_spaces(parse_param_flag("model=cnn,hf:x"))
+    with pytest.raises(SpaceError, match=r"embed_dim do not apply to hf:x"):
+        merge_spaces({"model": "hf:x", "embed_dim": {"choice": [8, 16]}})
+    with pytest.raises(SpaceError, match=r"freeze apply to hf: models only"):
+        merge_spaces(DEFAULT_SPACE, parse_param_flag("freeze=none,encoder"))
+    with pytest.raises(SpaceError, match=r"expected one of \['none', 'embeddings', 'encoder'\] or all-but-"):
+        parse_param_flag("freeze=top")
+
+
+@needs_ray
+@pytest.mark.slow  # its Ray worker imports transformers: 15 s in a whole-module run here, 65 s alone under load
+def test_hf_model_search_of_lr_and_freeze(local_ray, tmp_path):
+    pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_hf import _save_tiny
+
+    d = tmp_path / "data"
+    d.mkdir()
+    write_csv(d / "train.csv", 48, seed=0)
+    write_csv(d / "test.csv", 16, seed=1)
+    bert = _save_tiny(tmp_path / "bert", "bert", d)
+    summary = search(data_dir=str(d), model=f"hf:{bert}", params=["epochs=1", "batch_size=16"], search="random",
+                     scheduler="none", num_samples=2, max_concurrent=1, final="checkpoint",
+                     output_dir=str(tmp_path / "o"), progress=False)
+    assert summary["trials"] == 2 and summary["ended"]["completed"] == 2
+    rows = json.loads((tmp_path / "o" / "trials.json").read_text())
+    assert rows[0]["lr"] == 3e-5 and rows[0]["freeze"] == "none"  # the first trial: the hf defaults
+    assert all(1e-5 <= r["lr"] <= 1e-4 and r["freeze"] in ("none", "embeddings", "all-but-2") for r in rows)
+    from textpipe.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(tmp_path / "o" / "best.pt")
+    assert ckpt["model_name"] == "hf" and ckpt["train_config"]["freeze"] == summary["best"]["config"]["freeze"]
+    assert summary["test_accuracy"] is not None

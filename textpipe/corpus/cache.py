@@ -3,7 +3,8 @@
     cached = cached_corpus("train.csv", cache_dir="~/.cache/textpipe/corpora", val_fraction=0.1)
     cached.vocab, cached.labels, cached.fit, cached.val    # Vocab, LabelVocab, mapped EncodedCorpus (or None)
 
-The key covers the file (size, mtime, inode, ctime, SHA-256 of its first and last MiB), its columns, the tokenizer, the
+The key covers the file (size, mtime, inode, ctime, SHA-256 of its first and last MiB), its columns, the tokenizer (an
+``hf:FILE.json`` one by the SHA-256 of its content too: one retrained at the same path gets a new entry), the
 vocabulary, label and split settings. The first process to take the entry's file lock builds it (under
 ``fit``, rank 0: the other ranks wait at a barrier, then map the same files). Building streams the file
 three times: ``textpipe.data.table.scan_table`` (rows and labels, checked but no texts built), then
@@ -182,6 +183,11 @@ def cached_corpus(source: str | os.PathLike, *, cache_dir: str | os.PathLike, mi
                 "tokenizer": tokenizer, "min_freq": min_freq, "max_tokens": max_tokens, "specials": list(SPECIALS),
                 "val_fraction": float(val_fraction), "seed": int(seed), "on_bad_rows": on_bad_rows,
                 "label_key": label_key if make_labels is not None else "ag_news"}
+    if isinstance(tokenizer, str) and tokenizer.startswith("hf:"):  # hf:FILE.json: its content, not only its path
+        from textpipe.text.subword import fingerprint
+        from textpipe.text.tokenizer import get_tokenizer
+
+        settings["tokenizer_sha256"] = fingerprint(get_tokenizer(tokenizer))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
     entry = cache_dir / f"corpus-{key}"
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if announce is None else announce

@@ -62,6 +62,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 class HFClassifier(nn.Module):
     """`AutoModelForSequenceClassification` of `config.source` behind textpipe's model interface."""
 
+    takes_lengths = True  # the training loop, evaluate and predict pass `lengths`: the attention mask comes from them
+
     def __init__(self, config: HFConfig):
         super().__init__()
         tf = _transformers()
@@ -103,6 +105,9 @@ class HFClassifier(nn.Module):
             frozen = []
         for p in frozen:
             p.requires_grad_(False)
+        if keep is not None and keep > len(self.layers):
+            raise ValueError(f"--freeze {freeze}: hf:{self.config.source} has {len(self.layers)} layers, so at most "
+                             f"all-but-{len(self.layers)} (or --freeze none to train them all)")
         if keep:  # the top `keep` layers, and what sits above them in the encoder (pooler, final norm)
             top = {id(p) for layer in list(self.layers)[len(self.layers) - keep:] for p in layer.parameters()}
             below = {id(p) for layer in list(self.layers)[:len(self.layers) - keep] for p in layer.parameters()}
@@ -132,9 +137,9 @@ class HFClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:  # (B, T) -> (B, C)
         T = ids.shape[1]
-        if lengths is None:
-            # subtle: rows are right-padded and every row ends in a special token ([SEP], </s>) that is not the
-            # pad id, so a row's length is the position after its last non-pad id
+        if lengths is None:  # a direct call without lengths (the loop, evaluate and predict always pass them):
+            # subtle: a guess that holds only when rows are right-padded and end in a special token ([SEP], </s>)
+            # that is not the pad id; a row whose last real id equals the pad id loses it from the mask
             nonpad = (ids != self.config.pad_idx).int()
             lengths = torch.where(nonpad.any(1), T - nonpad.flip(1).argmax(1), 0)
         mask = (torch.arange(T, device=ids.device) < lengths.to(ids.device).unsqueeze(1)).long()  # (B, T)

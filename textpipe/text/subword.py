@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["SubwordTokenizer", "load_hf_tokenizer", "tokenizer_state", "from_state", "train_tokenizer",
-           "model_itos", "unk_index", "from_pretrained", "not_cached_message", "KINDS", "PREFIX"]
+           "model_itos", "unk_index", "fingerprint", "from_pretrained", "not_cached_message", "KINDS", "PREFIX"]
 
 PREFIX = "hf:"
 KINDS = ("bpe", "wordpiece", "unigram")
@@ -181,6 +181,17 @@ def load_hf_tokenizer(spec: str) -> SubwordTokenizer:
                  if p.is_file() and p.suffix in (".json", ".txt", ".model") and p.name != "tokenizer.json"}
     return SubwordTokenizer(tok.backend_tokenizer.to_str(), special_tokens=True, max_length=tok.model_max_length,
                             files=files)
+
+
+def fingerprint(fn) -> str | None:
+    """SHA-256 of what a subword tokenizer does (its JSON, special tokens, truncation), None for any other: the
+    corpus cache's key, so that a tokenizer retrained at the same path does not reuse a stale encoded corpus."""
+    if not isinstance(fn, SubwordTokenizer):
+        return None
+    import hashlib
+
+    what = json.dumps([fn.json_str, fn.special_tokens, fn.max_length])
+    return hashlib.sha256(what.encode("utf-8")).hexdigest()
 
 
 def tokenizer_state(fn) -> dict | None:

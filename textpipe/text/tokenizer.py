@@ -9,6 +9,8 @@ Run the tests: python3 -m pytest -q tests/test_tokenizer.py
 """
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 
 __all__ = ["basic_english", "basic_english_batch", "get_tokenizer", "register_tokenizer",
@@ -110,6 +112,8 @@ class TokenizerTypeError(TypeError, ValueError):
 
 _BUILTIN = {"basic_english": basic_english, "split": split_whitespace, "whitespace": split_whitespace}
 _TOKENIZERS: dict[str, Callable[[str], list[str]]] = dict(_BUILTIN)
+# hf:FILE loaded by get_tokenizer -> the file's stamp when it was read: a changed file is read again
+_HF_STAMPS: dict[str, tuple | None] = {}
 
 
 def register_tokenizer(name: str, fn: Callable[[str], list[str]], *, overwrite: bool = False) -> None:
@@ -151,6 +155,7 @@ def register_tokenizer(name: str, fn: Callable[[str], list[str]], *, overwrite: 
         raise ValueError(f"tokenizer name {name!r} is already registered for {old!r}; pass "
                          f"overwrite=True to replace it, or choose another name")
     _TOKENIZERS[name] = fn
+    _HF_STAMPS.pop(name, None)  # registered (a checkpoint's saved tokenizer): kept, whatever the file does
 
 
 def tokenizer_name(fn: Callable[[str], list[str]]) -> str | None:
@@ -198,6 +203,15 @@ def resolve_tokenizer(tokenizer: str | Callable[[str], list[str]] | None) -> tup
                              f"str -> list[str], got {type(tokenizer).__name__} ({tokenizer!r})")
 
 
+def _file_stamp(path: str) -> tuple | None:
+    """`(size, mtime_ns, inode, ctime_ns)` of a file, None for anything else (a model directory or name)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
 def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
                   language: str = "en") -> Callable[[str], list[str]]:
     """Return a tokenizer function, mirroring ``torchtext.data.utils.get_tokenizer``.
@@ -231,13 +245,17 @@ def get_tokenizer(tokenizer: str | Callable[[str], list[str]] | None,
         raise TokenizerTypeError(f"tokenizer must be a str, None or a callable, got {type(name).__name__}")
     if name == "basic_english" and language != "en":
         raise ValueError(f"basic_english is only available for language='en', got {language!r}")
+    if name in _HF_STAMPS and _HF_STAMPS[name] != (stamp := _file_stamp(name[3:])) and stamp is not None:
+        del _TOKENIZERS[name]  # the tokenizer file changed (retrained at the same path): read it again
     try:
         return _TOKENIZERS[name]
     except KeyError:
-        if name.startswith("hf:"):  # a Hugging Face tokenizer, loaded once (needs the hf extra)
+        if name.startswith("hf:"):  # a Hugging Face tokenizer, loaded once per file version (needs the hf extra)
             from textpipe.text.subword import load_hf_tokenizer
 
+            stamp = _file_stamp(name[3:])
             fn = _TOKENIZERS[name] = load_hf_tokenizer(name)
+            _HF_STAMPS[name] = stamp
             return fn
         known = ", ".join(repr(k) for k in [*_TOKENIZERS, None])
         raise ValueError(f"unknown tokenizer {name!r}; known tokenizers: {known}, hf:tokenizer.json, hf:MODEL_DIR, "

@@ -64,9 +64,10 @@ def _trial_fields(data: dict[str, Any], out: Path) -> dict[str, Any]:
     return fields
 
 
-def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int) -> dict[str, Any]:
+def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int, model: str | None = None) -> dict[str, Any]:
     """What every trial gets through Ray's object store: its fixed TrainConfig fields and the prepared data
-    (built once here, with the smallest `min_freq` of the space; see `derive`)."""
+    (built once here, with the smallest `min_freq` of the space; see `derive`; `model`: an hf: model whose
+    tokenizer encodes the data)."""
     from textpipe.train.prepare import prepare_data
     from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
@@ -80,7 +81,7 @@ def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int) -> di
             # trials write metrics.jsonl and summary.json; best.pt only when --final checkpoint needs it
             "checkpoints": "end" if cfg.final == "checkpoint" else "none"}
     try:
-        prepared = prepare_data(TrainConfig(**base, min_freq=min_freq))
+        prepared = prepare_data(TrainConfig(**base, min_freq=min_freq, **({"model": model} if model else {})))
     except (ValueError, OSError) as e:
         raise UsageError(str(e)) from None
     return {"base": base, "data": prepared, "trials_dir": str(out / "trials")}

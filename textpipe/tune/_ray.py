@@ -5,10 +5,12 @@ The only textpipe module that imports Ray (`textpipe.tune.command` imports it on
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,36 @@ def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
         tune.report({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
 
     # the data was read and encoded once, in the driver; this trial gets it from the object store
-    fit(cfg, report=report, data=derive(shared["data"], cfg))
+    with _isatty_shim():
+        fit(cfg, report=report, data=derive(shared["data"], cfg))
+
+
+@contextlib.contextmanager
+def _isatty_shim():
+    """sys.stdout/sys.stderr with an `isatty()` while a trial runs: Ray's captured-output `Tee` has none, and
+    transformers' from_pretrained calls it (its load report: AttributeError, every hf: trial failed)."""
+    saved = sys.stdout, sys.stderr
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not hasattr(stream, "isatty"):
+            setattr(sys, name, _TTYLess(stream))
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class _TTYLess:
+    """A stream as it is, plus `isatty() -> False`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def make_searcher(kind: str, *, seed: int, points: list[dict] | None):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space",
-           "BAG_SPACE", "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
+           "BAG_SPACE", "HF_SPACE", "HF_PARAMS", "is_hf", "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
            "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
@@ -40,6 +41,7 @@ class Param:
     minimum: float | None = None  # smallest allowed value (numbers)
     exclusive_min: bool = False  # minimum itself not allowed (lr > 0)
     values: tuple = ()  # the allowed values (strings, ngrams)
+    pattern: str | None = None  # strings: also allowed when they match this regex in full (hf:DIR, all-but-N)
 
     def check(self, value: Any) -> str | None:
         """Why `value` is not allowed, or None when it is."""
@@ -52,8 +54,8 @@ class Param:
             return f"expected an integer, got {value!r}"
         elif not math.isfinite(value):
             return f"expected a finite number, got {value!r}"
-        if self.values and value not in self.values:
-            return f"expected one of {list(self.values)}, got {value!r}"
+        if self.values and value not in self.values and not (self.pattern and re.fullmatch(self.pattern, value)):
+            return f"expected one of {list(self.values)}{' or ' + self.pattern if self.pattern else ''}, got {value!r}"
         if self.minimum is not None and (value < self.minimum or (self.exclusive_min and value == self.minimum)):
             return f"expected {'>' if self.exclusive_min else '>='} {self.minimum:g}, got {value!r}"
         return None
@@ -73,7 +75,7 @@ PARAMS: dict[str, Param] = {
     "weight_decay": Param(float, "L2 penalty", minimum=0.0),
     # the model family, and each family's own parameters (a trial ignores those of the other families)
     "model": Param(str, "model family (each trial takes its family's defaults for what is not searched)",
-                   values=("bag", "cnn", "rnn", "transformer")),
+                   values=("bag", "cnn", "rnn", "transformer"), pattern=r"hf:.+"),
     "warmup": Param(float, "share of the steps with a rising lr", minimum=0.0),
     "clip_grad": Param(float, "gradient-norm clip (0 = off)", minimum=0.0),
     "dropout": Param(float, "cnn/rnn/transformer dropout", minimum=0.0),
@@ -84,10 +86,33 @@ PARAMS: dict[str, Param] = {
     "pooling": Param(str, "rnn: max | mean | last; transformer: mean | first", values=("max", "mean", "last", "first")),
     "num_heads": Param(int, "transformer: attention heads", minimum=1),
     "ff_dim": Param(int, "transformer: feed-forward width", minimum=1),
+    "freeze": Param(str, "hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)",
+                    values=("none", "embeddings", "encoder"), pattern=r"all-but-\d+"),
+    "layer_lr_decay": Param(float, "hf: models: layer i from the top learns at lr * decay**i", minimum=0.0,
+                            exclusive_min=True),
 }
 # The default space's entries that only suit the bag model: a search over `model` drops them, so that each
 # family trains with its own defaults (textpipe.models.TRAIN_DEFAULTS) unless the user searches them.
 BAG_SPACE = ("lr", "epochs", "batch_size", "embed_dim", "optimizer")
+# The default space of a fixed `model=hf:NAME_OR_DIR` (alone: every hf: trial trains from the pretrained weights,
+# so no bag entry applies): around the BERT recipe of TRAIN_DEFAULTS["hf"] (AdamW, lr 3e-5, 3 epochs; Devlin et
+# al. 2019 searched lr 2e-5..5e-5 and 2-4 epochs) and the --freeze choices that keep most of the accuracy
+# (the head alone rarely does; all-but-2 trains about 13% of bert-base's weights).
+HF_SPACE: dict[str, Any] = {
+    "lr": {"loguniform": [1e-5, 1e-4]},
+    "epochs": {"randint": [2, 5]},
+    "freeze": {"choice": ["none", "embeddings", "all-but-2"]},
+}
+# What an hf: model's trials may vary: the loop's settings and its own (the other families' do not apply).
+HF_PARAMS = ("model", "lr", "epochs", "batch_size", "optimizer", "schedule", "weight_decay", "warmup", "clip_grad",
+             "freeze", "layer_lr_decay")
+
+
+def is_hf(model: Any) -> bool:
+    """Whether a space's `model` entry is (or offers) an hf:NAME_OR_DIR model."""
+    if isinstance(model, dict):
+        return any(is_hf(v) for v in next(iter(model.values())))
+    return isinstance(model, str) and model.startswith("hf:")
 
 # Around textpipe's tuned defaults (TrainConfig: lr 8, 8 epochs, batch 256, embedding 10, bigrams in 2^18
 # buckets; docs/training-speed.md), wide enough to find better ones, and with no divergent region: lr up to 64
@@ -105,13 +130,13 @@ DEFAULT_SPACE: dict[str, Any] = {
 }
 
 
-def training_defaults() -> dict[str, Any]:
-    """textpipe's training defaults (TrainConfig's) of the searchable parameters: the search's first trial."""
+def training_defaults(model: str = "bag") -> dict[str, Any]:
+    """textpipe's training defaults (TrainConfig's, for `model`) of the searchable parameters: the first trial."""
     from textpipe.train.config import TrainConfig  # imports torch: only once a search is set up
 
     from textpipe.train.config import settle_defaults
 
-    defaults = settle_defaults(TrainConfig())
+    defaults = settle_defaults(TrainConfig(model=model))
     return {name: getattr(defaults, name) for name in PARAMS}
 
 
@@ -248,7 +273,22 @@ def merge_spaces(*layers: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for layer in layers:
         out.update(layer)
-    return check_space(out)
+    out = check_space(out)
+    model = out.get("model", "bag")
+    if is_hf(model):
+        if isinstance(model, dict):
+            raise SpaceError(f"search space: model {_describe(model)}: an hf: model is not searched over (its "
+                             "tokenizer encodes the data every trial shares): fix it, --param model=hf:NAME_OR_DIR")
+        alien = [k for k in out if k not in HF_PARAMS]
+        if alien:
+            raise SpaceError(f"search space: {', '.join(alien)} do not apply to {model} (it reads its own "
+                             f"tokenizer's ids): drop them; an hf: model searches {', '.join(HF_PARAMS[1:])}")
+    else:
+        hf_only = [k for k in ("freeze", "layer_lr_decay") if k in out]
+        if hf_only:
+            raise SpaceError(f"search space: {', '.join(hf_only)} apply to hf: models only, not {_describe(model)}: "
+                             "add --param model=hf:NAME_OR_DIR or drop them")
+    return out
 
 
 def _describe(spec: Any) -> str:
@@ -299,7 +339,8 @@ def _contains(spec: Any, value: Any) -> bool:
 
 def default_point(space: dict[str, Any]) -> dict[str, Any] | None:
     """textpipe's defaults restricted to the searched parameters, or None when they fall outside the space."""
-    point, defaults = {}, training_defaults()
+    model = space.get("model")
+    point, defaults = {}, training_defaults(model if isinstance(model, str) else "bag")
     for name, spec in space.items():
         if not isinstance(spec, dict):
             continue

@@ -30,7 +30,7 @@ from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
 from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
 from textpipe.tune._reaper import reap_stale, watch
-from textpipe.tune._space import (BAG_SPACE, DEFAULT_SPACE, SpaceError, UsageError, check_space, format_space, load_space_file,
+from textpipe.tune._space import (BAG_SPACE, DEFAULT_SPACE, HF_SPACE, is_hf, SpaceError, UsageError, check_space, format_space, load_space_file,
                                   max_value, merge_spaces, min_value, parse_param_flag)
 from textpipe.core.cli_args import Formatter, Parser, run_cli
 from textpipe.core.fileio import atomic_write_text
@@ -55,6 +55,7 @@ class SearchConfig:
     label_column: str | None = None  # label column; None = the table's default
     val_fraction: float | None = None  # share of train held out for scoring trials; None = 0.1 (0 with --val)
     # -- the space --
+    model: str | None = None  # the model of every trial (--param model=NAME); hf:NAME_OR_DIR: HF_SPACE by default
     space: str | dict | None = None  # JSON/TOML file (or a dict) over the default space
     params: list[str] = field(default_factory=list)  # NAME=SPEC overrides, applied after the file
     # -- the search --
@@ -99,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
     g = p.add_argument_group("search space (printed at the start)")
     g.add_argument("--space", default=d.space, metavar="FILE",
                    help="JSON or TOML file: parameter -> constant or {choice|uniform|loguniform|randint: [...]}")
+    g.add_argument("--model", default=d.model, help="the model of every trial, as --param model=NAME; "
+                   "hf:NAME_OR_DIR searches lr, epochs and --freeze by default")
     g.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=SPEC",
                    help="override one parameter: lr=loguniform:2:32, embed_dim=16,32,64 (choice), epochs=10")
     g = p.add_argument_group("search")
@@ -189,7 +192,11 @@ def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
         searched.update(load_space_file(cfg.space))
     for text in cfg.params:
         searched.update(parse_param_flag(text))
-    if searched.get("model", "bag") != "bag":  # another family: the bag's tuned ranges do not apply to it
+    if cfg.model is not None:
+        searched["model"] = cfg.model
+    if is_hf(searched.get("model")):  # a pretrained encoder: its own ranges (lr 1e-5..1e-4, epochs, --freeze)
+        layers = [(HF_SPACE, "default")]
+    elif searched.get("model", "bag") != "bag":  # another family: the bag's tuned ranges do not apply to it
         layers = [({k: v for k, v in DEFAULT_SPACE.items() if k not in BAG_SPACE}, "default")]
     if isinstance(cfg.space, dict):
         layers.append((check_space(cfg.space, where="space="), "space="))
@@ -197,9 +204,15 @@ def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
         layers.append((load_space_file(cfg.space), Path(cfg.space).name))
     for text in cfg.params:
         layers.append((parse_param_flag(text), "--param"))
+    if cfg.model is not None:
+        layers.append((parse_param_flag(f"model={cfg.model}"), "--model"))
     for layer, source in layers:
         sources.update({name: source for name in layer})
-    return merge_spaces(*(layer for layer, _ in layers)), sources
+    space = merge_spaces(*(layer for layer, _ in layers))
+    model = space.get("model")
+    if is_hf(model) and Path(model[3:]).expanduser().is_dir():  # trials run elsewhere: an absolute directory
+        space["model"] = f"hf:{Path(model[3:]).expanduser().resolve()}"
+    return space, sources
 
 
 def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool:
@@ -288,7 +301,8 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
           f"trials{budget}; scored on {scored_on} (the test file is not read)")
     atomic_write_text(out / "space.json", json.dumps(space, indent=1) + "\n")
     t_data = time.perf_counter()
-    shared = prepare_shared(cfg, data, out, min_freq=int(min_value(space.get("min_freq", 1))))
+    shared = prepare_shared(cfg, data, out, min_freq=int(min_value(space.get("min_freq", 1))),
+                            model=space["model"] if is_hf(space.get("model")) else None)
     sizes = shared["data"].sizes
     print(f"data read and encoded once for all trials in {time.perf_counter() - t_data:.1f} s: train "
           f"{sizes['train']}, val {sizes['val']} rows, vocabulary {len(shared['data'].vocab)}")

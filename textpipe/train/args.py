@@ -98,8 +98,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="learning-rate schedule over all steps")
     g.add_argument("--weight-decay", type=float, default=t.weight_decay, help="L2 penalty (adamw: decoupled)")
     g.add_argument("--class-weight", default=t.class_weight, choices=("auto", "none", "balanced", "sqrt"),
-                   help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto (default) = "
-                        "sqrt when the largest class has 3x the rows of the smallest or more, else none")
+                   help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto = sqrt when the "
+                        "largest class has 3x the rows of the smallest or more, else none (None: the model's, bag "
+                        "and hf auto, cnn/rnn/transformer none)")
     g.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
                    help="target 1 - S on the label and S / C on every class")
     g.add_argument("--warmup", type=float, default=t.warmup, help="share of the steps over which the lr rises "

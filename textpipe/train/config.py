@@ -85,7 +85,8 @@ class TrainConfig:
     optimizer: str | None = None  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant, after the warmup
     weight_decay: float | None = None  # L2 penalty (adamw: decoupled)
-    class_weight: str = "auto"  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see CLASS_WEIGHT_AUTO
+    class_weight: str | None = None  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see
+    # CLASS_WEIGHT_AUTO; None = the model's default (bag and hf auto; cnn, rnn, transformer none)
     label_smoothing: float = 0.0  # target 1 - s on the label, s / C on every class
     warmup: float | None = None  # share of all steps over which the lr rises linearly from 0, in [0, 1)
     clip_grad: float | None = None  # clip the gradient norm to this (0 = off)

@@ -81,7 +81,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, tokenizer="basic_english", min_freq=1, max_tokens=None, embed_dim=10, ngrams=2,
                  buckets=2**18, minn=0, maxn=0, vectors=None, epochs=4, batch_size=256, lr=16.0, optimizer="sgd",
-                 schedule="linear", weight_decay=0.0, class_weight=None, label_smoothing=0.0, val_fraction=0.0,
+                 schedule="linear", weight_decay=0.0, class_weight="auto", label_smoothing=0.0, val_fraction=0.0,
                  patience=0, seed=0, eval_batch_size=512, device="auto", threads=1, hogwild=1, verbose=0):
         self.tokenizer = tokenizer
         self.min_freq = min_freq

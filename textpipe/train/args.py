@@ -52,7 +52,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    "only) | all-but-N (train the top N layers and the head)")
     g.add_argument("--layer-lr-decay", type=float, default=t.layer_lr_decay, help="hf: models: layer i from "
                    "the top learns at lr * decay**i, the embeddings at lr * decay**(layers + 1); 1.0 = one rate")
-    g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size (None: bag 10, others 128)")
+    g.add_argument("--embed-dim", type=int, default=t.embed_dim, help="embedding size (None: bag 10, cnn 300, others 128)")
     g.add_argument("--vectors", metavar="FILE", default=t.vectors, help="initialise the token embeddings from pretrained "
                    "vectors (GloVe .txt, fastText .vec, .gz/.zip); set --embed-dim to their dimension")
     g.add_argument("--freeze-embeddings", action="store_true", default=t.freeze_embeddings,
@@ -85,7 +85,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
     g = p.add_argument_group("optimisation", "None = the model's default: bag sgd, lr 16, 4 epochs, batch 256, no "
                              "warmup or clipping; cnn/rnn adamw, lr 2e-3, weight decay 0.01, warmup 0.1, clip 1.0, "
-                             "batch 64, 8 epochs; transformer the same with lr 1e-3 and 10 epochs")
+                             "batch 64, 8 epochs, no class weights; transformer the same with lr 1e-3 and 10 epochs")
     g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training portion")
     g.add_argument("--batch-size", type=batch_size, default=t.batch_size, help="samples per optimizer step per "
                    "process, or auto = the largest that fits on the GPU, found by trial (CPU: the model's default)")
@@ -98,8 +98,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
                    help="learning-rate schedule over all steps")
     g.add_argument("--weight-decay", type=float, default=t.weight_decay, help="L2 penalty (adamw: decoupled)")
     g.add_argument("--class-weight", default=t.class_weight, choices=("auto", "none", "balanced", "sqrt"),
-                   help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto (default) = "
-                        "sqrt when the largest class has 3x the rows of the smallest or more, else none")
+                   help="loss weight per class: balanced = n / (C n_c), sqrt = its square root; auto = sqrt when the "
+                        "largest class has 3x the rows of the smallest or more, else none (None: the model's, bag "
+                        "and hf auto, cnn/rnn/transformer none)")
     g.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
                    help="target 1 - S on the label and S / C on every class")
     g.add_argument("--warmup", type=float, default=t.warmup, help="share of the steps over which the lr rises "

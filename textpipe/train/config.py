@@ -54,7 +54,7 @@ class TrainConfig:
     # -- model
     model: str = "bag"  # bag | cnn | rnn | transformer | hf:NAME_OR_DIR (textpipe.models.MODELS); its config takes
     # the fields below of the same names. None = the model's default (TRAIN_DEFAULTS, else its config's default)
-    embed_dim: int | None = None  # embedding size (bag 10: fastText's, docs/training-speed.md; others 128)
+    embed_dim: int | None = None  # embedding size (bag 10: fastText's, docs/training-speed.md; cnn 300: Kim's; others 128)
     ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
     minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
@@ -77,7 +77,8 @@ class TrainConfig:
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
     # (None below = the model's default, textpipe.models.TRAIN_DEFAULTS: bag sgd lr 16, 4 epochs, batch 256; the
-    # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8-10 epochs)
+    # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8-10 epochs,
+    # class weights none)
     epochs: int | None = None  # passes over the training portion
     batch_size: int | str | None = None  # samples per optimizer step per process (DataParallel: split over the
     # GPUs); "auto" = the largest that fits on the GPU, found by trial (CPU: the model's default)
@@ -85,7 +86,8 @@ class TrainConfig:
     optimizer: str | None = None  # sgd | adamw (adamw needs dense gradients)
     schedule: str = "linear"  # linear (decay to 0) | cosine | constant, after the warmup
     weight_decay: float | None = None  # L2 penalty (adamw: decoupled)
-    class_weight: str = "auto"  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see CLASS_WEIGHT_AUTO
+    class_weight: str | None = None  # none | balanced (n / (C n_c)) | sqrt (its square root) | auto: see
+    # CLASS_WEIGHT_AUTO; None = the model's default (bag and hf auto; cnn, rnn, transformer none)
     label_smoothing: float = 0.0  # target 1 - s on the label, s / C on every class
     warmup: float | None = None  # share of all steps over which the lr rises linearly from 0, in [0, 1)
     clip_grad: float | None = None  # clip the gradient norm to this (0 = off)

@@ -259,6 +259,24 @@ def write_errors(writer, texts: list[str], ys, preds, probs: torch.Tensor, names
                       "probability": probs[i][pred], "true_probability": probs[i][y]})
 
 
+def add_device_flags(g, batch_help: str = "texts per forward pass") -> None:
+    """`--device`, `--batch-size`, `--threads` of the inference commands (evaluate, predict)."""
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--batch-size", type=int, default=512, help=batch_help)
+    g.add_argument("--threads", type=int, default=1, help="torch CPU threads, 0 = torch's default (these small "
+                   "batches are fastest single-threaded: 10,000 texts 4.0 s vs 8.4 s with 2 on a busy 2-core machine)")
+
+
+def apply_device_flags(p, args) -> None:
+    """Check `add_device_flags`' values (one `error:` line) and set torch's threads."""
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads < 0:
+        p.error(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description=__doc__, formatter_class=Formatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint file written by textpipe train")
@@ -272,10 +290,7 @@ def parser(prog: str = "textpipe evaluate") -> argparse.ArgumentParser:
     g.add_argument("--tokenizer", default=None, help="override the checkpoint's tokenizer (None: the checkpoint's)")
     g.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise", help="malformed rows")
     g = p.add_argument_group("devices")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--batch-size", type=int, default=512, help="texts per forward pass")
-    g.add_argument("--threads", type=int, default=1, help="torch CPU threads, 0 = torch's default (these small "
-                   "batches are fastest single-threaded: 10,000 texts 4.0 s vs 8.4 s with 2 on a busy 2-core machine)")
+    add_device_flags(g)
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     g.add_argument("--confusion-png", default=None, help="also draw the confusion matrix to this PNG (two "
@@ -295,14 +310,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = parser()
     args = p.parse_args(argv)
-    if args.threads < 0:
-        p.error(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_device_flags(p, args)
     if (args.data is None) == (args.data_dir is None):
         p.error("give the data to evaluate on: --data PATH or --data-dir DIR (one of them)")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
     def run() -> int:
         from textpipe.core.rowfile import row_format
@@ -310,17 +320,17 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.errors:
             row_format(args.errors)  # a bad name fails before the work
+        pr_png = args.pr_png or (os.path.join(os.path.dirname(args.confusion_png) or ".", "precision_recall.png")
+                                 if args.confusion_png else None)
         report = evaluate(args.checkpoint, args.data or args.data_dir, batch_size=args.batch_size,
                           device=args.device, text_columns=args.text_columns, label_column=args.label_column,
                           split=args.split, tokenizer=args.tokenizer, on_bad_rows=args.on_bad_rows,
                           format=args.format, quoting=args.quoting, positive=args.positive, errors=args.errors,
-                          details=True)
-        probs, labels = report.pop("probs"), report.pop("labels")
+                          details=bool(pr_png))  # per-row probabilities only for the plot
+        probs, labels = report.pop("probs", None), report.pop("labels", None)
         drawn = True
         if args.confusion_png:
             drawn = save_confusion_png(report["confusion"], report["class_names"], args.confusion_png)
-        pr_png = args.pr_png or (os.path.join(os.path.dirname(args.confusion_png) or ".", "precision_recall.png")
-                                 if args.confusion_png else None)
         if pr_png and report.get("thresholds"):
             pos = positive_class(report["class_names"], args.positive)
             drawn = drawn and save_pr_png(probs[:, pos].tolist(), [y == pos for y in labels],

@@ -27,7 +27,7 @@ from textpipe.core.distributed import pick_device
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
 from textpipe.core.specials import PAD_IDX
 from textpipe.corpus import CorpusBatch
-from textpipe.evaluate import load_for_inference
+from textpipe.evaluate import add_device_flags, apply_device_flags, load_for_inference
 from textpipe.models import forward
 
 
@@ -148,10 +148,7 @@ def parser(prog: str = "textpipe predict") -> argparse.ArgumentParser:
     g.add_argument("--positive", metavar="NAME", default=None, help="the class --threshold applies to (None: "
                    "the second class)")
     g = p.add_argument_group("devices")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--batch-size", type=int, default=512, help="texts per forward pass (and per output flush)")
-    g.add_argument("--threads", type=int, default=1, help="torch CPU threads, 0 = torch's default (these small "
-                   "batches are fastest single-threaded: 10,000 texts 4.0 s vs 8.4 s with 2 on a busy 2-core machine)")
+    add_device_flags(g, "texts per forward pass (and per output flush)")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one JSON object per text: the input's columns (or "
                    "'text') and the output fields")
@@ -179,14 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = parser()
     args = p.parse_args(argv)
-    if args.threads < 0:
-        p.error(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_device_flags(p, args)
     if args.texts and args.data:
         p.error("give texts or --data FILE, not both")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
     def run() -> int:
         from textpipe.core.rowfile import RowWriter, row_format, unique_keys

@@ -4,6 +4,7 @@ scikit-learn's TF-IDF (1-2 grams, sublinear tf) + LinearSVC, fastText 0.9.2 with
 
     python3 benchmarks/vs_sklearn.py                        # 4 datasets x 3 seeds, table at the end (~2 min)
     python3 benchmarks/vs_sklearn.py --autotune 60          # + fastText autotune, 60 s per trial
+    python3 benchmarks/vs_sklearn.py --autotune 60 --tune 180 --methods tfidf+svc ft-autotune textpipe tp-tune
     python3 benchmarks/vs_sklearn.py --datasets trec --seeds 0 --json out.json
 
 Peers (installs nothing: `pip install scikit-learn "fasttext-wheel==0.9.2"`; not `fasttext` 0.9.3, which
@@ -22,7 +23,12 @@ trains to NaN):
               from its best.pt with `textpipe.predict.predict`.
   tp-sklearn  `textpipe.sklearn.TextClassifier(seed=s).fit(texts, labels)`: the same defaults through the
               scikit-learn estimator (a cross-check: it should score as textpipe does).
-Nothing is tuned on a test file: the only tuning is fastText's autotune, on its carve-out of train.
+  tp-tune     (`--tune S`) `textpipe.tune.search(train=train.csv, time_budget_s=S, seed=s)`: `textpipe tune`
+              with its defaults (default space, HyperOpt + ASHA, trials scored on its own seeded 10% carve-out
+              of train, the final model retrained on all of train) within S seconds of wall time for the whole
+              call; predictions from its best.pt. A time budget is not reproducible: how many trials fit
+              depends on the machine's load (the trial count is printed).
+Nothing is tuned on a test file: the tuning (fastText's autotune, textpipe tune) sees carve-outs of train only.
 
 Datasets (`--datasets`, all by default):
   ag_news     the AG_NEWS stand-in (../shared/data/ag_news: 5,600 train / 2,000 test, 4 balanced classes);
@@ -62,7 +68,7 @@ from _common import DEFAULT_DATA  # noqa: E402  (the AG_NEWS stand-in's train fi
 
 SHARED = DEFAULT_DATA.parents[1]  # ../shared/data: ag_news/ and trec/
 DATASETS = ("ag_news", "trec", "binary", "imbalanced")
-METHODS = ("tfidf+svc", "fastText", "ft-autotune", "textpipe", "tp-sklearn")
+METHODS = ("tfidf+svc", "fastText", "ft-autotune", "textpipe", "tp-sklearn", "tp-tune")
 INSTALL = 'pip install scikit-learn "fasttext-wheel==0.9.2"'
 
 
@@ -191,15 +197,19 @@ def run_fasttext(train, test, seed, work, args, *, autotune: int = 0):
     return wall, _fasttext_predict(model, args.tokens[id(test)], classes)
 
 
+def _write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_ALL)
+        w.writerow(["label", "text"])
+        w.writerows(zip(*rows))
+    return path
+
+
 def run_textpipe(train, test, seed, work, args):
     from textpipe.predict import predict
     from textpipe.train import TrainConfig, fit
 
-    path = work / "train.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, quoting=csv.QUOTE_ALL)
-        w.writerow(["label", "text"])
-        w.writerows(zip(*train))
+    path = _write_csv(work / "train.csv", train)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         summary = fit(TrainConfig(train=str(path), output_dir=str(work / "run"), seed=seed, progress=False))
@@ -216,9 +226,26 @@ def run_tp_sklearn(train, test, seed, work, args):
     return wall, [str(y) for y in clf.predict(test[1])]
 
 
+def run_tp_tune(train, test, seed, work, args):
+    from textpipe.predict import predict
+    from textpipe.tune import search
+
+    path = _write_csv(work / "train.csv", train)
+    t0 = time.perf_counter()
+    with _os_quiet():  # Ray's workers print to the inherited descriptors
+        summary = search(train=str(path), time_budget_s=args.tune, seed=seed, output_dir=str(work / "tune"),
+                         progress=False)
+    wall = time.perf_counter() - t0
+    print(f"    tune seed {seed}: {summary['trials']} trials ({summary['asha_stopped']} stopped by ASHA, "
+          f"ended {json.dumps(summary['ended'])}), kept "
+          f"{'defaults' if 'top_trial' in summary else 'best trial'} {json.dumps(summary['best']['config'])}",
+          flush=True)
+    return wall, [r["label_name"] for r in predict(work / "tune" / "best.pt", test[1])]
+
+
 RUNNERS = {"tfidf+svc": run_tfidf_svc, "fastText": run_fasttext,
            "ft-autotune": lambda *a: run_fasttext(*a, autotune=a[-1].autotune),
-           "textpipe": run_textpipe, "tp-sklearn": run_tp_sklearn}
+           "textpipe": run_textpipe, "tp-sklearn": run_tp_sklearn, "tp-tune": run_tp_tune}
 
 
 # -- metrics and the table -----------------------------------------------------------------------------------------
@@ -271,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--autotune", type=int, default=0, metavar="S",
                    help="also fastText autotune, S seconds per trial on a 10%% validation carve-out (default 0: off)")
+    p.add_argument("--tune", type=int, default=0, metavar="S",
+                   help="also textpipe tune with a time budget of S seconds (default 0: off)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="only these methods (default: all that are on)")
     p.add_argument("--no-estimator", action="store_true", help="leave out the textpipe.sklearn estimator rows")
     p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 12), help="fastText's thread")
     p.add_argument("--json", type=Path, help="also write every trial's figures to this JSON file")
@@ -290,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     from textpipe import basic_english_batch
 
     methods = [m for m in METHODS if not (m == "ft-autotune" and not args.autotune)
-               and not (m == "tp-sklearn" and args.no_estimator)]
+               and not (m == "tp-tune" and not args.tune) and not (m == "tp-sklearn" and args.no_estimator)
+               and (not args.methods or m in args.methods)]
+    if args.methods and set(args.methods) - set(methods):
+        p.error(f"{', '.join(sorted(set(args.methods) - set(methods)))}: off (ft-autotune needs --autotune S, "
+                "tp-tune --tune S; tp-sklearn is left out by --no-estimator)")
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "n/a"
     print(f"vs_sklearn: textpipe {textpipe.__version__} (torch {torch.__version__}), scikit-learn "
           f"{sklearn.__version__}, fastText {_fasttext_version()} (thread={args.threads}); cores {os.cpu_count()}, "
@@ -318,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{'minority' if minority else 'worst'} F1 {r['minority_f1']:.4f} train {wall:.2f} s",
                       flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "autotune": args.autotune, "datasets": sets,
+        args.json.write_text(json.dumps({"seeds": args.seeds, "autotune": args.autotune, "tune": args.tune, "datasets": sets,
                                          "trials": trials_out}, indent=1) + "\n")
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "n/a"
     print(f"\nmedian [min-max] over seeds {args.seeds}; test files only for these figures; minority F1: the "

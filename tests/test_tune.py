@@ -201,6 +201,43 @@ def test_trial_config_holds_python_numbers_not_numpy(data_dir):
     assert torch.load(data_dir / "cfg.pt", weights_only=True)["train_config"]["epochs"] == 3
 
 
+def test_default_space_searches_the_families_with_gpu_trials_and_the_bag_ranges_apply_to_bag_trials(data_dir):
+    from textpipe.tune._data import trial_train_config
+    from textpipe.tune._final import best_config
+    from textpipe.tune._space import BAG_ONLY, BAG_SPACE, FAMILY_SPACE
+    from textpipe.tune.command import build_space
+
+    cpu, _ = build_space(SearchConfig())
+    assert "model" not in cpu and cpu == DEFAULT_SPACE  # on a CPU: the bag's space alone
+    gpu, sources = build_space(SearchConfig(gpus_per_trial=1))
+    assert gpu == {**DEFAULT_SPACE, **FAMILY_SPACE}
+    assert {k for k, v in sources.items() if v == BAG_ONLY} == set(BAG_SPACE)
+    assert default_point(gpu)["model"] == "bag"  # the first trial: textpipe's defaults
+    # a --param over a bag range makes it apply to every family
+    _, sources = build_space(SearchConfig(gpus_per_trial=1, params=["lr=loguniform:1e-4:1e-2"]))
+    assert sources["lr"] == "--param" and sources["epochs"] == BAG_ONLY
+    # a search without the bag drops the bag's ranges, as before
+    assert "lr" not in build_space(SearchConfig(params=["model=cnn,rnn"]))[0]
+
+    shared = {"base": {"train": str(data_dir / "train.csv")}, "bag_only": list(BAG_SPACE)}
+    drawn = {"model": "cnn", "lr": 12.0, "epochs": 3, "batch_size": 512, "embed_dim": 10, "optimizer": "sgd",
+             "ngrams": 2, "dropout": 0.3}
+    cnn = trial_train_config(shared, drawn, output_dir="x")
+    assert (cnn.lr, cnn.epochs, cnn.batch_size, cnn.embed_dim, cnn.optimizer, cnn.dropout) == (
+        None, None, None, None, None, 0.3)  # None: the cnn's own defaults (adamw, lr 2e-3, ...)
+    bag = trial_train_config(shared, {**drawn, "model": "bag"}, output_dir="x")
+    assert (bag.lr, bag.epochs, bag.optimizer, bag.dropout) == (12.0, 3, "sgd", None)
+    space = {**DEFAULT_SPACE, **FAMILY_SPACE}
+    searched = [k for k in space if k in drawn]
+    assert "lr" not in best_config(space, drawn, searched, BAG_SPACE)  # best_config.json: what the trial used
+    assert best_config(space, {**drawn, "model": "bag"}, searched, BAG_SPACE)["lr"] == 12.0
+    # the trial table: a cnn trial's epochs are its own (8, reported), not the bag range's draw (3)
+    cut = SimpleNamespace(metrics={"trial_id": "c", "epoch": 4, "epochs": 8, "val_accuracy": 0.8},
+                          config=drawn, metrics_dataframe={"val_accuracy": [0.7, 0.8]}, error=None, path="/x/c")
+    row, = results.trial_rows([cut], searched=["model", "lr", "epochs"], asha_stopped=set(), bag_only=BAG_SPACE)
+    assert (row["end"], row["lr"], row["epochs"]) == (results.BUDGET, None, None)
+
+
 def test_cosine_schedule_checkpoint_loads_weights_only(data_dir, tmp_path):
     # a search picks schedule=cosine: its lr was a numpy float in the checkpoint's history (train.py, fixed)
     import torch

@@ -143,12 +143,21 @@ def native(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
 
 
+def for_model(params: dict[str, Any], bag_only=()) -> dict[str, Any]:
+    """A trial's parameters without the `bag_only` ones when its model is not the bag (they are the default
+    space's bag ranges, which the other families replace by their own defaults: see tune._space.BAG_ONLY)."""
+    if params.get("model", "bag") == "bag":
+        return params
+    return {k: v for k, v in params.items() if k not in bag_only}
+
+
 def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output_dir: str):
     """The TrainConfig of one run: the fixed fields in `shared`, the trial's parameters over them."""
     from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
+    params = for_model(params, shared.get("bag_only", ()))
     values = {**shared["base"], **native(params), "output_dir": str(output_dir)}
     unknown = sorted(set(values) - names)
     if unknown:  # a parameter this textpipe's TrainConfig does not have: say so instead of dropping it
@@ -156,5 +165,6 @@ def trial_train_config(shared: dict[str, Any], params: dict[str, Any], *, output
     model = values.get("model") or "bag"
     if model in MODELS:  # a search across families: this trial's model ignores the other families' parameters
         others = {k for name in MODELS for k in hyperparameters(name)} - set(hyperparameters(model))
-        values.update({k: None for k in others if k in values and k in params})
+        for k in others & set(params):  # TrainConfig's own default (None would fail its checks: ngrams)
+            values.pop(k, None)
     return TrainConfig(**values)

@@ -11,11 +11,13 @@ from textpipe.tune import _results as results
 from textpipe.core.fileio import atomic_write_text
 
 
-def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str]) -> dict[str, Any]:
-    """The full configuration of a trial: the space's constants plus the trial's drawn values."""
-    from textpipe.tune._data import native
+def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str], bag_only=()) -> dict[str, Any]:
+    """The full configuration of a trial: the space's constants plus the trial's drawn values (less the bag's
+    ranges when the trial's model is another family)."""
+    from textpipe.tune._data import for_model, native
 
-    return native({name: (row[name] if name in searched else spec) for name, spec in space.items()})
+    return for_model(native({name: (row[name] if name in searched else spec) for name, spec in space.items()}),
+                     bag_only)
 
 
 def retrain(cfg, *, config: dict[str, Any], data: dict[str, Any], shared: dict[str, Any], out: Path) -> dict:
@@ -62,7 +64,7 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
         print("error: no trial reported a validation accuracy; see the errors in trials.csv and the trial logs "
               f"in {out / 'ray'}")
     else:
-        config = best_config(space, best, searched)
+        config = best_config(space, best, searched, shared.get("bag_only", ()))
         atomic_write_text(out / "best_config.json", json.dumps(config, indent=1) + "\n")
         t_final = time.perf_counter()
         if cfg.final == "retrain":
@@ -77,7 +79,7 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
                   f"{best[results.METRIC]:.4f}): within one standard error of the best, trial {top['trial_id']} "
                   f"({top[results.METRIC]:.4f}); --no-prefer-defaults retrains that one")
             summary["top_trial"] = {"trial_id": top["trial_id"], "val_accuracy": top[results.METRIC],
-                                    "config": best_config(space, top, searched)}
+                                    "config": best_config(space, top, searched, shared.get("bag_only", ()))}
         summary.update(best={"trial_id": best["trial_id"], "val_accuracy": best[results.METRIC], "config": config},
                        final=cfg.final, final_s=round(time.perf_counter() - t_final, 1),
                        test_accuracy=test["accuracy"] if test else None, checkpoint=str(out / "best.pt"),

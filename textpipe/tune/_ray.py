@@ -129,13 +129,14 @@ def stop() -> None:
 def run_trial(params: dict[str, Any], *, shared: dict[str, Any]) -> None:
     """One trial: `textpipe.train.fit` with the trial's parameters; every epoch's record goes to Tune (ASHA)."""
     from textpipe.tune._data import derive, trial_train_config
+    from textpipe.train.config import settle_defaults
     from textpipe.train.loop import fit
 
     # subtle: not tune.get_context().get_trial_dir(): that is a staging directory under /tmp/ray that a reused
     # actor does not sync back; each trial's fit() writes to <output-dir>/trials/<trial id> instead
     trial_dir = Path(shared["trials_dir"]) / tune.get_context().get_trial_id()
     cfg = trial_train_config(shared, params, output_dir=str(trial_dir))
-    epochs = int(params.get("epochs", shared["base"].get("epochs", 10)))
+    epochs = settle_defaults(cfg).epochs  # the trial's, or its model's default
 
     def report(record: dict) -> None:
         metrics = {"epoch": record["epoch"], "epochs": epochs, METRIC: record["val_accuracy"],

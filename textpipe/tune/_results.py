@@ -32,15 +32,18 @@ def _num(value: Any) -> float | None:
 
 
 def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str],
-               trials_dir: str | Path = "trials", interrupted: bool = False) -> list[dict[str, Any]]:
+               trials_dir: str | Path = "trials", interrupted: bool = False, bag_only=()) -> list[dict[str, Any]]:
     """One dict per trial: id, how it ended, epochs run, last and best validation accuracy, time, parameters,
     and `dir`, where the trial's fit() wrote (`trials_dir/<trial id>`).
 
     `interrupted`: the search was interrupted (Ctrl+C), so a trial that neither finished nor was stopped by
-    ASHA did not meet the time budget: it was cut short by the interrupt (or by Ray stopping its worker)."""
+    ASHA did not meet the time budget: it was cut short by the interrupt (or by Ray stopping its worker).
+    `bag_only`: parameters that only the bag model's trials use (tune._space.BAG_ONLY), blank in other rows."""
+    from textpipe.tune._data import for_model
+
     rows = []
     for r in results:
-        metrics, config = dict(r.metrics or {}), dict(r.config or {})
+        metrics, config = dict(r.metrics or {}), for_model(dict(r.config or {}), bag_only)
         history = getattr(r, "metrics_dataframe", None)
         scored = [] if history is None or METRIC not in history else map(_num, history[METRIC])
         accs = [a for a in scored if a is not None]
@@ -55,7 +58,7 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
             end = ASHA
         elif epochs_run == 0:
             end = NOT_STARTED
-        elif epochs_run >= int(config.get("epochs", epochs_run)):
+        elif epochs_run >= int(metrics.get("epochs") or config.get("epochs", epochs_run)):  # the trial's own
             end = COMPLETED
         else:
             end = BUDGET

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["UsageError", "PARAMS", "DEFAULT_SPACE", "training_defaults", "SpaceError", "Param", "check_space",
-           "BAG_SPACE", "HF_SPACE", "HF_PARAMS", "is_hf", "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
+           "BAG_SPACE", "BAG_ONLY", "FAMILY_SPACE", "HF_SPACE", "HF_PARAMS", "is_hf", "load_space_file", "parse_param_flag", "merge_spaces", "format_space", "to_ray", "max_value", "min_value",
            "default_point"]
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
@@ -91,9 +91,15 @@ PARAMS: dict[str, Param] = {
     "layer_lr_decay": Param(float, "hf: models: layer i from the top learns at lr * decay**i", minimum=0.0,
                             exclusive_min=True),
 }
-# The default space's entries that only suit the bag model: a search over `model` drops them, so that each
-# family trains with its own defaults (textpipe.models.TRAIN_DEFAULTS) unless the user searches them.
+# The default space's entries that only suit the bag model: in a search over `model` they apply to the bag
+# trials only (source BAG_ONLY), so that each other family trains with its own defaults
+# (textpipe.models.TRAIN_DEFAULTS) unless the user searches them; a search without the bag drops them.
 BAG_SPACE = ("lr", "epochs", "batch_size", "embed_dim", "optimizer")
+BAG_ONLY = "default, bag trials only"
+# The model families of the default space when trials get a GPU (`--gpus-per-trial` > 0). On a CPU the default
+# space is the bag model's alone: a cnn/rnn/transformer trial costs 30-100x a bag trial there (TREC on 1 core:
+# bag ~0.5 s, cnn ~40 s), so a time budget of minutes would go to a handful of them.
+FAMILY_SPACE: dict[str, Any] = {"model": {"choice": ["bag", "cnn", "rnn", "transformer"]}}
 # The default space of a fixed `model=hf:NAME_OR_DIR` (alone: every hf: trial trains from the pretrained weights,
 # so no bag entry applies): around the BERT recipe of TRAIN_DEFAULTS["hf"] (AdamW, lr 3e-5, 3 epochs; Devlin et
 # al. 2019 searched lr 2e-5..5e-5 and 2-4 epochs) and the --freeze choices that keep most of the accuracy
@@ -114,9 +120,10 @@ def is_hf(model: Any) -> bool:
         return any(is_hf(v) for v in next(iter(model.values())))
     return isinstance(model, str) and model.startswith("hf:")
 
-# Around textpipe's tuned defaults (TrainConfig: lr 8, 8 epochs, batch 256, embedding 10, bigrams in 2^18
-# buckets; docs/training-speed.md), wide enough to find better ones, and with no divergent region: lr up to 64
-# and batches of 64 diverged (NaN loss) in 22 of 116 TREC trials (issue 23); lr <= 24 with batches >= 128 did not.
+# Around the bag model's defaults (textpipe.models.TRAIN_DEFAULTS["bag"]: sgd lr 16, 4 epochs, batch 256,
+# embedding 10, bigrams in 2^18 buckets), wide enough to find better ones, and with no divergent region: lr up
+# to 64 and batches of 64 diverged (NaN loss) in 22 of 116 TREC trials (issue 23); lr <= 24 with batches >= 128
+# did not.
 DEFAULT_SPACE: dict[str, Any] = {
     "lr": {"loguniform": [2.0, 24.0]},
     "epochs": {"randint": [2, 11]},

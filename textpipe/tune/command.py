@@ -30,7 +30,7 @@ from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
 from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
 from textpipe.tune._reaper import reap_stale, watch
-from textpipe.tune._space import (BAG_SPACE, DEFAULT_SPACE, HF_SPACE, is_hf, SpaceError, UsageError, check_space, format_space, load_space_file,
+from textpipe.tune._space import (BAG_ONLY, BAG_SPACE, DEFAULT_SPACE, FAMILY_SPACE, HF_SPACE, is_hf, SpaceError, UsageError, check_space, format_space, load_space_file,
                                   max_value, merge_spaces, min_value, parse_param_flag)
 from textpipe.core.cli_args import Formatter, Parser, run_cli
 from textpipe.core.fileio import atomic_write_text
@@ -194,10 +194,17 @@ def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
         searched.update(parse_param_flag(text))
     if cfg.model is not None:
         searched["model"] = cfg.model
-    if is_hf(searched.get("model")):  # a pretrained encoder: its own ranges (lr 1e-5..1e-4, epochs, --freeze)
+    if "model" not in searched and cfg.gpus_per_trial > 0:  # GPU trials: every family (see FAMILY_SPACE)
+        layers.append((FAMILY_SPACE, "default with --gpus-per-trial"))
+        searched["model"] = FAMILY_SPACE["model"]
+    model = searched.get("model", "bag")
+    if is_hf(model):  # a pretrained encoder: its own ranges (lr 1e-5..1e-4, epochs, --freeze)
         layers = [(HF_SPACE, "default")]
-    elif searched.get("model", "bag") != "bag":  # another family: the bag's tuned ranges do not apply to it
-        layers = [({k: v for k, v in DEFAULT_SPACE.items() if k not in BAG_SPACE}, "default")]
+    elif isinstance(model, dict) and "bag" in next(iter(model.values())):  # the bag and other families
+        layers = [({k: v for k, v in DEFAULT_SPACE.items() if k not in BAG_SPACE}, "default"),
+                  ({k: v for k, v in DEFAULT_SPACE.items() if k in BAG_SPACE}, BAG_ONLY), *layers[1:]]
+    elif model != "bag":  # other families only: the bag's tuned ranges do not apply to them
+        layers = [({k: v for k, v in DEFAULT_SPACE.items() if k not in BAG_SPACE}, "default"), *layers[1:]]
     if isinstance(cfg.space, dict):
         layers.append((check_space(cfg.space, where="space="), "space="))
     elif cfg.space is not None:
@@ -303,6 +310,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
     t_data = time.perf_counter()
     shared = prepare_shared(cfg, data, out, min_freq=int(min_value(space.get("min_freq", 1))),
                             model=space["model"] if is_hf(space.get("model")) else None)
+    shared["bag_only"] = [name for name in space if sources.get(name) == BAG_ONLY]
     sizes = shared["data"].sizes
     print(f"data read and encoded once for all trials in {time.perf_counter() - t_data:.1f} s: train "
           f"{sizes['train']}, val {sizes['val']} rows, vocabulary {len(shared['data'].vocab)}")
@@ -339,7 +347,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
                                                   and len(grid) < num_samples)
     asha = _read_ids(out / "asha_stopped.json")
     rows = results.trial_rows(grid, searched=searched, asha_stopped=asha, trials_dir=out / "trials",
-                              interrupted=interrupted)
+                              interrupted=interrupted, bag_only=shared["bag_only"])
     results.save_table(rows, out)
     if interrupted:
         raise SearchInterrupted(out)

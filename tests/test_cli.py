@@ -38,7 +38,7 @@ def test_help_is_grouped_and_shows_every_default(command, groups, capsys):
         assert f"\n{g}:" in out, g
     if command == "train":
         flat = " ".join(out.split())  # argparse wraps to the terminal's width
-        assert "--lr LR peak learning rate (None: the model's, bag 16.0, cnn/rnn 2e-3, transformer 1e-3) " \
+        assert "--lr LR peak learning rate (None: the model's, bag 8.0, cnn/rnn 2e-3, transformer 1e-3) " \
             "(default: None)" in flat
         assert "\nmodel: cnn:" in out and "\nmodel: rnn:" in out and "\nmodel: transformer:" in out
         assert "runs/<name of the training data>" in flat and "(default: basic_english)" in flat

@@ -97,8 +97,8 @@ def test_bad_model_settings_are_named(bad, match):
 
 def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
     bag = settle_defaults(TrainConfig())
-    assert (bag.optimizer, bag.lr, bag.epochs, bag.batch_size, bag.embed_dim, bag.warmup, bag.clip_grad) == \
-        ("sgd", 16.0, 4, 256, 10, 0.0, 0.0)
+    assert (bag.optimizer, bag.lr, bag.epochs, bag.batch_size, bag.embed_dim, bag.warmup, bag.clip_grad,
+            bag.weighting) == ("sgd", 8.0, 8, 256, 10, 0.0, 0.0, "nb")  # issue 23: NB weighting, lr 8, 8 epochs
     assert bag.sparse is None and bag.kernel_sizes is None  # the plan settles sparse; cnn fields stay unset
     cnn = settle_defaults(TrainConfig(model="cnn", lr=0.01))
     assert (cnn.optimizer, cnn.lr, cnn.kernel_sizes, cnn.num_filters, cnn.dropout) == ("adamw", 0.01, [3, 4, 5], 100, 0.5)

@@ -73,7 +73,7 @@ _CHANGED = {"epochs": 4, "batch_size": 16, "lr": 5.0, "optimizer": "adamw", "sch
             "weight_decay": 0.01, "min_freq": 2, "max_tokens": 50, "val_fraction": 0.2, "seed": 9, "bucket": True,
             "max_steps": 3, "embed_dim": 12, "ngrams": 1, "buckets": 256, "tokenizer": "split", "fused": False,
             "model": next((m for m in MODELS if m not in ("bag", "hf")), None), "format": "csv", "quoting": "csv",
-            "class_weight": "balanced", "label_smoothing": 0.1,
+            "class_weight": "balanced", "label_smoothing": 0.1, "weighting": "mean",
             "minn": {"minn": 3, "maxn": 5}, "maxn": {"minn": 3, "maxn": 5},  # a dict: flags set together
             "warmup": 0.1, "clip_grad": 0.5, "kernel_sizes": 2, "num_filters": 7, "rnn_cell": "gru", "hidden_dim": 16,
             "num_layers": 2, "pooling": "mean", "num_heads": 2, "ff_dim": 32, "max_len": 64, "dropout": 0.2,

@@ -44,7 +44,8 @@ __all__ = ["TextClassifier"]
 
 # textpipe.train.TrainConfig fields that are hyperparameters here (same names and defaults; a test checks that
 # the defaults stay equal to TrainConfig's)
-_CONFIG_PARAMS = ("tokenizer", "min_freq", "max_tokens", "embed_dim", "ngrams", "buckets", "minn", "maxn", "vectors",
+_CONFIG_PARAMS = ("tokenizer", "min_freq", "max_tokens", "embed_dim", "ngrams", "buckets", "minn", "maxn", "weighting",
+                  "vectors",
                   "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                   "label_smoothing", "val_fraction", "patience", "seed", "eval_batch_size", "device", "threads",
                   "hogwild")
@@ -61,6 +62,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             hash buckets.
         vectors: pretrained word vectors file for the token embeddings (needs `embed_dim` = their size).
         minn, maxn: character n-grams of each word (fastText's -minn/-maxn; 0, 0 = none).
+        weighting: "nb" = each text's vector is its rows' mean weighted by naive Bayes log-count ratios of the
+            training texts (Wang & Manning 2012), "mean" = the plain mean.
         epochs, batch_size, lr, optimizer, schedule, weight_decay, class_weight, label_smoothing: optimisation.
         val_fraction, patience: hold out this share of the training data for validation (the best epoch's
             weights are kept) and stop after `patience` epochs without a better validation accuracy.
@@ -80,8 +83,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, tokenizer="basic_english", min_freq=1, max_tokens=None, embed_dim=10, ngrams=2,
-                 buckets=2**18, minn=0, maxn=0, vectors=None, epochs=4, batch_size=256, lr=16.0, optimizer="sgd",
-                 schedule="linear", weight_decay=0.0, class_weight="auto", label_smoothing=0.0, val_fraction=0.0,
+                 buckets=2**18, minn=0, maxn=0, weighting="nb", vectors=None, epochs=8, batch_size=256, lr=8.0,
+                 optimizer="sgd", schedule="linear", weight_decay=0.0, class_weight="auto", label_smoothing=0.0, val_fraction=0.0,
                  patience=0, seed=0, eval_batch_size=512, device="auto", threads=1, hogwild=1, verbose=0):
         self.tokenizer = tokenizer
         self.min_freq = min_freq
@@ -91,6 +94,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.buckets = buckets
         self.minn = minn
         self.maxn = maxn
+        self.weighting = weighting
         self.vectors = vectors
         self.epochs = epochs
         self.batch_size = batch_size
@@ -179,10 +183,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             for start in range(0, len(texts), batch):
                 ids, offsets = self.vocab_.encode_flat(texts[start:start + batch])  # flat ids, offsets (B+1,)
-                # forward() is fc(embedding(*bags(...))); the output layer in float64: float32 matrix products
+                # forward() is fc(pool(*bags(...))); the output layer in float64: float32 matrix products
                 # round differently with a row's place in the batch (~1e-7), and a text's probabilities must
                 # not depend on the texts beside it (scikit-learn's sample order/subset invariance checks)
-                bags = self.model_.embedding(*self.model_.bags(torch.from_numpy(ids), torch.from_numpy(offsets[:-1])))
+                bags = self.model_.pool(*self.model_.bags(torch.from_numpy(ids), torch.from_numpy(offsets[:-1])))
                 fc = self.model_.fc
                 logits = torch.nn.functional.linear(bags.double(), fc.weight.double(), fc.bias.double())
                 out[start:start + len(offsets) - 1] = logits.softmax(-1).numpy()

@@ -5,7 +5,9 @@ tutorial's flat `ids (N,)` + `offsets (B,)` form is also accepted, for single-de
 bigram features (fastText style) are computed from the ids inside `forward`, vectorized. Optional character
 n-gram (subword) features, fastText's `-minn/-maxn`: each vocabulary word's n-grams of `<word>` hashed into the
 same bucket table; the table word id -> subword rows follows from the vocabulary (`set_vocab`), so checkpoints
-hold only `minn`/`maxn` in the model config.
+hold only `minn`/`maxn` in the model config. Optional NB weighting (`weighting="nb"`, after Wang & Manning
+2012): each text's vector is a weighted mean of its rows, row r weighted by `1 + max_c |log(p(r | c) / p(r | not
+c))|` (naive Bayes log-count ratios of the training texts, `nb_row_weights`; held in the state dict).
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ import zlib
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from textpipe.core.specials import UNK_IDX
 
 # fastText's hash multiplier for combining word ids into an n-gram id.
 _NGRAM_PRIME = 116049371
+WEIGHTINGS = ("mean", "nb")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class ModelConfig:
     sparse: bool = False  # sparse embedding gradients (optimizer must accept them: SGD, SparseAdam)
     minn: int = 0  # character n-grams of each word, from minn to maxn characters (0 = none; fastText's -minn)
     maxn: int = 0  # (fastText's -maxn), hashed into the bucket table
+    weighting: str = "mean"  # mean: each text's rows averaged | nb: averaged with NB weights (`nb_row_weights`)
 
     @property
     def uses_buckets(self) -> bool:
@@ -52,6 +57,8 @@ class ModelConfig:
             raise ValueError(f"buckets must be >= 1 with bigrams or subwords, got {self.buckets}")
         if not (self.minn == self.maxn == 0 or 1 <= self.minn <= self.maxn):
             raise ValueError(f"minn, maxn must be 0, 0 (no subwords) or 1 <= minn <= maxn, got {self.minn}, {self.maxn}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not 0 <= self.pad_idx < self.vocab_size:
             raise ValueError(f"pad_idx must be in [0, vocab_size={self.vocab_size}), got {self.pad_idx}")
 
@@ -79,6 +86,8 @@ class TextClassifier(nn.Module):
         # word id -> its subword rows (CSR); set from the vocabulary by `set_vocab` (not in the state dict)
         self.register_buffer("subword_offsets", torch.zeros(0, dtype=torch.int64), persistent=False)
         self.register_buffer("subword_rows", torch.zeros(0, dtype=torch.int64), persistent=False)
+        if config.weighting == "nb":  # each row's weight in the mean: from the training data, saved with the model
+            self.register_buffer("row_weight", torch.ones(n_rows))
 
     def set_vocab(self, itos: Sequence[str]) -> None:
         """Give the model its vocabulary's tokens (id order): with `minn`/`maxn`, each word's subword rows."""
@@ -97,8 +106,9 @@ class TextClassifier(nn.Module):
         """The state-dict shapes of `TextClassifier(config)`, without building it (building one costs ~0.1-0.6 s
         for the default 2**18 buckets; tests/test_model.py checks this against a real model)."""
         rows = config.vocab_size + (config.buckets if config.uses_buckets else 0)
-        return {"embedding.weight": (rows, config.embed_dim), "fc.weight": (config.num_classes, config.embed_dim),
-                "fc.bias": (config.num_classes,)}
+        shapes = {"embedding.weight": (rows, config.embed_dim), "fc.weight": (config.num_classes, config.embed_dim),
+                  "fc.bias": (config.num_classes,)}
+        return shapes | ({"row_weight": (rows,)} if config.weighting == "nb" else {})
 
     def reset_parameters(self) -> None:
         # fastText's initialization: small uniform embeddings, a zero output layer.
@@ -142,7 +152,17 @@ class TextClassifier(nn.Module):
             ids: padded token ids `(B, T)`, or flat ids `(N,)` when `offsets` is given.
             offsets: start of each sequence in the flat `ids` `(B,)` (the tutorial form; single device only).
         """
-        return self.fc(self.embedding(*self.bags(ids, offsets)))
+        return self.fc(self.pool(*self.bags(ids, offsets)))
+
+    def pool(self, bag_ids: torch.Tensor, bag_offsets: torch.Tensor) -> torch.Tensor:
+        """`(B, D)` each text's vector: the mean of its bag's embedding rows (`weighting="nb"`: weighted by
+        `row_weight`; a text whose rows all weigh 0, as rows unseen in training do, gets zeros)."""
+        if self.config.weighting == "mean":
+            return self.embedding(bag_ids, bag_offsets)
+        w = self.row_weight.index_select(0, bag_ids)  # (M,)
+        total = F.embedding_bag(bag_ids, self.embedding.weight, bag_offsets, mode="sum", per_sample_weights=w,
+                                sparse=self.config.sparse)
+        return total / bag_sums(w, bag_offsets).unsqueeze(1)
 
     def bags(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The embedding rows each text averages: `(bag ids (M,), bag offsets (B,))`, pads dropped.
@@ -213,3 +233,48 @@ def subword_table(itos: Sequence[str], minn: int, maxn: int, *, buckets: int, fi
                             for i in range(len(w) - n + 1) if n < len(w))
         offsets.append(len(rows))
     return torch.tensor(offsets, dtype=torch.int64), torch.tensor(rows, dtype=torch.int64)
+
+
+def bag_sums(weights: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """`(B,)` each bag's total weight (at least 1e-6: an all-zero bag's vector stays 0, not NaN).
+
+        >>> bag_sums(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0, 2, 3]))
+        tensor([3.0000e+00, 4.0000e+00, 1.0000e-06])
+    """
+    n, B = weights.numel(), offsets.numel()
+    lengths = torch.diff(offsets, append=offsets.new_full((1,), n))
+    text = torch.repeat_interleave(torch.arange(B, device=weights.device), lengths, output_size=n)
+    return weights.new_zeros(B).index_add_(0, text, weights).clamp_(min=1e-6)
+
+
+@torch.no_grad()
+def nb_row_weights(chunks, num_rows: int, num_classes: int, *, alpha: float = 1.0) -> torch.Tensor:
+    """`(num_rows,)` the NB weight of each embedding row, from the training texts' bags.
+
+    `chunks`: `(bag ids (M,), bag offsets (B,), labels (B,))` pieces of the training corpus (`model.bags` of
+    its texts). With `df_c(r)` = the texts of class c holding row r and `n_c` = the texts of class c,
+    `p(r | c) = (df_c(r) + alpha) / (n_c + 2 alpha)` (Wang & Manning 2012's smoothed, binarized counts); the
+    weight is `1 + max_c |log p(r | c) - log p(r | not c)|`: 1 for a row that says nothing about the class,
+    more for one that does. A row no training text holds weighs 0 (dropped from the mean: it was never trained).
+
+        >>> ids, offsets, labels = torch.tensor([2, 3, 2, 4]), torch.tensor([0, 2]), torch.tensor([0, 1])
+        >>> nb_row_weights([(ids, offsets, labels)], 5, 2)
+        tensor([0.0000, 0.0000, 1.0000, 1.6931, 1.6931])
+    """
+    df = torch.zeros(num_classes, num_rows)  # texts of each class holding each row (float32: exact to 2**24)
+    texts = torch.zeros(num_classes)
+    for ids, offsets, labels in chunks:
+        n, B = ids.numel(), labels.numel()
+        lengths = torch.diff(offsets, append=offsets.new_full((1,), n))
+        text = torch.repeat_interleave(torch.arange(B), lengths, output_size=n)
+        pairs = torch.unique(text * num_rows + ids)  # (text, row) present: binarized
+        row, cls = pairs % num_rows, labels.index_select(0, pairs // num_rows)
+        df.view(-1).index_add_(0, cls * num_rows + row, torch.ones(pairs.numel()))
+        texts += torch.bincount(labels, minlength=num_classes).float()
+    seen = df.sum(0)  # (R,) texts holding each row
+    ratio = torch.zeros(num_rows)  # max over the classes, one class at a time (C x R temporaries are large)
+    for c in range(num_classes):
+        p = (df[c] + alpha) / (texts[c] + 2 * alpha)
+        q = (seen - df[c] + alpha) / (texts.sum() - texts[c] + 2 * alpha)
+        ratio = torch.maximum(ratio, (p.log_() - q.log_()).abs_())
+    return torch.where(seen > 0, ratio + 1.0, torch.zeros_like(ratio))

@@ -62,6 +62,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--buckets", type=int, default=t.buckets, help="hash buckets of bigrams and subwords")
     g.add_argument("--minn", type=int, default=t.minn, help="shortest character n-gram of a word (0 = none; fastText's)")
     g.add_argument("--maxn", type=int, default=t.maxn, help="longest character n-gram of a word (0 = none; fastText's)")
+    g.add_argument("--weighting", choices=["mean", "nb"], default=t.weighting, help="a text's vector: the mean of its "
+                   "rows, or nb = their mean weighted by naive Bayes log-count ratios of the training texts (Wang & "
+                   "Manning 2012; None: nb)")
     g = p.add_argument_group("model: cnn", "Kim (2014): convolutions, max over time")
     g.add_argument("--kernel-sizes", type=int, nargs="+", metavar="W", default=t.kernel_sizes,
                    help="convolution widths in tokens (None: 3 4 5)")
@@ -83,7 +86,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g = p.add_argument_group("vocabulary")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
-    g = p.add_argument_group("optimisation", "None = the model's default: bag sgd, lr 16, 4 epochs, batch 256, no "
+    g = p.add_argument_group("optimisation", "None = the model's default: bag sgd, lr 8, 8 epochs, batch 256, no "
                              "warmup or clipping; cnn/rnn adamw, lr 2e-3, weight decay 0.01, warmup 0.1, clip 1.0, "
                              "batch 64, 8 epochs, no class weights; transformer the same with lr 1e-3 and 10 epochs")
     g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training portion")
@@ -92,7 +95,7 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--accumulate", type=int, default=t.accumulate, metavar="N", help="split each batch into N "
                    "micro-batches (gradient accumulation: the same step in 1/N of the memory)")
     g.add_argument("--lr", type=float, default=t.lr, help="peak learning rate (None: the model's, "
-                   "bag 16.0, cnn/rnn 2e-3, transformer 1e-3)")
+                   "bag 8.0, cnn/rnn 2e-3, transformer 1e-3)")
     g.add_argument("--optimizer", choices=["sgd", "adamw"], default=t.optimizer, help="optimizer")
     g.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=t.schedule,
                    help="learning-rate schedule over all steps")

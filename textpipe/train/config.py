@@ -24,7 +24,7 @@ __all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
-               "embed_dim", "ngrams", "buckets", "minn", "maxn", "tokenizer", "fused", "model", "format", "quoting",
+               "embed_dim", "ngrams", "buckets", "minn", "maxn", "weighting", "tokenizer", "fused", "model", "format", "quoting",
                "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
                "pooling", "num_heads", "ff_dim", "max_len", "dropout", "freeze_embeddings", "precision",
                "layer_lr_decay")  # --freeze: a model config field, checked as one
@@ -59,6 +59,7 @@ class TrainConfig:
     buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
     minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
     maxn: int = _MODEL_DEFAULTS["maxn"].default  # (0, 0 = no subword features; fastText's -minn/-maxn)
+    weighting: str | None = None  # bag: mean | nb (NB-weighted mean, textpipe.models.bag.nb_row_weights); None = nb
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     freeze_embeddings: bool = False  # keep the token embeddings fixed (with --vectors: static vectors, Kim's CNN-static)
     kernel_sizes: list | None = None  # cnn: convolution widths (3 4 5)
@@ -76,7 +77,7 @@ class TrainConfig:
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
-    # (None below = the model's default, textpipe.models.TRAIN_DEFAULTS: bag sgd lr 16, 4 epochs, batch 256; the
+    # (None below = the model's default, textpipe.models.TRAIN_DEFAULTS: bag sgd lr 8, 8 epochs, batch 256; the
     # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8-10 epochs,
     # class weights none)
     epochs: int | None = None  # passes over the training portion
@@ -192,6 +193,8 @@ def check_config(cfg: TrainConfig) -> None:
                              f"--tokenizer {cfg.tokenizer}")
     elif cfg.freeze != "none" or cfg.layer_lr_decay != 1.0:
         raise ValueError(f"--freeze and --layer-lr-decay apply to hf: models, not {cfg.model!r}")
+    if family != "bag" and cfg.weighting is not None:
+        raise ValueError(f"--weighting applies to the bag model, not {cfg.model!r}")
     check_freeze(cfg.freeze)
     if not 0.0 < cfg.layer_lr_decay <= 1.0:
         raise bad("layer_lr_decay", "in (0, 1]")

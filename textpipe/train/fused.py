@@ -28,9 +28,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from textpipe.models.bag import TextClassifier
+from textpipe.models.bag import TextClassifier, bag_sums
 
-__all__ = ["corpus_bags", "row_scale", "FlatBatches", "sgd_step", "hogwild_steps", "LRSchedule", "torch_threads"]
+__all__ = ["corpus_bags", "corpus_bag_chunks", "row_scale", "FlatBatches", "sgd_step", "hogwild_steps", "LRSchedule", "torch_threads"]
 
 
 @contextlib.contextmanager
@@ -65,6 +65,21 @@ def corpus_bags(model: TextClassifier, corpus) -> tuple[torch.Tensor, torch.Tens
     bag_ids, starts = model.bags(ids, offsets[:-1])
     bag_offsets = torch.cat([starts, torch.tensor([bag_ids.numel()])])
     return bag_ids, bag_offsets, labels
+
+
+@torch.no_grad()
+def corpus_bag_chunks(model: TextClassifier, corpus, *, texts: int = 1 << 16) -> Iterator[tuple[torch.Tensor, ...]]:
+    """`corpus_bags` of `texts` texts at a time, each as `(bag ids (M,), bag offsets (B,), labels (B,))` on the
+    CPU: for a corpus too large for one `corpus_bags` (the autograd loop's streamed ones)."""
+    with warnings.catch_warnings():  # a cached corpus is a read-only memory map; these arrays are only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        ids, offsets, labels = corpus.ids, np.asarray(corpus.offsets, dtype=np.int64), corpus.labels
+        device = model.fc.weight.device
+        for a in range(0, len(offsets) - 1, texts):
+            b = min(a + texts, len(offsets) - 1)
+            chunk = torch.from_numpy(np.asarray(ids[offsets[a]:offsets[b]], dtype=np.int64)).to(device)
+            bag_ids, starts = model.bags(chunk, torch.from_numpy(offsets[a:b] - offsets[a]).to(device))
+            yield bag_ids.cpu(), starts.cpu(), torch.from_numpy(np.asarray(labels[a:b], dtype=np.int64))
 
 
 def row_scale(bag_ids: torch.Tensor, num_rows: int, *, batch_texts: int, num_texts: int) -> torch.Tensor:
@@ -139,7 +154,8 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
         ids: The batch's bag ids `(M,)` (see `corpus_bags`), `scale` `(M,)` of each occurrence (see
             `row_scale`), offsets `(B,)` where each text's bag starts, labels `(B,)`.
         lr: Learning rate. The output layer takes `lr` times the mean gradient over the batch; each
-            embedding row `lr` times the sum of its per-text gradients, each times its `scale`.
+            embedding row `lr` times the sum of its per-text gradients, each times its `scale` (and, with the
+            model's `weighting="nb"`, each text's vector is its rows' mean weighted by `model.row_weight`).
         stats: Optional float64 `(3,)` accumulator: `+= [loss sum, correct predictions, texts]`.
         concurrent: How many steps run at once (`hogwild_steps`' threads): the output layer takes
             `1 / concurrent` of its step, as one step over those batches together would.
@@ -154,7 +170,13 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
     E, W, b = model.embedding.weight.detach(), model.fc.weight.detach(), model.fc.bias.detach()
     n, B = ids.numel(), labels.numel()
     lengths = torch.diff(offsets, append=offsets.new_full((1,), n))  # (B,) rows per text
-    h = F.embedding_bag(ids, E, offsets, mode="mean")  # (B, D) mean of each text's rows
+    if model.config.weighting == "nb":  # a weighted mean: row r counts row_weight[r] times (textpipe.models.bag)
+        w = model.row_weight.index_select(0, ids)  # (M,)
+        norm = bag_sums(w, offsets)  # (B,)
+        h = F.embedding_bag(ids, E, offsets, mode="sum", per_sample_weights=w).div_(norm.unsqueeze(1))
+        scale = scale * w
+    else:
+        h, norm = F.embedding_bag(ids, E, offsets, mode="mean"), lengths.clamp(min=1).to(E.dtype)  # (B, D) mean
     logits = torch.addmm(b, h, W.t())  # (B, C)
     logp = torch.log_softmax(logits, 1)
     rows = torch.arange(B, device=ids.device)
@@ -171,7 +193,7 @@ def sgd_step(model: TextClassifier, ids: torch.Tensor, scale: torch.Tensor, offs
     if class_weights is not None:
         g.mul_(class_weights.index_select(0, labels).unsqueeze(1))
     # (B, D) -lr x the gradient of each of a text's rows; then one copy per occurrence, times its scale
-    step_h = (g @ W).mul_((-lr / lengths.clamp(min=1).to(g.dtype)).unsqueeze(1))
+    step_h = (g @ W).mul_((-lr / norm).unsqueeze(1))
     per_row = step_h.repeat_interleave(lengths, 0, output_size=n).mul_(scale.unsqueeze(1))  # (M, D)
     dW, db, total = g.t() @ h, g.sum(0), B
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -15,7 +15,7 @@ from torch import nn
 
 from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, load_checkpoint, model_config_of,
                                  restore_rng_state)
-from textpipe.core.distributed import DistInfo, init_distributed, pick_device, print0
+from textpipe.core.distributed import DistInfo, init_distributed, pick_device, print0, unwrap
 from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX
 from textpipe.batches import make_dataloader
@@ -23,7 +23,8 @@ from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_nam
 from textpipe.models.hf import count_parameters
 from textpipe.train.config import (RESUME_KEYS, TrainConfig, class_weights, config_dict, default_output_dir,
                                    is_hf_model, model_keys)
-from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bags, torch_threads
+from textpipe.models.bag import nb_row_weights
+from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bag_chunks, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
 from textpipe.train.prepare import Data, data_key, prepare_data, resolve
 from textpipe.train.rundir import RunLock, check_run_dir, now, remove_run, run_record
@@ -277,7 +278,13 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         with torch_threads(len(os.sched_getaffinity(0)) if ws == 1 and hasattr(os, "sched_getaffinity") else 0):
             flat = FlatBatches(corpus_bags(model, loaders.train.dataset), loaders.train.batch_sampler,
                                num_rows=model.embedding.num_embeddings, device=device, concurrent=cfg.hogwild)
-    elif cfg.parallel == "ddp":
+    if getattr(mcfg, "weighting", "mean") == "nb" and run.ckpt is None:  # (a resumed run has them in its weights)
+        # from the whole training portion (on every rank: the same weights)
+        bare = unwrap(model)
+        chunks = ([(flat.bag_ids, flat.bag_offsets[:-1], flat.labels)] if flat is not None
+                  else corpus_bag_chunks(bare, loaders.train.dataset))
+        bare.row_weight.copy_(nb_row_weights(chunks, bare.embedding.num_embeddings, mcfg.num_classes))
+    if cfg.parallel == "ddp" and not plan.fused:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     counts = torch.bincount(torch.as_tensor(np.asarray(loaders.train.dataset.labels), dtype=torch.int64),
                             minlength=len(data.labels))

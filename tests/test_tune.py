@@ -221,12 +221,12 @@ def test_default_space_searches_the_families_with_gpu_trials_and_the_bag_ranges_
 
     shared = {"base": {"train": str(data_dir / "train.csv")}, "bag_only": list(BAG_SPACE)}
     drawn = {"model": "cnn", "lr": 12.0, "epochs": 3, "batch_size": 512, "embed_dim": 10, "optimizer": "sgd",
-             "ngrams": 2, "dropout": 0.3}
+             "ngrams": 2, "weighting": "mean", "dropout": 0.3}
     cnn = trial_train_config(shared, drawn, output_dir="x")
-    assert (cnn.lr, cnn.epochs, cnn.batch_size, cnn.embed_dim, cnn.optimizer, cnn.dropout) == (
-        None, None, None, None, None, 0.3)  # None: the cnn's own defaults (adamw, lr 2e-3, ...)
+    assert (cnn.lr, cnn.epochs, cnn.batch_size, cnn.embed_dim, cnn.optimizer, cnn.weighting, cnn.dropout) == (
+        None, None, None, None, None, None, 0.3)  # None: the cnn's own defaults (adamw, lr 2e-3, ...)
     bag = trial_train_config(shared, {**drawn, "model": "bag"}, output_dir="x")
-    assert (bag.lr, bag.epochs, bag.optimizer, bag.dropout) == (12.0, 3, "sgd", None)
+    assert (bag.lr, bag.epochs, bag.optimizer, bag.weighting, bag.dropout) == (12.0, 3, "sgd", "mean", None)
     space = {**DEFAULT_SPACE, **FAMILY_SPACE}
     searched = [k for k in space if k in drawn]
     assert "lr" not in best_config(space, drawn, searched, BAG_SPACE)  # best_config.json: what the trial used

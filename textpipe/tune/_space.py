@@ -68,6 +68,7 @@ PARAMS: dict[str, Param] = {
     "batch_size": Param(int, "samples per step", minimum=1),
     "embed_dim": Param(int, "embedding size", minimum=1),
     "ngrams": Param(int, "1 = words, 2 = words + hashed bigrams", values=(1, 2)),
+    "weighting": Param(str, "bag: mean | nb (NB-weighted mean of the rows)", values=("mean", "nb")),
     "buckets": Param(int, "bigram hash buckets", minimum=1),
     "min_freq": Param(int, "minimum token count for the vocabulary", minimum=1),
     "optimizer": Param(str, "sgd | adamw (adamw wants a much smaller lr)", values=("sgd", "adamw")),

@@ -184,3 +184,29 @@ def test_the_estimator_defaults_to_nb_and_pickles_it():
         np.testing.assert_allclose(clf.predict_proba(X[:8]), class_probs(clf.model_, clf.vocab_, X[:8], "cpu").numpy(),
                                    rtol=1e-5, atol=1e-6)
     assert Estimator(weighting="mean", buckets=512, epochs=3).fit(X, y).model_.config.weighting == "mean"
+
+
+def test_nb_weights_of_many_classes_in_blocks_equal_a_dense_reference(monkeypatch):
+    # the counts are sparse and the classes go in blocks (a dense classes x rows table is too large for
+    # many-class data): the same weights as the formula computed densely, across chunks and blocks
+    import textpipe.models.bag as bag
+
+    gen = torch.Generator().manual_seed(0)
+    C, R, B = 23, 40, 300
+    lengths = torch.randint(1, 6, (B,), generator=gen)
+    ids = torch.randint(2, R, (int(lengths.sum()),), generator=gen)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)[:-1]])
+    labels = torch.randint(0, C, (B,), generator=gen)
+    df = torch.zeros(C, R)
+    for t in range(B):
+        df[labels[t], ids[offsets[t]:offsets[t] + lengths[t]].unique()] += 1
+    n = torch.bincount(labels, minlength=C).float()
+    p = (df + 1) / (n[:, None] + 2)
+    q = (df.sum(0) - df + 1) / (n.sum() - n[:, None] + 2)
+    want = torch.where(df.sum(0) > 0, (p.log() - q.log()).abs().amax(0) + 1, torch.zeros(R))
+    monkeypatch.setattr(bag, "NB_BLOCK_FLOATS", 5 * R)  # blocks of 5 classes
+    half = int(offsets[150])
+    chunks = [(ids[:half], offsets[:150], labels[:150]), (ids[half:], offsets[150:] - half, labels[150:])]
+    assert torch.allclose(bag.nb_row_weights(chunks, R, C), want, atol=1e-6)  # dense counts
+    monkeypatch.setattr(bag, "NB_DENSE_FLOATS", 0)
+    assert torch.allclose(bag.nb_row_weights(chunks, R, C), want, atol=1e-6)  # sparse counts

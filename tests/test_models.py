@@ -118,7 +118,8 @@ def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
     assert bag.sparse is None and bag.kernel_sizes is None  # the plan settles sparse; cnn fields stay unset
     cnn = settle_defaults(TrainConfig(model="cnn", lr=0.01))
     assert (cnn.optimizer, cnn.lr, cnn.kernel_sizes, cnn.num_filters, cnn.dropout) == ("adamw", 0.01, [3, 4, 5], 100, 0.5)
-    assert settle_defaults(TrainConfig(model="transformer")).pooling == "mean"
+    transformer = settle_defaults(TrainConfig(model="transformer"))
+    assert (transformer.pooling, transformer.dropout, transformer.embed_dropout) == ("mean", 0.3, 0.0)
 
 
 # -- the training step ---------------------------------------------------------------------------------------

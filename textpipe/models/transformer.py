@@ -26,7 +26,9 @@ class TransformerConfig:
     ff_dim: int = 256  # feed-forward width
     max_len: int = 256  # learned positions; longer texts are truncated to their first max_len tokens
     pooling: str = "mean"  # mean (over the real tokens) | first (the first token's output)
-    dropout: float = 0.1  # in the layers and on the pooled features
+    # in the layers and on the pooled features; 0.3, not 0.1: from scratch on a few thousand texts the model fits the
+    # training set by the 7th epoch (measured on the AG_NEWS carve-out); chosen on both carve-outs, see the README
+    dropout: float = 0.3
     embed_dropout: float = 0.0  # on the sum of the token and position embeddings (Vaswani et al. 2017 use dropout)
 
     def __post_init__(self):

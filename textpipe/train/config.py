@@ -70,7 +70,7 @@ class TrainConfig:
     num_heads: int | None = None  # transformer: attention heads (4)
     ff_dim: int | None = None  # transformer: feed-forward width (256)
     max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
-    dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.1
+    dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.3
     embed_dropout: float | None = None  # cnn, transformer: dropout on the token embeddings (0.0)
     freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
     layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)

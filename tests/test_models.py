@@ -76,6 +76,20 @@ def test_state_shapes_match_a_built_model(name):
     assert takes_lengths(build_model(config)) == (name != "bag")
 
 
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+def test_embed_dropout_drops_in_training_only_and_is_recorded(name, data_dir, tmp_path):
+    ids, lengths = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), torch.tensor([4, 2])
+    torch.manual_seed(0)
+    model = _tiny(name, dropout=0.0, embed_dropout=0.5)
+    assert model.embed_dropout.p == 0.5 and _tiny(name).embed_dropout.p == 0.0  # off unless asked for
+    train_a, train_b = forward(model, ids, lengths), forward(model, ids, lengths)
+    assert not torch.allclose(train_a, train_b)  # the only randomness left in training mode
+    model.eval()
+    assert torch.equal(forward(model, ids, lengths), forward(model, ids, lengths))
+    assert main(_args(data_dir, tmp_path, name, "--embed-dropout", "0.25", "--checkpoints", "end")) == 0
+    assert load_checkpoint(tmp_path / "last.pt")["model_config"]["embed_dropout"] == 0.25
+
+
 def test_transformer_truncates_to_max_len():
     model = _tiny("transformer", max_len=4).eval()
     ids = torch.arange(2, 12).view(1, 10)
@@ -86,6 +100,8 @@ def test_transformer_truncates_to_max_len():
     ({"model": "rnn", "pooling": "first"}, r"pooling must be one of \('max', 'mean', 'last'\) for rnn"),
     ({"model": "transformer", "num_heads": 3}, r"num_heads must be >= 1 and divide embed_dim=128"),
     ({"model": "cnn", "dropout": 1.0}, r"--model cnn: dropout must be in \[0, 1\), got 1.0"),
+    ({"model": "transformer", "embed_dropout": -0.1}, r"--model transformer: embed_dropout must be in \[0, 1\)"),
+    ({"model": "cnn", "embed_dropout": 1.0}, r"--model cnn: embed_dropout must be in \[0, 1\), got 1.0"),
     ({"model": "cnn", "batch_size": "big"}, r"batch_size \(--batch-size\) must be >= 1 or \"auto\""),
     ({"model": "cnn", "precision": "fp8"}, r"precision \(--precision\) must be one of"),
     ({"model": "bag", "fused": True, "freeze_embeddings": True}, r"--freeze-embeddings trains through autograd"),
@@ -102,7 +118,8 @@ def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
     assert bag.sparse is None and bag.kernel_sizes is None  # the plan settles sparse; cnn fields stay unset
     cnn = settle_defaults(TrainConfig(model="cnn", lr=0.01))
     assert (cnn.optimizer, cnn.lr, cnn.kernel_sizes, cnn.num_filters, cnn.dropout) == ("adamw", 0.01, [3, 4, 5], 100, 0.5)
-    assert settle_defaults(TrainConfig(model="transformer")).pooling == "mean"
+    transformer = settle_defaults(TrainConfig(model="transformer"))
+    assert (transformer.pooling, transformer.dropout, transformer.embed_dropout) == ("mean", 0.3, 0.0)
 
 
 # -- the training step ---------------------------------------------------------------------------------------

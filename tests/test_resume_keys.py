@@ -77,6 +77,7 @@ _CHANGED = {"epochs": 4, "batch_size": 16, "lr": 5.0, "optimizer": "adamw", "sch
             "minn": {"minn": 3, "maxn": 5}, "maxn": {"minn": 3, "maxn": 5},  # a dict: flags set together
             "warmup": 0.1, "clip_grad": 0.5, "kernel_sizes": 2, "num_filters": 7, "rnn_cell": "gru", "hidden_dim": 16,
             "num_layers": 2, "pooling": "mean", "num_heads": 2, "ff_dim": 32, "max_len": 64, "dropout": 0.2,
+            "embed_dropout": 0.2,
             "freeze_embeddings": True, "precision": "bf16",
             "layer_lr_decay": None}  # hf: models only: refused on resume in tests/test_hf.py
 

@@ -37,7 +37,8 @@ def masked_pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def check_common(cfg) -> None:
-    """The checks every sequence model's config shares (vocab_size, num_classes, pad_idx, embed_dim, dropout)."""
+    """The checks every sequence model's config shares (vocab_size, num_classes, pad_idx, embed_dim, dropout, and
+    embed_dropout where it has one)."""
     if cfg.vocab_size < 2:
         raise ValueError(f"vocab_size must be >= 2 (pad + at least one token), got {cfg.vocab_size}")
     if cfg.num_classes < 2:
@@ -48,3 +49,5 @@ def check_common(cfg) -> None:
         raise ValueError(f"embed_dim must be >= 1, got {cfg.embed_dim}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if not 0.0 <= getattr(cfg, "embed_dropout", 0.0) < 1.0:
+        raise ValueError(f"embed_dropout must be in [0, 1), got {cfg.embed_dropout}")

@@ -1,5 +1,6 @@
 """Kim (2014)'s CNN for sentence classification: embeddings -> 1-D convolutions of several widths -> ReLU ->
-max over time -> dropout -> linear. `textpipe train --model cnn` (flags: --kernel-sizes, --num-filters, --dropout).
+max over time -> dropout -> linear. `textpipe train --model cnn` (flags: --kernel-sizes, --num-filters, --dropout,
+--embed-dropout).
 
 Padding never changes a text's logits: the embeddings of padding are zeroed, every filter sees the text padded
 with `width - 1` zeros on both sides (Kim's wide convolution), and windows that hold no real token are left
@@ -26,6 +27,7 @@ class CNNConfig:
     kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])  # convolution widths, in tokens
     num_filters: int = 100  # feature maps per width
     dropout: float = 0.5  # dropout on the pooled features
+    embed_dropout: float = 0.0  # dropout on the token embeddings (before the convolutions)
 
     def __post_init__(self):
         check_common(self)
@@ -54,6 +56,7 @@ class CNNClassifier(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(config.embed_dim, config.num_filters, k, padding=k - 1)
                                    for k in config.kernel_sizes)
         self.dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = nn.Dropout(config.embed_dropout)
         # Kim (2014)'s U(-0.25, 0.25): torch's N(0, 1) default is so large that AdamW's small steps barely move
         # the embeddings (measured on the TREC carve-out: see the README)
         nn.init.uniform_(self.embedding.weight, -0.25, 0.25)
@@ -66,7 +69,7 @@ class CNNClassifier(nn.Module):
             ids = ids.new_full((ids.shape[0], 1), self.config.pad_idx)
             lengths = None if lengths is None else torch.zeros_like(lengths)
         mask = valid_mask(lengths, ids, self.config.pad_idx)  # (B, T)
-        x = (self.embedding(ids) * mask.unsqueeze(-1)).transpose(1, 2)  # (B, E, T), padding zeroed
+        x = (self.embed_dropout(self.embedding(ids)) * mask.unsqueeze(-1)).transpose(1, 2)  # (B, E, T), padding 0
         n = mask.sum(1).clamp(min=1)  # (B,) real tokens (an empty text: its one all-zero window)
         pooled = []
         for conv, k in zip(self.convs, self.config.kernel_sizes):

@@ -1,7 +1,7 @@
 """A small Transformer encoder trained from scratch: token + learned position embeddings, pre-norm encoder
 layers with a padding mask, mean or first-token pooling, linear head. Texts longer than `max_len` tokens are
 truncated. `textpipe train --model transformer` (flags: --num-heads, --num-layers, --ff-dim, --max-len,
---pooling, --dropout).
+--pooling, --dropout, --embed-dropout).
 """
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ class TransformerConfig:
     ff_dim: int = 256  # feed-forward width
     max_len: int = 256  # learned positions; longer texts are truncated to their first max_len tokens
     pooling: str = "mean"  # mean (over the real tokens) | first (the first token's output)
-    dropout: float = 0.1  # in the layers and on the pooled features
+    # in the layers and on the pooled features; 0.3, not 0.1: from scratch on a few thousand texts the model fits the
+    # training set by the 7th epoch (measured on the AG_NEWS carve-out); chosen on both carve-outs, see the README
+    dropout: float = 0.3
+    embed_dropout: float = 0.0  # on the sum of the token and position embeddings (Vaswani et al. 2017 use dropout)
 
     def __post_init__(self):
         check_common(self)
@@ -61,6 +64,7 @@ class TransformerClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.num_layers, norm=nn.LayerNorm(config.embed_dim),
                                              enable_nested_tensor=False)
         self.dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = nn.Dropout(config.embed_dropout)
         self.fc = nn.Linear(config.embed_dim, config.num_classes)
         nn.init.normal_(self.embedding.weight, std=0.02)
         nn.init.normal_(self.positions.weight, std=0.02)
@@ -76,5 +80,6 @@ class TransformerClassifier(nn.Module):
         attend = mask.clone()
         attend[:, 0] = True
         x = self.embedding(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))  # (B, T, E)
+        x = self.embed_dropout(x)
         h = self.encoder(x, src_key_padding_mask=~attend)  # (B, T, E)
         return self.fc(self.dropout(masked_pool(h, mask, self.config.pooling)))

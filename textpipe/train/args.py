@@ -82,7 +82,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g = p.add_argument_group("model: rnn and transformer")
     g.add_argument("--num-layers", type=int, default=t.num_layers, help="stacked layers (None: rnn 1, transformer 2)")
     g.add_argument("--dropout", type=float, default=t.dropout, help="dropout (None: cnn 0.5, rnn 0.5, "
-                   "transformer 0.1; also cnn's)")
+                   "transformer 0.3; also cnn's)")
+    g.add_argument("--embed-dropout", type=float, default=t.embed_dropout, help="cnn and transformer: dropout on "
+                   "the token embeddings (transformer: on their sum with the positions) (None: 0.0)")
     g = p.add_argument_group("vocabulary")
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")

@@ -26,8 +26,8 @@ RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
                "embed_dim", "ngrams", "buckets", "minn", "maxn", "weighting", "tokenizer", "fused", "model", "format", "quoting",
                "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
-               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "freeze_embeddings", "precision",
-               "layer_lr_decay")  # --freeze: a model config field, checked as one
+               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "embed_dropout", "freeze_embeddings",
+               "precision", "layer_lr_decay")  # --freeze: a model config field, checked as one
 PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 _MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
@@ -71,7 +71,8 @@ class TrainConfig:
     num_heads: int | None = None  # transformer: attention heads (4)
     ff_dim: int | None = None  # transformer: feed-forward width (256)
     max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
-    dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.1
+    dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.3
+    embed_dropout: float | None = None  # cnn, transformer: dropout on the token embeddings (0.0)
     freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
     layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
@@ -153,8 +154,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("warmup", "in [0, 1)")
     if cfg.clip_grad < 0:
         raise bad("clip_grad", ">= 0 (0 = off)")
-    if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
-        raise bad("dropout", "in [0, 1)")
+    for name in ("dropout", "embed_dropout"):
+        if getattr(cfg, name) is not None and not 0.0 <= getattr(cfg, name) < 1.0:
+            raise bad(name, "in [0, 1)")
     if cfg.freeze_embeddings and cfg.fused:
         raise ValueError("--freeze-embeddings trains through autograd: use --no-fused (or leave --fused unset)")
     for name in ("min_freq", "num_workers", "threads", "save_every", "patience"):

@@ -216,6 +216,12 @@ def test_default_space_searches_the_families_with_gpu_trials_and_the_bag_ranges_
     # a --param over a bag range makes it apply to every family
     _, sources = build_space(SearchConfig(gpus_per_trial=1, params=["lr=loguniform:1e-4:1e-2"]))
     assert sources["lr"] == "--param" and sources["epochs"] == BAG_ONLY
+    # --rerank: on by default (5) when every trial is the bag model, off for the other families
+    from textpipe.tune._final import rerank_count
+    assert rerank_count(SearchConfig(), cpu) == 5 and rerank_count(SearchConfig(), gpu) == 0
+    assert rerank_count(SearchConfig(rerank=2), gpu) == 2 and rerank_count(SearchConfig(rerank=0), cpu) == 0
+    with pytest.raises(UsageError, match="--rerank must be >= 0"):
+        search(rerank=-1)
     # a search without the bag drops the bag's ranges, as before
     assert "lr" not in build_space(SearchConfig(params=["model=cnn,rnn"]))[0]
 
@@ -399,6 +405,15 @@ def test_optuna_no_scheduler_val_file_retrains_on_train_and_val(local_ray, data_
     final = json.loads((tmp_path / "o" / "final" / "summary.json").read_text())
     assert final["steps"] == 2 * (400 + 80) // 8  # the final model trained on train + the validation file
     assert summary["test_accuracy"] == final["test"]["accuracy"]
+    # --rerank (on by default for the bag): both completed trials re-scored on 3 more carve-outs of train + val,
+    # the chosen one has the best mean (or is the defaults' within one standard error)
+    table = summary["rerank"]
+    assert len(table) == 2 and all(len(t["val_accuracies"]) == 4 for t in table)
+    assert {t["trial_id"] for t in table} == {r["trial_id"] for r in json.loads((tmp_path / "o" / "trials.json").read_text())}
+    chosen = next(t for t in table if t["trial_id"] == summary["best"]["trial_id"])
+    assert chosen["mean"] == max(t["mean"] for t in table) or chosen["defaults"]
+    fold = json.loads(next((tmp_path / "o" / "rerank").glob("*-1/summary.json")).read_text())
+    assert fold["test"] is None and fold["rows"] == {"train": 400, "val": 80, "test": 0}  # train + val, carved
 
 
 @needs_ray

@@ -23,7 +23,6 @@ def resolve_data(cfg) -> dict[str, Any]:
     """The data flags as absolute paths (trials run elsewhere), their sources checked without reading them,
     and the validation split the trials are scored on; UsageError for what cannot work."""
     from textpipe.train.prepare import resolve
-    from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     if cfg.data_dir is None and cfg.train is None:
@@ -69,7 +68,6 @@ def prepare_shared(cfg, data: dict[str, Any], out: Path, *, min_freq: int, model
     (built once here, with the smallest `min_freq` of the space; see `derive`; `model`: an hf: model whose
     tokenizer encodes the data)."""
     from textpipe.train.prepare import prepare_data
-    from textpipe.models import MODELS, hyperparameters
     from textpipe.train.loop import TrainConfig
 
     device = "cuda" if cfg.gpus_per_trial > 0 else "cpu"

@@ -2,7 +2,10 @@
 or the best trial's own checkpoint), its test report, `<output-dir>/best.pt`, and the printed summary."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,76 @@ def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str],
 
     return for_model(native({name: (row[name] if name in searched else spec) for name, spec in space.items()}),
                      bag_only)
+
+
+RERANK_FOLDS = 3  # carve-outs besides the search's that --rerank scores each candidate on
+
+
+def rerank_count(cfg, space: dict[str, Any]) -> int:
+    """How many of the best trials `--rerank` re-scores (None: 5 when every trial is the bag model, else 0)."""
+    if cfg.rerank is not None:
+        return cfg.rerank
+    return 5 if space.get("model", "bag") == "bag" else 0
+
+
+def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tuple[dict, list[dict]] | None:
+    """The trial to retrain, by its mean validation accuracy over the search's carve-out and RERANK_FOLDS more
+    (other seeds, the same share of train + val); None when fewer than two candidates completed.
+
+    Why: on a few hundred validation rows the best of hundreds of trials is mostly the luckiest (the winner's
+    curse: its accuracy there is biased up); new carve-outs score it without that bias. Candidates: the best
+    `rerank_count` completed trials and the defaults' trial; the one-standard-error rule, now over
+    RERANK_FOLDS + 1 times the rows, keeps the defaults."""
+    from textpipe.core.checks import DivergedError
+    from textpipe.train.loop import TrainConfig, fit
+    from textpipe.train.prepare import prepare_data
+    from textpipe.tune._data import derive, final_fields, trial_train_config
+    from textpipe.tune._space import is_hf, min_value
+
+    metric = results.METRIC
+    completed = sorted((r for r in rows if r["end"] == results.COMPLETED and r[metric] is not None),
+                       key=lambda r: -r[metric])
+    cands = completed[:rerank_count(cfg, space)]
+    default = next((r for r in completed if prefer and all(r.get(k) == v for k, v in prefer.items())), None)
+    if default is not None and default not in cands:
+        cands.append(default)
+    if len(cands) < 2:
+        return None
+    sizes = shared["data"].sizes
+    fields = shared["base"]  # the training file alone (trials never read the test file): other carve-outs of it
+    if data["has_val"]:  # a validation file: joined to train, then carved as train alone would be
+        fields = {**fields, **final_fields(data, shared["data"]), "test": None}
+    kw = {"model": space["model"]} if is_hf(space.get("model")) else {}
+    scores, t0 = {r["trial_id"]: [r[metric]] for r in cands}, time.perf_counter()
+    print(f"\nre-scoring the best {len(cands)} trials on {RERANK_FOLDS} more validation carve-outs (--rerank):")
+    for k in range(1, RERANK_FOLDS + 1):
+        fold = {**fields, "val_fraction": sizes["val"] / (sizes["train"] + sizes["val"]), "seed": cfg.seed + k,
+                "checkpoints": "none", "progress": False}
+        prepared = prepare_data(TrainConfig(**fold, min_freq=int(min_value(space.get("min_freq", 1))), **kw))
+        for r in cands:
+            tc = trial_train_config({"base": fold, "bag_only": shared.get("bag_only", ())},
+                                    best_config(space, r, searched, shared.get("bag_only", ())),
+                                    output_dir=str(out / "rerank" / f"{r['trial_id']}-{k}"))
+            last: dict = {"val_accuracy": 0.0}  # a run that diverges on this carve-out scores 0
+            with contextlib.suppress(DivergedError), contextlib.redirect_stdout(io.StringIO()):
+                fit(tc, report=last.update, data=derive(prepared, tc))
+            scores[r["trial_id"]].append(last["val_accuracy"])
+    table = [{"trial_id": r["trial_id"], "val_accuracies": scores[r["trial_id"]],
+              "mean": sum(scores[r["trial_id"]]) / len(scores[r["trial_id"]]), "defaults": r is default}
+             for r in cands]
+    chosen = max(table, key=lambda t: (t["mean"], t["defaults"]))
+    if default is not None:
+        p, n = chosen["mean"], sizes["val"] * (RERANK_FOLDS + 1)
+        mine = next(t for t in table if t["defaults"])
+        if mine["mean"] >= p - math.sqrt(p * (1 - p) / n):
+            chosen = mine
+    print(f"  ({len(cands) * RERANK_FOLDS} fits in {time.perf_counter() - t0:.1f} s; trial, validation accuracy on "
+          f"the search's carve-out then on each new one, mean)")
+    for t in table:
+        accs = " ".join(f"{a:.4f}" for a in t["val_accuracies"])
+        print(f"  {t['trial_id']:<12} {accs}  mean {t['mean']:.4f}{'  (defaults)' if t['defaults'] else ''}"
+              f"{'  <- chosen' if t is chosen else ''}")
+    return next(r for r in cands if r["trial_id"] == chosen["trial_id"]), table
 
 
 def retrain(cfg, *, config: dict[str, Any], data: dict[str, Any], shared: dict[str, Any], out: Path) -> dict:
@@ -48,13 +121,19 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
            resumed: bool) -> dict[str, Any]:
     """Pick the best trial, build the final model, print and save the summary."""
     n = results.counts(rows)
+    from textpipe.tune._space import default_point
+
     top = results.best_row(rows)
     best = top
-    if cfg.prefer_defaults:
-        from textpipe.tune._space import default_point
-        best = results.best_row(rows, prefer=default_point(space), n_val=shared["data"].sizes["val"])
+    prefer = default_point(space) if cfg.prefer_defaults else None
+    if prefer:
+        best = results.best_row(rows, prefer=prefer, n_val=shared["data"].sizes["val"])
     print(f"\ntrials by validation accuracy (all {len(rows)} in {out / 'trials.csv'}):")
     print(results.format_table(rows, searched=searched))
+    reranked = (rerank(cfg, rows=rows, space=space, searched=searched, data=data, shared=shared, out=out,
+                       prefer=prefer) if best is not None and rerank_count(cfg, space) else None)
+    if reranked:
+        best, table = reranked
     summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n,
                                "asha_stopped": n[results.ASHA],
                                "search": cfg.search, "scheduler": cfg.scheduler, "seed": cfg.seed,
@@ -74,7 +153,9 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
         else:
             result = from_checkpoint(trial_dir=Path(best["dir"]), data=data, out=out)
         test = result.get("test")
-        if best is not top:
+        if reranked:
+            summary["rerank"] = table
+        elif best is not top:
             print(f"kept textpipe's defaults (trial {best['trial_id']}, validation accuracy "
                   f"{best[results.METRIC]:.4f}): within one standard error of the best, trial {top['trial_id']} "
                   f"({top[results.METRIC]:.4f}); --no-prefer-defaults retrains that one")

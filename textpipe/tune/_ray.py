@@ -197,7 +197,7 @@ def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[
                scheduler: str, max_epochs: int, grace_period: int, reduction_factor: float, num_samples: int,
                time_budget_s: float | None, max_concurrent: int | None, cpus_per_trial: float,
                gpus_per_trial: float, seed: int, output_dir: Path, resume: bool, progress: bool,
-               final_scale: float = 1.0) -> tune.Tuner:
+               final_scale: float = 1.0, final_extra_s: float = 8.0) -> tune.Tuner:
     """A new Tuner, or the one saved in `<output_dir>/ray` when `resume` (Tuner.restore)."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, shared=shared),
                                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -213,7 +213,8 @@ def make_tuner(*, shared: dict[str, Any], space: dict[str, Any], searched: list[
         sched = FIFOScheduler()
     from textpipe.tune._space import default_point
     point = default_point(space)
-    stopper = None if time_budget_s is None else BudgetStopper(time_budget_s, final_scale=final_scale)
+    stopper = None if time_budget_s is None else BudgetStopper(time_budget_s, final_scale=final_scale,
+                                                                 final_extra_s=final_extra_s)
     reporter = tune.CLIReporter(parameter_columns=searched, metric_columns=["epoch", "train_loss", "val_loss", METRIC],
                                 max_report_frequency=10)  # no sort_by_metric: it fails on unscored trials
     return tune.Tuner(

@@ -10,10 +10,12 @@ import io
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
 from textpipe.core.fileio import atomic_write_text
+from textpipe.tune._space import UsageError
 
 METRIC = "val_accuracy"  # what trials are scored on: accuracy on the validation split, never the test file
 # why a trial ended, as the table and the summary spell it
@@ -135,3 +137,35 @@ def format_table(rows: list[dict[str, Any]], *, searched: list[str], limit: int 
     table = [cols] + [[cell(r.get(c)) for c in cols] for r in ranked]
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in table)
+
+
+def prepare_output(cfg, out: Path, space: dict[str, Any]) -> bool:
+    """Check the output directory against --resume/--overwrite; True when a saved search is to be continued."""
+    exp, saved_space = out / "ray", out / "space.json"
+    holds = exp.exists() or saved_space.exists()
+    if holds and not (cfg.resume or cfg.overwrite):
+        raise UsageError(f"--output-dir {out} already holds a search: pass --resume to continue it or --overwrite "
+                         f"to start over (or choose another --output-dir)")
+    if cfg.overwrite:
+        for name in ("ray", "trials", "final", "data", "rerank"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("space.json", "asha_stopped.json", "trials.csv", "trials.json", "best_config.json", "best.pt",
+                     "summary.json"):
+            (out / name).unlink(missing_ok=True)
+        return False
+    if not cfg.resume:
+        return False
+    if not holds:
+        print(f"note: --resume: no search in {out} yet, starting a new one")
+        return False
+    if saved_space.exists() and json.loads(saved_space.read_text()) != json.loads(json.dumps(space)):
+        raise UsageError(f"--resume: the search space differs from the one saved in {saved_space}; Ray resumes a "
+                         f"search only unchanged: use the same --space/--param flags, or --overwrite")
+    return (exp / "tuner.pkl").exists()
+
+
+def read_ids(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return set()

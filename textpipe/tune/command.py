@@ -9,7 +9,7 @@ early stopping over epochs, on this machine or an existing Ray cluster.
 Trials are scored on the validation split (--val FILE, or --val-fraction of train): the test file is read only
 at the end, by the best configuration retrained on train + validation. Everything goes to --output-dir:
 space.json, ray/ (Ray's experiment state and results), trials/ (each trial's fit() output), trials.csv,
-trials.json, best_config.json, final/, best.pt, summary.json.
+trials.json, best_config.json, rerank/ (--rerank's fits), final/, best.pt, summary.json.
 Needs the tune extra: pip install -e ".[tune]" (Ray Tune, HyperOpt, Optuna).
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from textpipe.data.formats import DESCRIPTION
 
 from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
+from textpipe.tune._final import RERANK_FOLDS, rerank_count
 from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
 from textpipe.tune._reaper import reap_stale, watch
 from textpipe.tune._space import (BAG_ONLY, BAG_SPACE, DEFAULT_SPACE, FAMILY_SPACE, HF_SPACE, is_hf, SpaceError, UsageError, check_space, format_space, load_space_file,
@@ -78,6 +78,9 @@ class SearchConfig:
     overwrite: bool = False  # replace a search already in output_dir
     final: str = "retrain"  # retrain (on train + val) | checkpoint (the best trial's own best.pt)
     prefer_defaults: bool = True  # keep textpipe's defaults when within one standard error of the best trial
+    # re-score the best `rerank` completed trials (and the defaults) on RERANK_FOLDS more carve-outs before
+    # choosing; None = 5 when every trial is the bag model (a second each), 0 (off) otherwise
+    rerank: int | None = None
     progress: bool = True  # Ray's progress table
 
 
@@ -138,6 +141,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[SearchConfig, bool]:
     g.add_argument("--prefer-defaults", action=argparse.BooleanOptionalAction, default=d.prefer_defaults,
                    help="one-standard-error rule: keep textpipe's defaults (the first trial) when their validation "
                    "accuracy is within one standard error of the best trial's")
+    g.add_argument("--rerank", type=int, default=d.rerank, metavar="K",
+                   help=f"re-score the best K completed trials and the defaults on {RERANK_FOLDS} more validation "
+                   "carve-outs of train + val and pick by the mean (None: 5 when every trial is the bag model, "
+                   "else 0 = off)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
                    help="Ray's progress table")
     g.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -167,6 +174,8 @@ def _check_options(cfg: SearchConfig) -> None:
         raise UsageError("--resume and --overwrite both given: continue the saved search, or replace it; pick one")
     if cfg.search not in _NEEDS:
         raise UsageError(f"--search must be one of {', '.join(_NEEDS)}, got {cfg.search!r}")
+    if cfg.rerank is not None and cfg.rerank < 0:
+        raise UsageError(f"--rerank must be >= 0 (0 = off), got {cfg.rerank}")
     if cfg.final not in ("retrain", "checkpoint"):
         raise UsageError(f"--final must be retrain or checkpoint, got {cfg.final!r}")
 
@@ -222,31 +231,6 @@ def build_space(cfg: SearchConfig) -> tuple[dict[str, Any], dict[str, str]]:
     return space, sources
 
 
-def _prepare_output(cfg: SearchConfig, out: Path, space: dict[str, Any]) -> bool:
-    """Check the output directory against --resume/--overwrite; True when a saved search is to be continued."""
-    exp, saved_space = out / "ray", out / "space.json"
-    holds = exp.exists() or saved_space.exists()
-    if holds and not (cfg.resume or cfg.overwrite):
-        raise UsageError(f"--output-dir {out} already holds a search: pass --resume to continue it or --overwrite "
-                         f"to start over (or choose another --output-dir)")
-    if cfg.overwrite:
-        for name in ("ray", "trials", "final", "data"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("space.json", "asha_stopped.json", "trials.csv", "trials.json", "best_config.json", "best.pt",
-                     "summary.json"):
-            (out / name).unlink(missing_ok=True)
-        return False
-    if not cfg.resume:
-        return False
-    if not holds:
-        print(f"note: --resume: no search in {out} yet, starting a new one")
-        return False
-    if saved_space.exists() and json.loads(saved_space.read_text()) != json.loads(json.dumps(space)):
-        raise UsageError(f"--resume: the search space differs from the one saved in {saved_space}; Ray resumes a "
-                         f"search only unchanged: use the same --space/--param flags, or --overwrite")
-    return (exp / "tuner.pkl").exists()
-
-
 def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
     """Run a search, then build the final model; returns the summary (also `<output_dir>/summary.json`).
 
@@ -294,7 +278,7 @@ def search(config: SearchConfig | None = None, /, **options) -> dict[str, Any]:
 
 
 def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> dict[str, Any]:
-    restore = _prepare_output(cfg, out, space)
+    restore = results.prepare_output(cfg, out, space)
     max_epochs = int(max_value(space.get("epochs", 10)))
     grace = min(cfg.grace_period, max_epochs)  # ASHA refuses a grace period beyond max_t
     num_samples = cfg.num_samples if cfg.num_samples is not None else (-1 if cfg.time_budget_s else 20)
@@ -312,8 +296,13 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
                             model=space["model"] if is_hf(space.get("model")) else None)
     shared["bag_only"] = [name for name in space if sources.get(name) == BAG_ONLY]
     sizes = shared["data"].sizes
-    print(f"data read and encoded once for all trials in {time.perf_counter() - t_data:.1f} s: train "
+    prep_s = time.perf_counter() - t_data
+    print(f"data read and encoded once for all trials in {prep_s:.1f} s: train "
           f"{sizes['train']}, val {sizes['val']} rows, vocabulary {len(shared['data'].vocab)}")
+    # the time budget keeps back the final model's training and, with --rerank, the re-scoring fits (each about
+    # a trial's training loop plus 1 s of set-up, and one data preparation per carve-out)
+    reranks = rerank_count(cfg, space)
+    fits = (reranks + 1) * RERANK_FOLDS if reranks else 0
 
     from textpipe.tune import _ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
@@ -330,7 +319,8 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
                                 max_concurrent=max_concurrent(cfg), cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
-                                progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"])
+                                progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"] + fits,
+                                final_extra_s=8.0 + fits + (RERANK_FOLDS * prep_s if fits else 0.0))
         t_search = time.perf_counter()
         with guard.tuning():  # Ctrl+C in here: Tune saves the search and returns; guard.hit says so
             grid = tuner.fit()
@@ -345,7 +335,7 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     interrupted = guard.hit or unfinished > 0 or (cfg.time_budget_s is None and num_samples != -1
                                                   and len(grid) < num_samples)
-    asha = _read_ids(out / "asha_stopped.json")
+    asha = results.read_ids(out / "asha_stopped.json")
     rows = results.trial_rows(grid, searched=searched, asha_stopped=asha, trials_dir=out / "trials",
                               interrupted=interrupted, bag_only=shared["bag_only"])
     results.save_table(rows, out)
@@ -366,13 +356,6 @@ def max_concurrent(cfg) -> int | None:
     if cfg.max_concurrent is not None:
         return cfg.max_concurrent
     return 1 if cfg.time_budget_s is None else None
-
-
-def _read_ids(path: Path) -> set[str]:
-    try:
-        return set(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return set()
 
 
 def main(argv: list[str] | None = None) -> int:

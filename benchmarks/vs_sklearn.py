@@ -226,6 +226,14 @@ def run_tp_sklearn(train, test, seed, work, args):
     return wall, [str(y) for y in clf.predict(test[1])]
 
 
+def _tune_choice(summary: dict) -> str:
+    """Which trial `textpipe tune` retrained: the defaults' or another, and by which rule."""
+    if summary.get("rerank"):
+        chosen = next(t for t in summary["rerank"] if t["trial_id"] == summary["best"]["trial_id"])
+        return f"{'the defaults' if chosen['defaults'] else 'a trial'} (--rerank: mean {chosen['mean']:.4f})"
+    return "the defaults (one standard error)" if "top_trial" in summary else "the best trial"
+
+
 def run_tp_tune(train, test, seed, work, args):
     from textpipe.predict import predict
     from textpipe.tune import search
@@ -237,9 +245,8 @@ def run_tp_tune(train, test, seed, work, args):
                          progress=False)
     wall = time.perf_counter() - t0
     print(f"    tune seed {seed}: {summary['trials']} trials ({summary['asha_stopped']} stopped by ASHA, "
-          f"ended {json.dumps(summary['ended'])}), kept "
-          f"{'defaults' if 'top_trial' in summary else 'best trial'} {json.dumps(summary['best']['config'])}",
-          flush=True)
+          f"ended {json.dumps(summary['ended'])}), retrained {_tune_choice(summary)} "
+          f"{json.dumps(summary['best']['config'])}", flush=True)
     return wall, [r["label_name"] for r in predict(work / "tune" / "best.pt", test[1])]
 
 

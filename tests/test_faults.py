@@ -550,8 +550,9 @@ def test_tune_ctrl_c_then_sigkill_then_resume_no_final_model_no_ray_process_left
 
 
 @needs_ray
+@pytest.mark.parametrize("rerank", [0, None])  # None: --rerank's default (on: 2 bag trials re-scored first)
 def test_tune_ctrl_c_during_the_final_model_leaves_no_best_pt_and_resume_rebuilds_it(tmp_path, ray_here,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, rerank):
     """Issue 20 #8: final/ held the interrupted final model's run, and --resume's retrain collided with it."""
     import sys
 
@@ -570,11 +571,13 @@ def test_tune_ctrl_c_during_the_final_model_leaves_no_best_pt_and_resume_rebuild
         raise KeyboardInterrupt
 
     monkeypatch.setattr(loop, "fit", fit_then_ctrl_c)
-    options = dict(data_dir=str(data), space=dict(TINY_SPACE),
-                   num_samples=2, max_concurrent=1, output_dir=str(tmp_path / "f"), progress=False)
+    options = dict(data_dir=str(data), space=dict(TINY_SPACE), num_samples=2, max_concurrent=1,
+                   output_dir=str(tmp_path / "f"), progress=False, rerank=rerank)
     with pytest.raises(SearchInterrupted):
         search(**options)
-    assert (tmp_path / "f" / "final" / "metrics.jsonl").exists() and not (tmp_path / "f" / "best.pt").exists()
+    # Ctrl+C in the first fit after the search: the final model's (rerank 0) or --rerank's first re-scoring
+    interrupted = tmp_path / "f" / ("final" if rerank == 0 else "rerank")
+    assert any(interrupted.rglob("metrics.jsonl")) and not (tmp_path / "f" / "best.pt").exists()
     assert not (tmp_path / "f" / "summary.json").exists()
     monkeypatch.setattr(loop, "fit", real_fit)
     summary = search(**options, resume=True)

@@ -79,8 +79,8 @@ class TrainConfig:
     max_tokens: int | None = None  # cap on the vocabulary size, specials included; None = no cap
     # -- optimisation
     # (None below = the model's default, textpipe.models.TRAIN_DEFAULTS: bag sgd lr 8, 8 epochs, batch 256; the
-    # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8-10 epochs,
-    # class weights none)
+    # neural models adamw lr 2e-3 (transformer 1e-3), weight decay 0.01, warmup 0.1, clip 1.0, batch 64, 8 epochs
+    # (transformer 6), class weights none)
     epochs: int | None = None  # passes over the training portion
     batch_size: int | str | None = None  # samples per optimizer step per process (DataParallel: split over the
     # GPUs); "auto" = the largest that fits on the GPU, found by trial (CPU: the model's default)

@@ -19,6 +19,9 @@ from textpipe.train.config import TrainConfig, check_config, class_weights
 from textpipe.train.fused import corpus_bags, sgd_step
 from textpipe.train.steps import cross_entropy
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import write_csv  # noqa: E402  (tests/ is not a package)
+
 ITOS = ["<pad>", "<unk>", "cat", "cats", "a", "dog", "élan"]
 
 
@@ -93,19 +96,13 @@ def test_fused_step_takes_the_gradient_of_the_autograd_loss(weights, smoothing):
     torch.testing.assert_close(m.fc.bias.detach(), b.detach() - 0.3 * b.grad)
 
 
-def _write(path: Path, n: int, seed: int) -> Path:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_train import write_csv
-    return write_csv(path, n, seed)
-
-
 @pytest.mark.parametrize("fused", [True, False])
 def test_subword_model_trains_checkpoints_and_predicts(tmp_path, fused):
     from textpipe.checkpoint import load_model
     from textpipe.predict import predict
     from textpipe.train import fit
 
-    train, test = _write(tmp_path / "train.csv", 200, 0), _write(tmp_path / "test.csv", 40, 1)
+    train, test = write_csv(tmp_path / "train.csv", 200, 0), write_csv(tmp_path / "test.csv", 40, 1)
     s = fit(TrainConfig(train=str(train), test=str(test), output_dir=str(tmp_path / "run"), minn=3, maxn=5,
                         buckets=4096, epochs=4, lr=8.0 if fused else 20.0, batch_size=16, fused=fused,
                         progress=False))
@@ -145,8 +142,8 @@ def test_two_searches_with_num_samples_and_a_seed_give_the_same_trials_and_model
 
     d = tmp_path / "data"
     d.mkdir()
-    _write(d / "train.csv", 300, 0)
-    _write(d / "test.csv", 60, 1)
+    write_csv(d / "train.csv", 300, 0)
+    write_csv(d / "test.csv", 60, 1)
     space = {"lr": {"loguniform": [0.5, 16.0]}, "epochs": {"randint": [1, 4]}, "embed_dim": 8, "buckets": 512,
              "batch_size": 16}
     assert max_concurrent(SearchConfig()) == 1 and max_concurrent(SearchConfig(time_budget_s=60)) is None

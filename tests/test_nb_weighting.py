@@ -19,6 +19,9 @@ from textpipe.models.bag import ModelConfig, TextClassifier, nb_row_weights
 from textpipe.train.config import TrainConfig, check_config, settle_defaults
 from textpipe.train.fused import corpus_bag_chunks, corpus_bags, sgd_step
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import write_csv  # noqa: E402  (tests/ is not a package)
+
 SEQS = [[2, 3, 4], [5, 6], [3, 7, 2, 5], [4], [6, 6, 2]]
 LABELS = [0, 1, 2, 1, 0]
 
@@ -125,19 +128,13 @@ def test_bad_values_are_one_clear_error():
     assert settle_defaults(TrainConfig()).weighting == "nb" and settle_defaults(TrainConfig(model="cnn")).weighting is None
 
 
-def _write(path: Path, n: int, seed: int) -> Path:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_train import write_csv
-    return write_csv(path, n, seed)
-
-
 @pytest.mark.parametrize("fused", [True, False])
 def test_an_nb_model_trains_checkpoints_and_predicts(tmp_path, fused):
     from textpipe.checkpoint import load_model
     from textpipe.predict import predict
     from textpipe.train import fit
 
-    train, test = _write(tmp_path / "train.csv", 200, 0), _write(tmp_path / "test.csv", 40, 1)
+    train, test = write_csv(tmp_path / "train.csv", 200, 0), write_csv(tmp_path / "test.csv", 40, 1)
     s = fit(TrainConfig(train=str(train), test=str(test), output_dir=str(tmp_path / "run"), buckets=4096,
                         batch_size=16, fused=fused, progress=False, **({} if fused else {"lr": 20.0, "epochs": 4})))
     assert s["test"]["accuracy"] > 0.9
@@ -155,7 +152,7 @@ def test_a_checkpoint_without_the_field_loads_as_the_plain_mean(tmp_path):
     from textpipe.predict import predict
     from textpipe.train import fit
 
-    train = _write(tmp_path / "train.csv", 120, 0)
+    train = write_csv(tmp_path / "train.csv", 120, 0)
     s = fit(TrainConfig(train=str(train), output_dir=str(tmp_path / "run"), weighting="mean", buckets=512,
                         epochs=2, batch_size=16, progress=False))
     ckpt = load_checkpoint(s["checkpoint"])

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from textpipe.tune import _results as results
+from textpipe.tune._final import RERANK_FOLDS
 from textpipe.tune._space import (DEFAULT_SPACE, SpaceError, default_point, format_space, load_space_file,
                                   merge_spaces, parse_param_flag)
 from textpipe.tune import SearchConfig, UsageError, main, search
@@ -405,13 +406,14 @@ def test_optuna_no_scheduler_val_file_retrains_on_train_and_val(local_ray, data_
     final = json.loads((tmp_path / "o" / "final" / "summary.json").read_text())
     assert final["steps"] == 2 * (400 + 80) // 8  # the final model trained on train + the validation file
     assert summary["test_accuracy"] == final["test"]["accuracy"]
-    # --rerank (on by default for the bag): both completed trials re-scored on 3 more carve-outs of train + val,
-    # the chosen one has the best mean (or is the defaults' within one standard error)
+    # --rerank (on by default for the bag): both completed trials re-scored on RERANK_FOLDS more carve-outs of train
+    # + val; the chosen one has the best mean (or is the defaults' within one standard error)
     table = summary["rerank"]
-    assert len(table) == 2 and all(len(t["val_accuracies"]) == 4 for t in table)
+    assert len(table) == 2 and all(len(t["val_accuracies"]) == RERANK_FOLDS + 1 for t in table)
     assert {t["trial_id"] for t in table} == {r["trial_id"] for r in json.loads((tmp_path / "o" / "trials.json").read_text())}
     chosen = next(t for t in table if t["trial_id"] == summary["best"]["trial_id"])
     assert chosen["mean"] == max(t["mean"] for t in table) or chosen["defaults"]
+    assert chosen["config"] == summary["best"]["config"]  # each candidate's configuration is in the table
     fold = json.loads(next((tmp_path / "o" / "rerank").glob("*-1/summary.json")).read_text())
     assert fold["test"] is None and fold["rows"] == {"train": 400, "val": 80, "test": 0}  # train + val, carved
 

@@ -10,8 +10,8 @@ the pseudo-test accuracy of the trial each rule picks, next to the defaults'.
 
 Rules (n: validation rows of one carve-out; SE: sqrt(p(1 - p) / rows) of the best mean p):
   search     the search's best trial (no re-scoring)
-  rerank3    best mean over the search's carve-out + 3 more, defaults kept within one SE (textpipe 0.1's --rerank)
-  rerank6    the same over the search's carve-out + 6 more
+  rerank3    best mean over the search's carve-out + 3 more, defaults kept within one SE (--rerank before)
+  rerank6    the same over the search's carve-out + 6 more (--rerank now)
   confirm    rerank3's pick, kept only if it also beats the defaults on the next 3 carve-outs (mean, strictly)
   confirm1se rerank3's pick, kept only if it beats the defaults there by one SE of those rows
 """

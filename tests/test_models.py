@@ -236,6 +236,32 @@ def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_di
         assert torch.equal(resumed["model"][k], v), k
 
 
+def test_resume_continues_the_gradient_scalers_scale(data_dir, tmp_path, monkeypatch):
+    # fp16 needs CUDA; the scaler's bookkeeping is the same on the CPU: it doubles its scale after every step here
+    import textpipe.train.setup as setup
+    monkeypatch.setattr(setup, "make_scaler", lambda precision, device: torch.amp.GradScaler(
+        "cpu", init_scale=2.0 ** 4, growth_interval=1))
+    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
+    assert main(_args(data_dir, tmp_path / "ref", "cnn", *flags)) == 0
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop
+
+    cfg, _ = __import__("textpipe.train.args", fromlist=["x"]).parse_train_args(
+        _args(data_dir, tmp_path / "cut", "cnn", *flags))
+    with pytest.raises(Stop):  # stops after epoch 1 (6 steps)
+        fit(cfg, report=stop)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["scaler"]["scale"] == 2.0 ** (4 + 6)
+    assert main(_args(data_dir, tmp_path / "cut", "cnn", *flags, "--resume")) == 0
+    ref, resumed = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ref", "cut"))
+    assert resumed["scaler"] == ref["scaler"] and ref["scaler"]["scale"] == 2.0 ** (4 + 18)
+    for k, v in ref["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+
+
 def test_vectors_and_frozen_embeddings(data_dir, tmp_path):
     vec = tmp_path / "tiny.vec"
     vec.write_text("2 8\nelection " + " ".join(["0.5"] * 8) + "\ncoach " + " ".join(["-0.25"] * 8) + "\n")

@@ -19,6 +19,7 @@ ALGORITHM = "sha256"
 
 # What each entry holds, for messages.
 _ENTRY_NAMES = {"model": "the model weights", "optimizer": "the optimizer state", "scheduler": "the scheduler state",
+                "scaler": "the fp16 gradient scaler state",
                 "model_config": "the model config", "train_config": "the training config",
                 "vocab_itos": "the vocabulary", "vocab_default_index": "the vocabulary's default index",
                 "class_names": "the class names", "rng": "the random-number-generator states",

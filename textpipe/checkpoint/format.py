@@ -69,7 +69,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def checkpoint_dict(*, model: nn.Module, model_config, vocab_itos, epoch: int,
-                    step: int, optimizer=None, scheduler=None, train_config: dict | None = None,
+                    step: int, optimizer=None, scheduler=None, scaler=None, train_config: dict | None = None,
                     vocab_default_index: int | None = 1, class_names: list[str] | None = None,
                     sampler: dict | None = None, rng: dict | None = None, metrics: dict | None = None,
                     data: dict | None = None, snapshot: bool = False) -> dict[str, Any]:
@@ -80,6 +80,7 @@ def checkpoint_dict(*, model: nn.Module, model_config, vocab_itos, epoch: int,
         model_config: its config (a `textpipe.models` config; a dict means the default model's fields).
         vocab_itos: the vocabulary's tokens in id order, or the `textpipe.Vocab` itself (cheaper: no list).
         epoch, step: the epoch in progress and the optimizer steps done so far.
+        scaler: the fp16 gradient scaler (`torch.amp.GradScaler`), whose scale a resumed run continues from.
         class_names: label names in label order, for reports and `textpipe.predict`.
         sampler: where training stands inside the epoch, e.g. `{"epoch": 2, "batches_done": 40}`.
         metrics: anything JSON-like worth keeping (val accuracy, best so far, ...).
@@ -93,7 +94,8 @@ def checkpoint_dict(*, model: nn.Module, model_config, vocab_itos, epoch: int,
     name = DEFAULT_MODEL if isinstance(model_config, dict) else model_name(model_config)
     cfg = model_config if isinstance(model_config, dict) else vars(model_config).copy()
     states = {"model": bare.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
-              "scheduler": scheduler.state_dict() if scheduler is not None else None}
+              "scheduler": scheduler.state_dict() if scheduler is not None else None,
+              **({"scaler": scaler.state_dict()} if scaler is not None else {})}
     return {
         "format_version": FORMAT_VERSION,
         **({k: _cpu_copy(v) for k, v in states.items()} if snapshot else states),

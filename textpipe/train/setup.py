@@ -241,7 +241,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     total_steps = cfg.epochs * len(loaders.train)
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=plan.fused)
-    state = ResumeState(num_replicas=ws)
+    state, scaler = ResumeState(num_replicas=ws), make_scaler(cfg.precision, device)
     if run.ckpt is not None:
         ckpt = run.ckpt
         try:
@@ -252,6 +252,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         if opt is not None:
             opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):  # (a checkpoint from before textpipe saved it: a fresh scale)
+            scaler.load_state_dict(ckpt["scaler"])
         state = ResumeState.from_checkpoint(ckpt)
         if state.batches_done and state.num_replicas != ws:  # the epoch's shards would not line up
             raise ValueError(f"--resume: the checkpoint stopped mid-epoch with {state.num_replicas} process(es), "
@@ -291,7 +293,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     weights = class_weights(cfg.class_weight, counts.tolist())
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
     step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
-                            scaler=make_scaler(cfg.precision, device), **loss)
+                            scaler=scaler, **loss)
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts)
 
 
@@ -305,7 +307,8 @@ def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) 
     return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab,
                            vocab_default_index=data.vocab.get_default_index(),
                            optimizer=tr.opt if weights is None else None,
-                           scheduler=tr.sched if weights is None else None, train_config=config_dict(run.cfg),
+                           scheduler=tr.sched if weights is None else None,
+                           scaler=tr.step_opts.scaler if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
                            **tr.state.checkpoint_fields())
 

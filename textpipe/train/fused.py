@@ -57,11 +57,7 @@ def corpus_bags(model: TextClassifier, corpus) -> tuple[torch.Tensor, torch.Tens
     Exactly the rows `model.bags` gives for each text (its words, then with bigrams the hashed bigram ids),
     computed once for the whole corpus.
     """
-    with warnings.catch_warnings():  # a cached corpus is a read-only memory map; these tensors are only read
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        ids = torch.from_numpy(np.asarray(corpus.ids, dtype=np.int64))
-        offsets = torch.from_numpy(np.asarray(corpus.offsets, dtype=np.int64))
-        labels = torch.from_numpy(np.asarray(corpus.labels, dtype=np.int64))
+    ids, offsets, labels = (_int64(a) for a in (corpus.ids, corpus.offsets, corpus.labels))
     bag_ids, starts = model.bags(ids, offsets[:-1])
     bag_offsets = torch.cat([starts, torch.tensor([bag_ids.numel()])])
     return bag_ids, bag_offsets, labels
@@ -71,15 +67,21 @@ def corpus_bags(model: TextClassifier, corpus) -> tuple[torch.Tensor, torch.Tens
 def corpus_bag_chunks(model: TextClassifier, corpus, *, texts: int = 1 << 16) -> Iterator[tuple[torch.Tensor, ...]]:
     """`corpus_bags` of `texts` texts at a time, each as `(bag ids (M,), bag offsets (B,), labels (B,))` on the
     CPU: for a corpus too large for one `corpus_bags` (the autograd loop's streamed ones)."""
-    with warnings.catch_warnings():  # a cached corpus is a read-only memory map; these arrays are only read
+    ids, offsets, labels = corpus.ids, np.asarray(corpus.offsets, dtype=np.int64), corpus.labels
+    device = model.fc.weight.device
+    for a in range(0, len(offsets) - 1, texts):
+        b = min(a + texts, len(offsets) - 1)
+        bag_ids, starts = model.bags(_int64(ids[offsets[a]:offsets[b]]).to(device),
+                                     torch.from_numpy(offsets[a:b] - offsets[a]).to(device))
+        yield bag_ids.cpu(), starts.cpu(), _int64(labels[a:b])
+
+
+def _int64(array) -> torch.Tensor:
+    """`array` as a CPU int64 tensor, sharing its memory where it can. A cached corpus's arrays are read-only
+    memory maps; the tensors made of them here are only read, so torch's warning about that is silenced."""
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        ids, offsets, labels = corpus.ids, np.asarray(corpus.offsets, dtype=np.int64), corpus.labels
-        device = model.fc.weight.device
-        for a in range(0, len(offsets) - 1, texts):
-            b = min(a + texts, len(offsets) - 1)
-            chunk = torch.from_numpy(np.asarray(ids[offsets[a]:offsets[b]], dtype=np.int64)).to(device)
-            bag_ids, starts = model.bags(chunk, torch.from_numpy(offsets[a:b] - offsets[a]).to(device))
-            yield bag_ids.cpu(), starts.cpu(), torch.from_numpy(np.asarray(labels[a:b], dtype=np.int64))
+        return torch.from_numpy(np.asarray(array, dtype=np.int64))
 
 
 def row_scale(bag_ids: torch.Tensor, num_rows: int, *, batch_texts: int, num_texts: int) -> torch.Tensor:

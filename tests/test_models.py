@@ -236,6 +236,31 @@ def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_di
         assert torch.equal(resumed["model"][k], v), k
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEQ_MODELS)
+def test_sigkill_mid_epoch_then_resume_gives_identical_weights(name, data_dir, tmp_path):
+    import signal
+    import time
+
+    flags = ["--epochs", "6", "--save-every", "4", "--seed", "2", "--threads", "1"]  # 36 steps, a last.pt every 4
+    assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
+    reference = load_checkpoint(tmp_path / "ref" / "last.pt")
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "textpipe.train", *_args(data_dir, out, name, *flags)],
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+    assert 0 < load_checkpoint(out / "last.pt")["step"] < reference["step"]
+    assert main(_args(data_dir, out, name, *flags, "--resume")) == 0
+    resumed = load_checkpoint(out / "last.pt")
+    assert resumed["step"] == reference["step"] == 36
+    for k, v in reference["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+
+
 def test_resume_continues_the_gradient_scalers_scale(data_dir, tmp_path, monkeypatch):
     # fp16 needs CUDA; the scaler's bookkeeping is the same on the CPU: it doubles its scale after every step here
     import textpipe.train.setup as setup

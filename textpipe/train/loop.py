@@ -14,7 +14,7 @@ from itertools import islice
 import torch
 import torch.distributed as dist
 
-from textpipe.checkpoint import write_checkpoint
+from textpipe.checkpoint import restore_rng_state, write_checkpoint
 from textpipe.core.checks import DivergedError
 from textpipe.core.cli_args import run_cli
 from textpipe.core.fileio import atomic_write_text
@@ -42,8 +42,12 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
         return train_one_epoch_fused(run, tr, save_last)
     loader.batch_sampler.set_epoch(st.epoch)  # the same order on every rank, then sharded
     model.train()
+    batches = iter(loader)  # (draws a seed from torch's global RNG)
+    if tr.resume_rng is not None:  # resumed mid-epoch: dropout goes on with the masks of the run it continues
+        restore_rng_state(tr.resume_rng)
+        tr.resume_rng = None
     # resume mid-epoch: skip the batches the checkpoint already trained on (cheap: no model work)
-    bar = progress(islice(loader, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
+    bar = progress(islice(batches, st.batches_done, None), total=len(loader), initial=st.batches_done, leave=False,
                desc=f"epoch {st.epoch + 1}/{cfg.epochs}", disable=not (run.is_main and cfg.progress))
     for ids, lengths, y in bar:
         # (B, T), (B,), (B,); lengths is a tensor argument: DataParallel splits it along B with ids

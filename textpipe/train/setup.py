@@ -195,6 +195,9 @@ class Trainer:
     flat: object = None  # the fused step's batches (textpipe.train.fused.FlatBatches), or None for autograd
     loss: dict = field(default_factory=dict)  # sgd_step's class_weights / label_smoothing (autograd loop: the same)
     step_opts: StepOptions = field(default_factory=StepOptions)  # micro-batches, precision, clipping, scaler
+    # a run resumed mid-epoch: the checkpoint's RNG states, restored again once the epoch's DataLoader iterator
+    # exists (making one draws a seed from torch's global RNG, a draw the checkpoint's states already include)
+    resume_rng: dict | None = None
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int, *, fused: bool = False):
@@ -294,7 +297,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
     step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
                             scaler=scaler, **loss)
-    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts)
+    return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts,
+                   resume_rng=run.ckpt["rng"] if run.ckpt is not None and state.batches_done else None)
 
 
 def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:

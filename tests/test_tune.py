@@ -285,6 +285,11 @@ def test_trial_rows_say_how_each_trial_ended_and_pick_a_completed_best(tmp_path)
     assert results.best_row(rows, prefer={"lr": 1.0}, n_val=10_000)["trial_id"] == "f"
     csv_path, json_path = results.save_table(rows, tmp_path)
     assert csv_path.read_text().splitlines()[0].startswith("trial_id,end,epochs_run,val_accuracy")
+    # an exact tie (accuracy and loss) goes the same way whatever Ray's random trial ids are
+    tied = [{**rows[0], "trial_id": "g", "lr": 3.0}, {**rows[0], "trial_id": "h", "lr": 2.5}]
+    for ids in (("g", "h"), ("h", "g")):
+        again = [{**r, "trial_id": i} for r, i in zip(tied, ids)]
+        assert results.best_row(again)["lr"] == results.best_row(again[::-1])["lr"] == 3.0
     assert json.loads(json_path.read_text()) == rows
 
 

@@ -51,7 +51,7 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tu
 
     metric = results.METRIC
     completed = sorted((r for r in rows if r["end"] == results.COMPLETED and r[metric] is not None),
-                       key=lambda r: -r[metric])
+                       key=results.rank_key, reverse=True)
     cands = completed[:rerank_count(cfg, space)]
     default = next((r for r in completed if prefer and all(r.get(k) == v for k, v in prefer.items())), None)
     if default is not None and default not in cands:

@@ -79,18 +79,28 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
     return rows
 
 
+_VOLATILE = ("trial_id", "dir", "time_s", "loop_s")  # differ between two runs of the same trial
+
+
+def rank_key(row: dict[str, Any]) -> tuple:
+    """Better trials sort higher: last validation accuracy, then lower validation loss, then exact ties in a
+    fixed order by their parameters and results (not Ray's random trial ids), so that a search repeated with
+    `--num-samples` and the same seed picks the same trials."""
+    loss = row["val_loss"] if row["val_loss"] is not None else math.inf
+    rest = json.dumps({k: v for k, v in sorted(row.items()) if k not in _VOLATILE}, default=str)
+    return (row[METRIC], -loss, rest)
+
+
 def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None,
              n_val: int = 0) -> dict[str, Any] | None:
     """The trial to retrain: the best last-epoch validation accuracy among trials that ran all their epochs
-    (a retrain runs all of them too); trials cut short only when none completed. Ties: lower validation loss.
+    (a retrain runs all of them too); trials cut short only when none completed. Ties: see `rank_key`.
 
     With `prefer` (textpipe's default parameters) the one-standard-error rule: the completed trial with those
     parameters is kept when its accuracy is within one standard error, sqrt(p (1 - p) / n_val), of the best:
     on a validation split of a few hundred rows a better-looking configuration is most often noise.
     """
-    def key(row):
-        return (row[METRIC], -(row["val_loss"] if row["val_loss"] is not None else math.inf))
-
+    key = rank_key
     scored = [r for r in rows if r[METRIC] is not None and r["end"] not in (ERROR, DIVERGED)]
     completed = [r for r in scored if r["end"] == COMPLETED]
     pool = completed or scored
@@ -127,7 +137,7 @@ def save_table(rows: list[dict[str, Any]], out_dir: str | Path) -> tuple[Path, P
 
 def format_table(rows: list[dict[str, Any]], *, searched: list[str], limit: int = 10) -> str:
     """The best `limit` trials by validation accuracy, as an aligned text table."""
-    ranked = sorted(rows, key=lambda r: -(r[METRIC] if r[METRIC] is not None else -1.0))[:limit]
+    ranked = sorted(rows, key=lambda r: rank_key(r) if r[METRIC] is not None else (-1.0,), reverse=True)[:limit]
     cols = ["trial_id", "end", "epochs_run", METRIC, *searched]
 
     def cell(v):

@@ -6,12 +6,15 @@ candidates: the best 5 completed trials and the defaults' trial, with their scor
 once on all of it, tested on the pseudo-test. The choice rules below are then scored offline on the same fits:
 the pseudo-test accuracy of the trial each rule picks, next to the defaults'.
 
-    cd benchmarks && python rerank_val.py --num-samples 200 --seeds 0 1 2        # about 30 min on 2 cores
+    cd benchmarks && python rerank_val.py --num-samples 200 --seeds 0 1 2 --save fits.json   # about 30 min
+    python rerank_val.py --report fits.json                  # the rules' table again, from the saved fits
 
 Rules (n: validation rows of one carve-out; SE: sqrt(p(1 - p) / rows) of the best mean p):
   search     the search's best trial (no re-scoring)
   rerank3    best mean over the search's carve-out + 3 more, defaults kept within one SE (--rerank before)
-  rerank6    the same over the search's carve-out + 6 more (--rerank now)
+  rerank6    the same over the search's carve-out + 6 more: seeds s+1 to s+6, as --rerank now
+  rerank6b   the same with the other 3 extra carve-outs (seeds s+1 to s+3, s+7 to s+9)
+  rerank9    the same over the search's carve-out + 9 more
   confirm    rerank3's pick, kept only if it also beats the defaults on the next 3 carve-outs (mean, strictly)
   confirm1se rerank3's pick, kept only if it beats the defaults there by one SE of those rows
 """
@@ -68,26 +71,30 @@ def _se(p: float, rows: int) -> float:
     return math.sqrt(p * (1 - p) / rows)
 
 
+EXTRA = {"rerank3": [], "rerank6": [0, 1, 2], "rerank6b": [3, 4, 5], "rerank9": [0, 1, 2, 3, 4, 5]}
+
+
 def choose(case: dict, rule: str) -> dict:
     """The candidate `rule` picks (see the module docstring)."""
     cands, n = case["candidates"], case["n_val"]
     default = next(c for c in cands if c["defaults"])
     if rule == "search":
         return next(c for c in cands if c["trial_id"] == case["search_best"])
-    folds = {"rerank3": lambda c: c["val_accuracies"], "rerank6": lambda c: c["val_accuracies"] + c["extra"][3:6]}
-    scores = folds["rerank6" if rule == "rerank6" else "rerank3"]
+
+    def scores(c):
+        return c["val_accuracies"] + [c["extra"][i] for i in EXTRA.get(rule, [])]
     best = max(cands, key=lambda c: (_mean(scores(c)), c["defaults"]))
     p = _mean(scores(best))
     if _mean(scores(default)) >= p - _se(p, n * len(scores(best))):
         return default
-    if rule in ("rerank3", "rerank6"):
+    if rule in EXTRA:
         return best
     b, d = _mean(best["extra"][:3]), _mean(default["extra"][:3])
     margin = _se(b, 3 * n) if rule == "confirm1se" else 0.0
     return best if b > d + margin else default
 
 
-RULES = ("search", "rerank3", "rerank6", "confirm", "confirm1se")
+RULES = ("search", "rerank3", "rerank6", "rerank6b", "rerank9", "confirm", "confirm1se")
 
 
 def report(cases: list[dict]) -> str:
@@ -110,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-samples", type=int, default=200)
     p.add_argument("--extra", type=int, default=6, help="carve-outs beyond --rerank's (default 6)")
     p.add_argument("--save", type=Path, help="write the fits as JSON here")
+    p.add_argument("--report", type=Path, metavar="JSON", help="only score the rules on the fits --save wrote")
     args = p.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
     cases = []
     for name in args.datasets:
         for seed in args.seeds:

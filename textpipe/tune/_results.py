@@ -100,18 +100,17 @@ def best_row(rows: list[dict[str, Any]], *, prefer: dict[str, Any] | None = None
     parameters is kept when its accuracy is within one standard error, sqrt(p (1 - p) / n_val), of the best:
     on a validation split of a few hundred rows a better-looking configuration is most often noise.
     """
-    key = rank_key
     scored = [r for r in rows if r[METRIC] is not None and r["end"] not in (ERROR, DIVERGED)]
     completed = [r for r in scored if r["end"] == COMPLETED]
     pool = completed or scored
     if not pool:
         return None
-    best = max(pool, key=key)
+    best = max(pool, key=rank_key)
     if prefer and n_val > 0:
         se = math.sqrt(best[METRIC] * (1 - best[METRIC]) / n_val)
         default = [r for r in completed if all(r.get(k) == v for k, v in prefer.items())]
-        if default and max(default, key=key)[METRIC] >= best[METRIC] - se:
-            return max(default, key=key)
+        if default and max(default, key=rank_key)[METRIC] >= best[METRIC] - se:
+            return max(default, key=rank_key)
     return best
 
 

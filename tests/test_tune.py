@@ -506,17 +506,3 @@ def test_hf_model_search_of_lr_and_freeze(local_ray, tmp_path):
     ckpt = load_checkpoint(tmp_path / "o" / "best.pt")
     assert ckpt["model_name"] == "hf" and ckpt["train_config"]["freeze"] == summary["best"]["config"]["freeze"]
     assert summary["test_accuracy"] is not None
-
-
-def test_time_fit_trains_the_defaults_once_to_size_the_reranks_reserve(data_dir, tmp_path):
-    from textpipe.tune._data import prepare_shared, resolve_data
-    from textpipe.tune._final import time_fit
-
-    cfg = SearchConfig(train=str(data_dir / "train.csv"), output_dir=str(tmp_path))
-    shared = prepare_shared(cfg, resolve_data(cfg), tmp_path, min_freq=1)
-    seconds = time_fit(TINY_SPACE, ["lr"], shared, tmp_path)
-    assert isinstance(seconds, float) and seconds > 0
-    run = json.loads((tmp_path / "rerank" / "timing" / "summary.json").read_text())
-    assert run["steps"] == 2 * 45  # TINY_SPACE's defaults point (lr 8): 2 epochs of the 360 training rows, batch 8
-    # the defaults outside the space: nothing to time (the reserve falls back to the trials' own times)
-    assert time_fit({**TINY_SPACE, "lr": {"choice": [0.05, 0.1]}}, ["lr"], shared, tmp_path) is None

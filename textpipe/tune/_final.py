@@ -35,27 +35,6 @@ def rerank_count(cfg, space: dict[str, Any]) -> int:
     return 5 if space.get("model", "bag") == "bag" else 0
 
 
-def time_fit(space: dict[str, Any], searched: list[str], shared: dict[str, Any], out: Path) -> float | None:
-    """Seconds one re-scoring fit takes: textpipe's defaults trained here, in this process, on the search's data
-    (as `rerank` trains its candidates); None when the defaults lie outside the space. The time budget keeps
-    back this times the number of re-scoring fits: the best trial's time inside a Ray worker overstated it
-    about 3x (warm-up; README "Search against the peers")."""
-    from textpipe.core.checks import DivergedError
-    from textpipe.train.loop import fit
-    from textpipe.tune._data import derive, trial_train_config
-    from textpipe.tune._space import default_point
-
-    point = default_point(space)
-    if point is None:
-        return None
-    tc = trial_train_config(shared, best_config(space, point, searched, shared.get("bag_only", ())),
-                            output_dir=str(out / "rerank" / "timing"))
-    t0 = time.perf_counter()
-    with contextlib.suppress(DivergedError), contextlib.redirect_stdout(io.StringIO()):
-        fit(tc, data=derive(shared["data"], tc))
-    return time.perf_counter() - t0
-
-
 def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tuple[dict, list[dict]] | None:
     """The trial to retrain, by its mean validation accuracy over the search's carve-out and RERANK_FOLDS more
     (other seeds, the same share of train + val); None when fewer than two candidates completed.

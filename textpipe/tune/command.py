@@ -27,7 +27,7 @@ from textpipe.data.formats import DESCRIPTION
 
 from textpipe.tune import _results as results
 from textpipe.tune._data import prepare_shared, resolve_data, trial_train_config
-from textpipe.tune._final import RERANK_FOLDS, rerank_count, time_fit
+from textpipe.tune._final import RERANK_FOLDS, rerank_count
 from textpipe.tune._interrupt import InterruptGuard, SearchInterrupted, resume_command
 from textpipe.tune._reaper import reap_stale, watch
 from textpipe.tune._space import (BAG_ONLY, BAG_SPACE, DEFAULT_SPACE, FAMILY_SPACE, HF_SPACE, is_hf, SpaceError, UsageError, check_space, format_space, load_space_file,
@@ -299,16 +299,10 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
     prep_s = time.perf_counter() - t_data
     print(f"data read and encoded once for all trials in {prep_s:.1f} s: train "
           f"{sizes['train']}, val {sizes['val']} rows, vocabulary {len(shared['data'].vocab)}")
-    # the time budget keeps back the final model's training and, with --rerank, the re-scoring fits (one timed
-    # here, or else a trial's training loop plus 1 s of set-up each) and one data preparation per carve-out
+    # the time budget keeps back the final model's training and, with --rerank, the re-scoring fits (each about
+    # a trial's training loop plus 1 s of set-up, and one data preparation per carve-out)
     reranks = rerank_count(cfg, space)
     fits = (reranks + 1) * RERANK_FOLDS if reranks else 0
-    fit_s = time_fit(space, searched, shared, out) if fits and cfg.time_budget_s else None
-    if fit_s is not None:
-        print(f"one re-scoring fit takes {fit_s:.1f} s here: the time budget keeps back {fits * fit_s:.0f} s "
-              f"for the {fits} of --rerank")
-    # the reserve is (the best trial's training loop) x final_scale + final_extra_s
-    loops, extra = (0, fits * fit_s) if fit_s is not None else (fits, fits * 1.0)
 
     from textpipe.tune import _ray as tray  # Ray is imported from here on
     started = tray.start(cfg.address, num_cpus=None, num_gpus=None)
@@ -325,9 +319,8 @@ def _search_locked(cfg, *, t0, data, space, sources, searched, out, guard) -> di
                                 reduction_factor=cfg.reduction_factor, num_samples=num_samples, time_budget_s=budget,
                                 max_concurrent=max_concurrent(cfg), cpus_per_trial=cfg.cpus_per_trial,
                                 gpus_per_trial=cfg.gpus_per_trial, seed=cfg.seed, output_dir=out, resume=restore,
-                                progress=cfg.progress,
-                                final_scale=(sizes["train"] + sizes["val"]) / sizes["train"] + loops,
-                                final_extra_s=8.0 + extra + (RERANK_FOLDS * prep_s if fits else 0.0))
+                                progress=cfg.progress, final_scale=(sizes["train"] + sizes["val"]) / sizes["train"] + fits,
+                                final_extra_s=8.0 + fits + (RERANK_FOLDS * prep_s if fits else 0.0))
         t_search = time.perf_counter()
         with guard.tuning():  # Ctrl+C in here: Tune saves the search and returns; guard.hit says so
             grid = tuner.fit()

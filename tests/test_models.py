@@ -16,10 +16,11 @@ from textpipe.evaluate import evaluate
 from textpipe.models import MODELS, build_model, forward, model_config, state_shapes, takes_lengths
 from textpipe.predict import predict
 from textpipe.train import TrainConfig, fit, main
+from textpipe.train.args import parse_train_args
 from textpipe.train.config import check_config, settle_defaults
 from textpipe.train.steps import StepOptions, find_batch_size, step_with_backoff, train_step
 
-from test_train import ROOT, _env, write_csv
+from test_train import ROOT, _env, kill_at_first_checkpoint, write_csv
 
 TINY = {"bag": [], "cnn": ["--num-filters", "4", "--kernel-sizes", "2", "3"],
         "rnn": ["--hidden-dim", "8", "--rnn-cell", "gru"],
@@ -214,21 +215,25 @@ def test_train_evaluate_predict_from_the_checkpoint(name, data_dir, tmp_path):
     assert records[0]["peak_gpu_mb"] is None  # CPU: no GPU memory to report
 
 
-@pytest.mark.parametrize("name", SEQ_MODELS)
-def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_dir, tmp_path):
-    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
-    assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
-
+def _stop_after_epoch_1(args: list[str]) -> None:
+    """Train with `args` and stop (an exception from the epoch report) once epoch 1's checkpoint is written."""
     class Stop(Exception):
         pass
 
     def stop(record):
         raise Stop
 
-    cfg, _ = __import__("textpipe.train.args", fromlist=["x"]).parse_train_args(
-        _args(data_dir, tmp_path / "cut", name, *flags))
-    with pytest.raises(Stop):  # stops after epoch 1: last.pt holds epoch 1's end
+    cfg, _ = parse_train_args(args)
+    with pytest.raises(Stop):
         fit(cfg, report=stop)
+
+
+@pytest.mark.parametrize("name", SEQ_MODELS)
+def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_dir, tmp_path):
+    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
+    assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
+
+    _stop_after_epoch_1(_args(data_dir, tmp_path / "cut", name, *flags))  # last.pt holds epoch 1's end
     assert main(_args(data_dir, tmp_path / "cut", name, *flags, "--resume")) == 0
     ref, resumed = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ref", "cut"))
     assert resumed["step"] == ref["step"] == 18
@@ -239,20 +244,11 @@ def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_di
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SEQ_MODELS)
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(name, data_dir, tmp_path):
-    import signal
-    import time
-
     flags = ["--epochs", "6", "--save-every", "4", "--seed", "2", "--threads", "1"]  # 36 steps, a last.pt every 4
     assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
     reference = load_checkpoint(tmp_path / "ref" / "last.pt")
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "textpipe.train", *_args(data_dir, out, name, *flags)],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+    kill_at_first_checkpoint(_args(data_dir, out, name, *flags), out)
     assert 0 < load_checkpoint(out / "last.pt")["step"] < reference["step"]
     assert main(_args(data_dir, out, name, *flags, "--resume")) == 0
     resumed = load_checkpoint(out / "last.pt")
@@ -269,16 +265,7 @@ def test_resume_continues_the_gradient_scalers_scale(data_dir, tmp_path, monkeyp
     flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
     assert main(_args(data_dir, tmp_path / "ref", "cnn", *flags)) == 0
 
-    class Stop(Exception):
-        pass
-
-    def stop(record):
-        raise Stop
-
-    cfg, _ = __import__("textpipe.train.args", fromlist=["x"]).parse_train_args(
-        _args(data_dir, tmp_path / "cut", "cnn", *flags))
-    with pytest.raises(Stop):  # stops after epoch 1 (6 steps)
-        fit(cfg, report=stop)
+    _stop_after_epoch_1(_args(data_dir, tmp_path / "cut", "cnn", *flags))  # 6 steps
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["scaler"]["scale"] == 2.0 ** (4 + 6)
     assert main(_args(data_dir, tmp_path / "cut", "cnn", *flags, "--resume")) == 0
     ref, resumed = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ref", "cut"))

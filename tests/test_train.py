@@ -172,6 +172,17 @@ def test_ddp_two_processes_on_cpu_with_gloo(data_dir, tmp_path):
     assert summary["test"]["n"] == 80  # the test report covers every row, not rank 0's shard
 
 
+def kill_at_first_checkpoint(args: list[str], out: Path) -> None:
+    """Run `textpipe.train args` in a subprocess and SIGKILL it as soon as `out/last.pt` appears."""
+    proc = subprocess.Popen([sys.executable, "-m", "textpipe.train", *args], env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):
     flags = ["--epochs", "3", "--save-every", "5", "--val-fraction", "0.1", "--seed", "3"]
@@ -179,13 +190,7 @@ def test_sigkill_then_resume_gives_identical_weights(data_dir, tmp_path):
     reference = load_checkpoint(tmp_path / "ref" / "last.pt")
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "textpipe.train", *_args(data_dir, out, *flags)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+    kill_at_first_checkpoint(_args(data_dir, out, *flags), out)
     killed_at = load_checkpoint(out / "last.pt")["step"]
     assert 0 < killed_at < reference["step"]
 

@@ -53,7 +53,8 @@ def one_case(name: str, seed: int, work: Path, args) -> dict:
         summary = search(train=str(train), num_samples=args.num_samples, seed=seed, output_dir=str(work / "tune"),
                          progress=False, rerank=5, final="checkpoint")
     cands = summary["rerank"]
-    for c in cands:
+    for c in cands:  # the search's carve-out and its first 3 re-scoring ones (seeds s+1..s+3), whatever RERANK_FOLDS
+        c["val_accuracies"] = c["val_accuracies"][:4]
         c["extra"] = [_fit(c["config"], train=str(train), val_fraction=0.1, seed=seed + 4 + k,
                            output_dir=str(work / "run"))["last"]["val_accuracy"] for k in range(args.extra)]
         c["holdout"] = _fit(c["config"], train=str(train), test=str(test), seed=seed,
@@ -100,7 +101,10 @@ RULES = ("search", "rerank3", "rerank6", "rerank6b", "rerank9", "confirm", "conf
 def report(cases: list[dict]) -> str:
     lines = [f"{'rule':<11} " + " ".join(f"{c['dataset'][:7]}/{c['seed']}" for c in cases)
              + "   mean vs defaults, worse/better"]
-    for rule in ("defaults",) + RULES:
+    extra = min(len(c["extra"]) for case in cases for c in case["candidates"])
+    needs = {rule: max(EXTRA[rule], default=-1) + 1 if rule in EXTRA else 3 * rule.startswith("confirm")
+             for rule in RULES}
+    for rule in ("defaults",) + tuple(r for r in RULES if needs[r] <= extra):  # the rules --extra has fits for
         picks = [next(c for c in case["candidates"] if c["defaults"]) if rule == "defaults" else choose(case, rule)
                  for case in cases]
         deltas = [p["holdout"] - next(c for c in case["candidates"] if c["defaults"])["holdout"]

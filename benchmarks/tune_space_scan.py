@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
 import itertools
 import sys
@@ -21,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vs_sklearn import DATASETS, load_dataset  # noqa: E402
+from vs_sklearn import DATASETS, _write_csv, load_dataset  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,13 +33,9 @@ def main(argv=None) -> int:
     from textpipe.train import TrainConfig, fit
 
     for name in args.datasets:
-        labels, texts = load_dataset(name)["train"]
         diverged, runs = Counter(), Counter()
         with tempfile.TemporaryDirectory() as tmp:
-            with open(f"{tmp}/train.csv", "w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(["label", "text"])
-                w.writerows(zip(labels, texts))
+            _write_csv(Path(tmp) / "train.csv", load_dataset(name)["train"])
             grid = itertools.product(args.lr, args.batch_size, [3, 10], [10, 64], [1, 2], ["linear", "cosine"], [0, 1, 2])
             for lr, bs, epochs, dim, ngrams, schedule, seed in grid:
                 runs[lr, bs] += 1

@@ -91,6 +91,35 @@ def test_embed_dropout_drops_in_training_only_and_is_recorded(name, data_dir, tm
     assert load_checkpoint(tmp_path / "last.pt")["model_config"]["embed_dropout"] == 0.25
 
 
+@pytest.mark.parametrize("name", SEQ_MODELS)
+def test_unk_dropout_turns_real_tokens_into_unk_in_training_only(name, data_dir, tmp_path, monkeypatch):
+    ids, lengths = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), torch.tensor([4, 2])
+    model = _tiny(name, dropout=0.0, unk_dropout=0.5)
+    seen = []
+    monkeypatch.setattr(model.embedding, "forward", lambda x: seen.append(x.clone()) or
+                        torch.nn.functional.embedding(x, model.embedding.weight))
+    torch.manual_seed(0)
+    for _ in range(20):
+        forward(model, ids, lengths)
+    drawn = torch.stack(seen)  # (20, B, T): what the embedding was given
+    real = torch.tensor([[True] * 4, [True, True, False, False]])
+    assert ((drawn == ids) | (drawn == 1)).all()  # a token or <unk>, nothing else
+    assert (drawn[:, ~real] == 0).all()  # padding stays padding
+    assert 0.3 < (drawn[:, real] == 1).float().mean() < 0.7  # about half the real tokens, over 20 draws
+    seen.clear()
+    model.eval()
+    forward(model, ids, lengths)
+    assert torch.equal(seen[0], ids)  # evaluation reads the text as it is
+    # off by default, and then no random numbers are drawn (fresh runs stay bit-identical to before)
+    off = _tiny(name, dropout=0.0).train()
+    assert off.config.unk_dropout == 0.0
+    state = torch.get_rng_state()
+    forward(off, ids, lengths)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert main(_args(data_dir, tmp_path, name, "--unk-dropout", "0.1", "--checkpoints", "end")) == 0
+    assert load_checkpoint(tmp_path / "last.pt")["model_config"]["unk_dropout"] == 0.1
+
+
 def test_transformer_truncates_to_max_len():
     model = _tiny("transformer", max_len=4).eval()
     ids = torch.arange(2, 12).view(1, 10)
@@ -103,6 +132,9 @@ def test_transformer_truncates_to_max_len():
     ({"model": "cnn", "dropout": 1.0}, r"--model cnn: dropout must be in \[0, 1\), got 1.0"),
     ({"model": "transformer", "embed_dropout": -0.1}, r"--model transformer: embed_dropout must be in \[0, 1\)"),
     ({"model": "cnn", "embed_dropout": 1.0}, r"--model cnn: embed_dropout must be in \[0, 1\), got 1.0"),
+    ({"model": "rnn", "unk_dropout": 1.0}, r"--model rnn: unk_dropout must be in \[0, 1\), got 1.0"),
+    ({"model": "bag", "unk_dropout": 0.1}, r"--unk-dropout applies to --model cnn \| rnn \| transformer, not 'bag'"),
+    ({"model": "cnn", "num_heads": 2}, r"--num-heads applies to --model transformer, not 'cnn': drop it"),
     ({"model": "cnn", "batch_size": "big"}, r"batch_size \(--batch-size\) must be >= 1 or \"auto\""),
     ({"model": "cnn", "precision": "fp8"}, r"precision \(--precision\) must be one of"),
     ({"model": "bag", "fused": True, "freeze_embeddings": True}, r"--freeze-embeddings trains through autograd"),

@@ -57,7 +57,7 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_MODEL = "bag"  # what checkpoints without a model_name hold
 # config fields that follow from the data and the devices, not from the user's settings
-DERIVED = ("vocab_size", "num_classes", "pad_idx", "sparse", "source", "hf_config")
+DERIVED = ("vocab_size", "num_classes", "pad_idx", "unk_idx", "sparse", "source", "hf_config")
 
 
 def split_name(name: str) -> tuple[str, str | None]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from textpipe.models._seq import check_common, valid_mask
+from textpipe.models._seq import check_common, unk_dropout, valid_mask
 
 __all__ = ["CNNConfig", "CNNClassifier"]
 
@@ -23,11 +23,13 @@ class CNNConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
+    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
     embed_dim: int = 128  # token embedding size (Kim: 300)
     kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])  # convolution widths, in tokens
     num_filters: int = 100  # feature maps per width
     dropout: float = 0.5  # dropout on the pooled features
     embed_dropout: float = 0.0  # dropout on the token embeddings (before the convolutions)
+    unk_dropout: float = 0.0  # training only: each real token becomes <unk> with this probability (--unk-dropout)
 
     def __post_init__(self):
         check_common(self)
@@ -69,6 +71,7 @@ class CNNClassifier(nn.Module):
             ids = ids.new_full((ids.shape[0], 1), self.config.pad_idx)
             lengths = None if lengths is None else torch.zeros_like(lengths)
         mask = valid_mask(lengths, ids, self.config.pad_idx)  # (B, T)
+        ids = unk_dropout(ids, mask, self.config.unk_dropout, self.config.unk_idx, self.training)
         x = (self.embed_dropout(self.embedding(ids)) * mask.unsqueeze(-1)).transpose(1, 2)  # (B, E, T), padding 0
         n = mask.sum(1).clamp(min=1)  # (B,) real tokens (an empty text: its one all-zero window)
         pooled = []

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textpipe.models._seq import check_common, masked_pool, valid_mask
+from textpipe.models._seq import check_common, masked_pool, unk_dropout, valid_mask
 
 __all__ = ["RNNConfig", "RNNClassifier"]
 
@@ -20,12 +20,14 @@ class RNNConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
+    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
     embed_dim: int = 128  # token embedding size
     rnn_cell: str = "lstm"  # lstm | gru
     hidden_dim: int = 128  # hidden size per direction
     num_layers: int = 1  # stacked layers
     pooling: str = "max"  # max | mean (over the valid time steps) | last (final forward + backward states)
     dropout: float = 0.5  # on the embeddings, between layers and on the pooled features
+    unk_dropout: float = 0.0  # training only: each real token becomes <unk> with this probability (--unk-dropout)
 
     def __post_init__(self):
         check_common(self)
@@ -65,6 +67,7 @@ class RNNClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         mask = valid_mask(lengths, ids, self.config.pad_idx)  # (B, T)
+        ids = unk_dropout(ids, mask, self.config.unk_dropout, self.config.unk_idx, self.training)
         n = mask.sum(1)  # (B,)
         T = ids.shape[1]
         if T == 0:  # a batch of empty texts: one padding step

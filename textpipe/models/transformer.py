@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from textpipe.models._seq import check_common, masked_pool, valid_mask
+from textpipe.models._seq import check_common, masked_pool, unk_dropout, valid_mask
 
 __all__ = ["TransformerConfig", "TransformerClassifier"]
 
@@ -20,6 +20,7 @@ class TransformerConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
+    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
     embed_dim: int = 128  # model width (d_model)
     num_heads: int = 4  # attention heads (must divide embed_dim)
     num_layers: int = 2  # encoder layers
@@ -30,6 +31,7 @@ class TransformerConfig:
     # training set by the 7th epoch (measured on the AG_NEWS carve-out); chosen on both carve-outs, see the README
     dropout: float = 0.3
     embed_dropout: float = 0.0  # on the sum of the token and position embeddings (Vaswani et al. 2017 use dropout)
+    unk_dropout: float = 0.0  # training only: each real token becomes <unk> with this probability (--unk-dropout)
 
     def __post_init__(self):
         check_common(self)
@@ -76,6 +78,7 @@ class TransformerClassifier(nn.Module):
         mask = valid_mask(lengths, ids, self.config.pad_idx)  # (B, T)
         if ids.shape[1] == 0:  # a batch of empty texts: one padding position
             ids, mask = ids.new_full((ids.shape[0], 1), self.config.pad_idx), mask.new_zeros((ids.shape[0], 1))
+        ids = unk_dropout(ids, mask, self.config.unk_dropout, self.config.unk_idx, self.training)
         # subtle: an all-padding row would make attention softmax over nothing (nan); let it see position 0
         attend = mask.clone()
         attend[:, 0] = True

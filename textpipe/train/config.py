@@ -15,7 +15,7 @@ import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
-from textpipe.models import DERIVED, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters, split_name
+from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters, split_name
 from textpipe.models.hf import check_freeze
 
 __all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "settle_defaults",
@@ -26,7 +26,7 @@ RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
                "embed_dim", "ngrams", "buckets", "minn", "maxn", "weighting", "tokenizer", "fused", "model", "format", "quoting",
                "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
-               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "embed_dropout", "freeze_embeddings",
+               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "embed_dropout", "unk_dropout", "freeze_embeddings",
                "precision", "layer_lr_decay")  # --freeze: a model config field, checked as one
 PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
@@ -73,6 +73,7 @@ class TrainConfig:
     max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
     dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.3
     embed_dropout: float | None = None  # cnn, transformer: dropout on the token embeddings (0.0)
+    unk_dropout: float | None = None  # cnn, rnn, transformer: in training, each token becomes <unk> with this probability (0.0)
     freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
     layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
@@ -138,6 +139,13 @@ def check_config(cfg: TrainConfig) -> None:
                                     num_classes=2)
         except (TypeError, ValueError) as e:
             raise ValueError(f"--model {cfg.model}: {e}") from None
+    own = set(hyperparameters(cfg.model))
+    for name in sorted({k for family in MODELS for k in hyperparameters(family)} - own):
+        field_ = TrainConfig.__dataclass_fields__.get(name)  # (None = unset: other families' fields stay None)
+        if field_ is not None and field_.default is None and getattr(cfg, name) is not None:
+            users = [family for family in MODELS if name in hyperparameters(family)]
+            raise ValueError(f"--{name.replace('_', '-')} applies to --model {' | '.join(users)}, not "
+                             f"{cfg.model!r}: drop it (or choose one of those models)")
 
     cfg = settle_defaults(cfg)
     if not (cfg.batch_size == "auto" or (type(cfg.batch_size) is int and cfg.batch_size >= 1)):
@@ -154,7 +162,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("warmup", "in [0, 1)")
     if cfg.clip_grad < 0:
         raise bad("clip_grad", ">= 0 (0 = off)")
-    for name in ("dropout", "embed_dropout"):
+    for name in ("dropout", "embed_dropout", "unk_dropout"):
         if getattr(cfg, name) is not None and not 0.0 <= getattr(cfg, name) < 1.0:
             raise bad(name, "in [0, 1)")
     if cfg.freeze_embeddings and cfg.fused:

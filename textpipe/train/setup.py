@@ -17,7 +17,7 @@ from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, loa
                                  restore_rng_state)
 from textpipe.core.distributed import DistInfo, init_distributed, pick_device, print0, unwrap
 from textpipe.core.fileio import BackgroundWriter
-from textpipe.core.specials import PAD_IDX
+from textpipe.core.specials import PAD_IDX, UNK_IDX
 from textpipe.batches import make_dataloader
 from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_name
 from textpipe.models.hf import count_parameters
@@ -159,7 +159,7 @@ def auto_batch_size(run: Run, data: Data) -> int:
         print0(f"--batch-size auto: no GPU here, using {cfg.model}'s default {default}")
         return default
     mcfg = model_config(cfg.model, cfg, vocab_size=len(data.vocab), num_classes=len(data.labels), pad_idx=PAD_IDX,
-                        sparse=False)
+                        unk_idx=UNK_IDX, sparse=False)
     model = build_model(mcfg).to(device)
     T = max(1, min(int(max(data.train.lengths, default=1)), getattr(mcfg, "max_len", 1 << 30)))
     opt = torch.optim.AdamW(model.parameters())
@@ -226,7 +226,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     cfg, plan, device, ws = run.cfg, run.plan, run.device, run.info.world_size
     if run.ckpt is None:  # the fields that follow from the data and the devices; the rest from cfg
         mcfg = model_config(cfg.model, cfg, vocab_size=len(data.vocab), num_classes=len(data.labels),
-                            pad_idx=PAD_IDX, sparse=plan.sparse)
+                            pad_idx=PAD_IDX, unk_idx=UNK_IDX, sparse=plan.sparse)
     else:  # the checkpoint's model; sparse follows this run's device (same math)
         mcfg = model_config_of(run.ckpt)
         mcfg = model_config(model_name(mcfg), vars(mcfg), sparse=plan.sparse)

@@ -1,4 +1,5 @@
-"""Shared benchmark helper: load the AG_NEWS training stand-in, cycled to a realistic corpus size.
+"""Shared benchmark helpers: load the AG_NEWS training stand-in, cycled to a realistic corpus size; read
+`--set FIELD=VALUE` settings.
 
     from _common import load_texts            # run benchmarks from the benchmarks/ directory
     labels, texts = load_texts(DEFAULT_DATA, 120_000)
@@ -8,6 +9,8 @@ training split has 120,000, so benchmarks repeat the rows in file order until ``
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import csv
 import gzip
 import io
@@ -15,7 +18,7 @@ import re
 from itertools import islice, cycle
 from pathlib import Path
 
-__all__ = ["DEFAULT_DATA", "DEFAULT_ROWS", "load_texts", "reference_tokenize"]
+__all__ = ["DEFAULT_DATA", "DEFAULT_ROWS", "load_texts", "reference_tokenize", "parse_settings"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" / "train.csv.gz"
 DEFAULT_ROWS = 120_000  # the size of the real AG_NEWS training split
@@ -63,3 +66,16 @@ def reference_tokenize(line: str) -> list[str]:
     for pattern, replacement in _STEPS:
         line = pattern.sub(replacement, line)
     return line.split()
+
+
+def parse_settings(items: list[str]) -> dict:
+    """`["lr=1e-3", "kernel_sizes=[2,3]", "pooling=max"]` -> TrainConfig fields: Python literals, else strings."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = ast.literal_eval(value)
+        settings[key] = value
+    return settings

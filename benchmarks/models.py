@@ -6,6 +6,7 @@ by the torchtext tutorial's collate (per-sample tokenize + encode, random batche
     cd benchmarks && python models.py                          # everything (long on 2 cores: ~1 h)
     python models.py --models cnn --datasets trec --seeds 0    # one cell
     python models.py --skip-accuracy --steps 30                # throughput only
+    python models.py --models transformer --skip-throughput --set unk_dropout=0.05   # a flag's figures
 
 Data: ../../shared/data/trec (converted to CSV in a temp dir: label = the coarse class, text after the first
 space) and ../../shared/data/ag_news (5,600/2,000-row stand-in: not comparable with published AG_NEWS figures).
@@ -37,6 +38,9 @@ from textpipe.text.build import build_vocab_from_texts  # noqa: E402
 from textpipe.train import TrainConfig, fit  # noqa: E402
 from textpipe.train.config import settle_defaults  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_settings  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -60,14 +64,14 @@ def ag_rows(split: str) -> tuple[list[int], list[str]]:
     return [int(r[0]) - 1 for r in rows], [f"{r[1]} {r[2]}" for r in rows]
 
 
-def accuracy(models, datasets, seeds, dirs, work: Path) -> None:
+def accuracy(models, datasets, seeds, dirs, work: Path, settings: dict) -> None:
     print(f"{'model':<12}{'dataset':<9}{'test accuracy per seed':<28}{'median':>8}{'train s (median)':>18}")
     for name in models:
         for ds in datasets:
             accs, secs = [], []
             for seed in seeds:
                 cfg = TrainConfig(data_dir=str(dirs[ds]), model=name, seed=seed, output_dir=str(work / f"{name}-{ds}-{seed}"),
-                                  overwrite=True, progress=False, checkpoints="end", threads=1)
+                                  overwrite=True, progress=False, checkpoints="end", threads=1, **settings)
                 with contextlib.redirect_stdout(io.StringIO()):  # fit's report of each run: only the table here
                     summary = fit(cfg)
                 accs.append(summary["test"]["accuracy"])
@@ -131,14 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=["trec", "ag_news"], choices=["trec", "ag_news"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=50, help="timed training steps per model and pipeline")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="TrainConfig fields instead of the "
+                   "defaults, for every model run (e.g. unk_dropout=0.05); the table then is not the defaults'")
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     args = p.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available; CPU only")
+    settings = parse_settings(args.set)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available; CPU only"
+          + (f"; not the defaults: {settings}" if settings else ""))
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {"trec": trec_csv(Path(tmp) / "trec"), "ag_news": DATA / "ag_news"}
         if not args.skip_accuracy:
-            accuracy(args.models, args.datasets, args.seeds, dirs, Path(tmp) / "runs")
+            accuracy(args.models, args.datasets, args.seeds, dirs, Path(tmp) / "runs", settings)
         if not args.skip_throughput:
             throughput(args.models, args.steps)
     return 0

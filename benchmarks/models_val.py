@@ -13,7 +13,6 @@ Settings are TrainConfig fields (Python literals: `kernel_sizes=[2,3,4]`); the r
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import csv
 import io
@@ -25,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_settings  # noqa: E402
 from textpipe.train import TrainConfig, fit  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -75,12 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = p.parse_args(argv)
-    settings = {}
-    for item in args.set:
-        k, v = item.split("=", 1)
-        with contextlib.suppress(ValueError, SyntaxError):
-            v = ast.literal_eval(v)
-        settings[k] = v
+    settings = parse_settings(args.set)
     with tempfile.TemporaryDirectory() as tmp:
         data = (carve_out if args.dataset == "trec" else carve_out_ag_news)(Path(tmp) / args.dataset)
         accs = []

@@ -39,6 +39,9 @@ from textpipe.models.bag import ModelConfig, TextClassifier  # noqa: E402
 from textpipe.batches.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.train import TrainConfig  # noqa: E402
+from textpipe.train.config import settle_defaults  # noqa: E402
+
+DEFAULTS = settle_defaults(TrainConfig())  # the bag model's defaults (embed 10, batch 256, lr, bigrams)
 from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
 
 
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="texts, cycling the file (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="the tutorial's batch size (default %(default)s)")
     p.add_argument("--embed-dim", type=int, default=64, help="the tutorial's emsize (default %(default)s)")
-    p.add_argument("--textpipe-batch-size", type=int, default=TrainConfig.batch_size,
+    p.add_argument("--textpipe-batch-size", type=int, default=DEFAULTS.batch_size,
                    help="textpipe's batch size (default: TrainConfig's, %(default)s)")
     p.add_argument("--steps", type=int, default=300, help="timed steps per round (default %(default)s)")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default %(default)s)")
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     need = (args.warmup + args.steps) * args.batch_size
     if need > len(texts):
         p.error(f"--rows {args.rows} is too small for --warmup + --steps = {need // args.batch_size} batches")
-    cfg = TrainConfig()
+    cfg = DEFAULTS
 
     # tutorial: vocabulary from the tokenized corpus, "<unk>" first; no encoding ahead of time
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from textpipe.checkpoint import load_checkpoint
+from textpipe.checkpoint import load_checkpoint, write_checkpoint
 from textpipe.evaluate import evaluate
 from textpipe.models import MODELS, build_model, forward, model_config, state_shapes, takes_lengths
 from textpipe.predict import predict
@@ -135,6 +135,8 @@ def test_transformer_truncates_to_max_len():
     ({"model": "rnn", "unk_dropout": 1.0}, r"--model rnn: unk_dropout must be in \[0, 1\), got 1.0"),
     ({"model": "bag", "unk_dropout": 0.1}, r"--unk-dropout applies to --model cnn \| rnn \| transformer, not 'bag'"),
     ({"model": "cnn", "num_heads": 2}, r"--num-heads applies to --model transformer, not 'cnn': drop it"),
+    ({"model": "cnn", "ngrams": 1}, r"--ngrams applies to --model bag, not 'cnn'"),
+    ({"model": "rnn", "buckets": 64}, r"--buckets applies to --model bag, not 'rnn'"),
     ({"model": "cnn", "batch_size": "big"}, r"batch_size \(--batch-size\) must be >= 1 or \"auto\""),
     ({"model": "cnn", "precision": "fp8"}, r"precision \(--precision\) must be one of"),
     ({"model": "bag", "fused": True, "freeze_embeddings": True}, r"--freeze-embeddings trains through autograd"),
@@ -262,7 +264,7 @@ def _stop_after_epoch_1(args: list[str]) -> None:
 
 @pytest.mark.parametrize("name", SEQ_MODELS)
 def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_dir, tmp_path):
-    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2"]
+    flags = ["--epochs", "3", "--save-every", "4", "--seed", "2", "--unk-dropout", "0.1"]  # random draws in forward
     assert main(_args(data_dir, tmp_path / "ref", name, *flags)) == 0
 
     _stop_after_epoch_1(_args(data_dir, tmp_path / "cut", name, *flags))  # last.pt holds epoch 1's end
@@ -271,6 +273,19 @@ def test_resume_after_an_interrupted_epoch_gives_identical_weights(name, data_di
     assert resumed["step"] == ref["step"] == 18
     for k, v in ref["model"].items():
         assert torch.equal(resumed["model"][k], v), k
+
+
+def test_a_checkpoint_that_holds_another_familys_fields_still_resumes(data_dir, tmp_path):
+    # written before the bag's ngrams/buckets/minn/maxn defaulted to None: a cnn run's train_config held them too
+    args = _args(data_dir, tmp_path, "cnn", "--max-steps", "3")
+    assert main(args) == 0
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["train_config"]["ngrams"] is None
+    ckpt["train_config"].update(ngrams=2, buckets=2**18, minn=0, maxn=0)
+    write_checkpoint(tmp_path / "last.pt", ckpt)
+    assert main([*args[:-2], "--max-steps", "5", "--resume"]) == 2  # a flag of this run that differs: refused
+    assert main([*args, "--resume"]) == 0  # the bag's fields are not this run's: not compared
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 3
 
 
 @pytest.mark.slow

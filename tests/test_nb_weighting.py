@@ -120,7 +120,7 @@ def test_bad_values_are_one_clear_error():
         ModelConfig(vocab_size=9, weighting="idf")
     with pytest.raises(ValueError, match="weighting must be one of"):
         check_config(TrainConfig(weighting="tfidf"))
-    with pytest.raises(ValueError, match="--weighting applies to the bag model"):
+    with pytest.raises(ValueError, match="--weighting applies to --model bag, not .cnn."):
         check_config(TrainConfig(model="cnn", weighting="nb"))
     from textpipe.train.args import parse_train_args
     with pytest.raises(SystemExit):

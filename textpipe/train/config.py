@@ -15,11 +15,11 @@ import torch
 
 from textpipe.core.distributed import TORCHRUN_VARS
 from textpipe.data.formats import FILE_FORMATS, QUOTINGS
-from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, ModelConfig, config_class, hyperparameters, split_name
+from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, config_class, hyperparameters, split_name
 from textpipe.models.hf import check_freeze
 
 __all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "settle_defaults",
-           "data_tokenizer", "is_hf_model", "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
+           "data_tokenizer", "is_hf_model", "foreign_keys", "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
@@ -30,7 +30,6 @@ RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
                "precision", "layer_lr_decay")  # --freeze: a model config field, checked as one
 PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
-_MODEL_DEFAULTS = ModelConfig.__dataclass_fields__
 CLASS_WEIGHTS = ("auto", "none", "balanced", "sqrt")
 # --class-weight auto: the `sqrt` weights when the largest class has at least this many times the rows of the
 # smallest, else none (chosen on validation carve-outs: benchmarks/defaults_val.py, README "Default model")
@@ -55,10 +54,10 @@ class TrainConfig:
     model: str = "bag"  # bag | cnn | rnn | transformer | hf:NAME_OR_DIR (textpipe.models.MODELS); its config takes
     # the fields below of the same names. None = the model's default (TRAIN_DEFAULTS, else its config's default)
     embed_dim: int | None = None  # embedding size (bag 10: fastText's, docs/training-speed.md; cnn 300: Kim's; others 128)
-    ngrams: int = _MODEL_DEFAULTS["ngrams"].default  # 1 = words, 2 = words + hashed bigrams
-    buckets: int = _MODEL_DEFAULTS["buckets"].default  # hash buckets of bigrams and subwords
-    minn: int = _MODEL_DEFAULTS["minn"].default  # character n-grams of each word from minn to maxn characters
-    maxn: int = _MODEL_DEFAULTS["maxn"].default  # (0, 0 = no subword features; fastText's -minn/-maxn)
+    ngrams: int | None = None  # bag: 1 = words, 2 = words + hashed bigrams (2)
+    buckets: int | None = None  # bag: hash buckets of bigrams and subwords (2**18)
+    minn: int | None = None  # bag: character n-grams of each word from minn to maxn characters
+    maxn: int | None = None  # (bag: 0, 0 = no subword features; fastText's -minn/-maxn)
     weighting: str | None = None  # bag: mean | nb (NB-weighted mean, textpipe.models.bag.nb_row_weights); None = nb
     vectors: str | None = None  # pretrained word vectors (.txt/.vec/.gz/.zip) for the token embeddings; needs embed_dim = their dim
     freeze_embeddings: bool = False  # keep the token embeddings fixed (with --vectors: static vectors, Kim's CNN-static)
@@ -139,10 +138,8 @@ def check_config(cfg: TrainConfig) -> None:
                                     num_classes=2)
         except (TypeError, ValueError) as e:
             raise ValueError(f"--model {cfg.model}: {e}") from None
-    own = set(hyperparameters(cfg.model))
-    for name in sorted({k for family in MODELS for k in hyperparameters(family)} - own):
-        field_ = TrainConfig.__dataclass_fields__.get(name)  # (None = unset: other families' fields stay None)
-        if field_ is not None and field_.default is None and getattr(cfg, name) is not None:
+    for name in foreign_keys(cfg.model):  # (unset, they are None: settle_defaults leaves them so)
+        if getattr(cfg, name) is not None:
             users = [family for family in MODELS if name in hyperparameters(family)]
             raise ValueError(f"--{name.replace('_', '-')} applies to --model {' | '.join(users)}, not "
                              f"{cfg.model!r}: drop it (or choose one of those models)")
@@ -180,7 +177,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
     for name, choices in (("optimizer", ("sgd", "adamw")), ("class_weight", CLASS_WEIGHTS),
                           ("schedule", ("linear", "cosine", "constant")),
-                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (1, 2)), ("on_bad_rows", ("raise", "skip")),
+                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (None, 1, 2)), ("on_bad_rows", ("raise", "skip")),
                           ("checkpoints", ("epoch", "end", "none")),
                           ("format", (None, *FILE_FORMATS)), ("quoting", (None, *QUOTINGS))):
         if getattr(cfg, name) not in choices:
@@ -203,15 +200,9 @@ def check_config(cfg: TrainConfig) -> None:
                              f"--tokenizer {cfg.tokenizer}")
     elif cfg.freeze != "none" or cfg.layer_lr_decay != 1.0:
         raise ValueError(f"--freeze and --layer-lr-decay apply to hf: models, not {cfg.model!r}")
-    if family != "bag" and cfg.weighting is not None:
-        raise ValueError(f"--weighting applies to the bag model, not {cfg.model!r}")
     check_freeze(cfg.freeze)
     if not 0.0 < cfg.layer_lr_decay <= 1.0:
         raise bad("layer_lr_decay", "in (0, 1]")
-    if (cfg.ngrams == 2 or cfg.maxn) and cfg.buckets < 1:
-        raise bad("buckets", ">= 1 with --ngrams 2 or subwords")
-    if not (cfg.minn == cfg.maxn == 0 or 1 <= cfg.minn <= cfg.maxn):
-        raise ValueError(f"--minn {cfg.minn} --maxn {cfg.maxn}: give 0 0 (no subwords) or 1 <= minn <= maxn")
     if cfg.parallel == "ddp" and not all(v in os.environ for v in TORCHRUN_VARS):
         raise ValueError("--parallel ddp must be started by torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE "
                          "(not set here): torchrun --nproc_per_node=N -m textpipe.train --parallel ddp ...")
@@ -289,6 +280,14 @@ def data_tokenizer(cfg: TrainConfig) -> str:
     """The tokenizer the data is encoded with: an hf: model's own (`hf:SOURCE`), else `--tokenizer`."""
     family, source = split_name(cfg.model)
     return f"hf:{source}" if family == "hf" else cfg.tokenizer
+
+
+def foreign_keys(model: str) -> list[str]:
+    """The TrainConfig fields of the other model families that `model` does not have (`--num-heads` for the cnn):
+    None unless set, and then an error (check_config) rather than silently ignored."""
+    own = set(hyperparameters(model))
+    return sorted(k for family in MODELS for k in hyperparameters(family) if k not in own
+                  and k in TrainConfig.__dataclass_fields__ and TrainConfig.__dataclass_fields__[k].default is None)
 
 
 def model_keys(cfg: TrainConfig) -> tuple[str, ...]:

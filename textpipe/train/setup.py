@@ -22,7 +22,7 @@ from textpipe.batches import make_dataloader
 from textpipe.models import TRAIN_DEFAULTS, build_model, model_config, model_name
 from textpipe.models.hf import count_parameters
 from textpipe.train.config import (RESUME_KEYS, TrainConfig, class_weights, config_dict, default_output_dir,
-                                   is_hf_model, model_keys)
+                                   foreign_keys, is_hf_model, model_keys)
 from textpipe.models.bag import nb_row_weights
 from textpipe.train.fused import FlatBatches, LRSchedule, corpus_bag_chunks, corpus_bags, torch_threads
 from textpipe.train.plan import FUSED_MAX_ROWS, Plan, make_plan, uses_fused_step
@@ -93,8 +93,10 @@ def open_output(run: Run) -> None:
             saved = run.ckpt["train_config"]
             if cfg.batch_size == "auto":  # the batch size the run found
                 run.cfg = cfg = replace(cfg, batch_size=saved["batch_size"])
-            check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), RESUME_KEYS,
-                         path)
+            # (another family's fields never shape this run; checkpoints from before they defaulted to None hold
+            # the bag's ngrams/buckets/minn/maxn for every model)
+            keys = [k for k in RESUME_KEYS if k not in foreign_keys(cfg.model)]
+            check_resume({"train_config": {"tokenizer": "basic_english", **saved}}, config_dict(cfg), keys, path)
             # checkpoints whose train_config predates the model fields: compare with their model config
             check_resume({"train_config": run.ckpt["model_config"]}, config_dict(cfg), model_keys(cfg), path)
     if run.is_main and cfg.tensorboard:

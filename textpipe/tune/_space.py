@@ -80,6 +80,8 @@ PARAMS: dict[str, Param] = {
     "warmup": Param(float, "share of the steps with a rising lr", minimum=0.0),
     "clip_grad": Param(float, "gradient-norm clip (0 = off)", minimum=0.0),
     "dropout": Param(float, "cnn/rnn/transformer dropout", minimum=0.0),
+    "embed_dropout": Param(float, "cnn/transformer: dropout on the token embeddings", minimum=0.0),
+    "unk_dropout": Param(float, "cnn/rnn/transformer: share of training tokens read as <unk>", minimum=0.0),
     "num_filters": Param(int, "cnn: feature maps per width", minimum=1),
     "rnn_cell": Param(str, "rnn: lstm | gru", values=("lstm", "gru")),
     "hidden_dim": Param(int, "rnn: hidden size per direction", minimum=1),

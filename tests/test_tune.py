@@ -424,6 +424,24 @@ def test_optuna_no_scheduler_val_file_retrains_on_train_and_val(local_ray, data_
 
 
 @needs_ray
+def test_the_time_budget_cuts_the_re_scoring_to_the_carve_outs_that_fit(local_ray, data_dir, tmp_path, monkeypatch,
+                                                                         capsys):
+    from textpipe.tune import _final
+
+    out = tmp_path / "o"
+    # the clock runs the budget out once both candidates have been scored on the first new carve-out
+    monkeypatch.setattr(_final, "_clock", lambda: time.perf_counter() + (
+        1e6 if len(list(out.glob("rerank/*-1/summary.json"))) >= 2 else 0.0))
+    summary = search(data_dir=str(data_dir), space={**TINY_SPACE, "lr": {"choice": [4.0, 8.0]}}, search="random",
+                     num_samples=2, max_concurrent=1, time_budget_s=3600, output_dir=str(out), progress=False)
+    assert f"time budget: 1 of {RERANK_FOLDS} carve-outs re-scored" in capsys.readouterr().out
+    table = summary["rerank"]
+    assert len(table) == 2 and all(len(t["val_accuracies"]) == 2 for t in table)  # the search's + 1 new one
+    assert not list(out.glob("rerank/*-2")) and (out / "best.pt").exists()
+    assert summary["best"]["trial_id"] in {t["trial_id"] for t in table}
+
+
+@needs_ray
 def test_final_checkpoint_keeps_the_best_trials_model(local_ray, data_dir, tmp_path):
     from textpipe.checkpoint import load_checkpoint
 

@@ -293,8 +293,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         bare.row_weight.copy_(nb_row_weights(chunks, bare.embedding.num_embeddings, mcfg.num_classes))
     if cfg.parallel == "ddp" and not plan.fused:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    counts = torch.bincount(torch.as_tensor(np.asarray(loaders.train.dataset.labels), dtype=torch.int64),
-                            minlength=len(data.labels))
+    # (numpy: the labels may be a read-only memory map, which torch.as_tensor warns about)
+    counts = np.bincount(np.asarray(loaders.train.dataset.labels, dtype=np.int64), minlength=len(data.labels))
     weights = class_weights(cfg.class_weight, counts.tolist())
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
     step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,

@@ -26,6 +26,7 @@ def best_config(space: dict[str, Any], row: dict[str, Any], searched: list[str],
 # carve-outs besides the search's that --rerank scores each candidate on: 6, not 3, chosen on pseudo-test carve-outs
 # of the training files (benchmarks/rerank_val.py, README "--rerank K")
 RERANK_FOLDS = 6
+_clock = time.perf_counter  # (a test moves it on to run the time budget out mid-re-scoring)
 
 
 def rerank_count(cfg, space: dict[str, Any]) -> int:
@@ -35,9 +36,15 @@ def rerank_count(cfg, space: dict[str, Any]) -> int:
     return 5 if space.get("model", "bag") == "bag" else 0
 
 
-def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tuple[dict, list[dict]] | None:
+def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer,
+           deadline: float | None = None) -> tuple[dict, list[dict]] | None:
     """The trial to retrain, by its mean validation accuracy over the search's carve-out and RERANK_FOLDS more
     (other seeds, the same share of train + val); None when fewer than two candidates completed.
+
+    `deadline` (a `_clock()` time: the time budget's end): a carve-out is only started while the time left
+    covers it and then the final model (estimated from the carve-out before, or before the first from the
+    candidates' trial times), so a low estimate of the search's reserve costs carve-outs, not the budget;
+    None when not even one fits.
 
     Why: on a few hundred validation rows the best of hundreds of trials is mostly the luckiest (the winner's
     curse: its accuracy there is biased up); new carve-outs score it without that bias. Candidates: the best
@@ -63,9 +70,18 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tu
     if data["has_val"]:  # a validation file: joined to train, then carved as train alone would be
         fields = {**fields, **final_fields(data, shared["data"]), "test": None}
     kw = {"model": space["model"]} if is_hf(space.get("model")) else {}
-    scores, t0 = {r["trial_id"]: [r[metric]] for r in cands}, time.perf_counter()
+    scores, t0 = {r["trial_id"]: [r[metric]] for r in cands}, _clock()
+    # before the first carve-out: the candidates' trials (a Ray worker's time: an over-estimate) set the pace
+    fold_s = sum(r.get("time_s") or 0.0 for r in cands) + len(cands)
+    final_s = max(r.get("time_s") or 0.0 for r in cands) * (sizes["train"] + sizes["val"]) / sizes["train"] + 1
     print(f"\nre-scoring the best {len(cands)} trials on {RERANK_FOLDS} more validation carve-outs (--rerank):")
+    folds = 0
     for k in range(1, RERANK_FOLDS + 1):
+        start = _clock()
+        if deadline is not None and start + fold_s + final_s > deadline:
+            print(f"  time budget: {folds} of {RERANK_FOLDS} carve-outs re-scored (the next, about {fold_s:.1f} s, "
+                  f"and the final model, about {final_s:.1f} s, would end past it)")
+            break
         fold = {**fields, "val_fraction": sizes["val"] / (sizes["train"] + sizes["val"]), "seed": cfg.seed + k,
                 "checkpoints": "none", "progress": False}
         prepared = prepare_data(TrainConfig(**fold, min_freq=int(min_value(space.get("min_freq", 1))), **kw))
@@ -74,19 +90,25 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer) -> tu
                                     best_config(space, r, searched, shared.get("bag_only", ())),
                                     output_dir=str(out / "rerank" / f"{r['trial_id']}-{k}"))
             last: dict = {"val_accuracy": 0.0}  # a run that diverges on this carve-out scores 0
+            t_fit = _clock()
             with contextlib.suppress(DivergedError), contextlib.redirect_stdout(io.StringIO()):
                 fit(tc, report=last.update, data=derive(prepared, tc))
+            final_s = max(final_s if folds else 0.0, (_clock() - t_fit) * (sizes["train"] + sizes["val"])
+                          / sizes["train"] + 1)
             scores[r["trial_id"]].append(last["val_accuracy"])
+        folds, fold_s = k, _clock() - start
+    if not folds:
+        return None
     table = [{"trial_id": r["trial_id"], "val_accuracies": scores[r["trial_id"]],
               "mean": sum(scores[r["trial_id"]]) / len(scores[r["trial_id"]]), "defaults": r is default,
               "config": best_config(space, r, searched, shared.get("bag_only", ()))} for r in cands]
     chosen = max(table, key=lambda t: (t["mean"], t["defaults"]))
     if default is not None:
-        p, n = chosen["mean"], sizes["val"] * (RERANK_FOLDS + 1)
+        p, n = chosen["mean"], sizes["val"] * (folds + 1)
         mine = next(t for t in table if t["defaults"])
         if mine["mean"] >= p - math.sqrt(p * (1 - p) / n):
             chosen = mine
-    print(f"  ({len(cands) * RERANK_FOLDS} fits in {time.perf_counter() - t0:.1f} s; trial, validation accuracy on "
+    print(f"  ({len(cands) * folds} fits in {_clock() - t0:.1f} s; trial, validation accuracy on "
           f"the search's carve-out then on each new one, mean)")
     for t in table:
         accs = " ".join(f"{a:.4f}" for a in t["val_accuracies"])
@@ -132,8 +154,9 @@ def finish(cfg, *, rows, searched, space, data, shared, out: Path, t0: float, se
         best = results.best_row(rows, prefer=prefer, n_val=shared["data"].sizes["val"])
     print(f"\ntrials by validation accuracy (all {len(rows)} in {out / 'trials.csv'}):")
     print(results.format_table(rows, searched=searched))
+    deadline = None if cfg.time_budget_s is None else t0 + cfg.time_budget_s
     reranked = (rerank(cfg, rows=rows, space=space, searched=searched, data=data, shared=shared, out=out,
-                       prefer=prefer) if best is not None and rerank_count(cfg, space) else None)
+                       prefer=prefer, deadline=deadline) if best is not None and rerank_count(cfg, space) else None)
     if reranked:
         best, table = reranked
     summary: dict[str, Any] = {"trials": len(rows) - n[results.NOT_STARTED], "ended": n,

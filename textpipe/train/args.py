@@ -58,10 +58,13 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--freeze-embeddings", action="store_true", default=t.freeze_embeddings,
                    help="keep the token embeddings fixed (with --vectors: static pretrained vectors)")
     g = p.add_argument_group("model: bag", "the default model (fastText-style)")
-    g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams, help="1 = words, 2 = words + hashed bigrams (None: 2)")
+    g.add_argument("--ngrams", type=int, choices=[1, 2], default=t.ngrams,
+                   help="1 = words, 2 = words + hashed bigrams (None: 2)")
     g.add_argument("--buckets", type=int, default=t.buckets, help="hash buckets of bigrams and subwords (None: 2**18)")
-    g.add_argument("--minn", type=int, default=t.minn, help="shortest character n-gram of a word (0 = none; fastText's) (None: 0)")
-    g.add_argument("--maxn", type=int, default=t.maxn, help="longest character n-gram of a word (0 = none; fastText's) (None: 0)")
+    g.add_argument("--minn", type=int, default=t.minn,
+                   help="shortest character n-gram of a word (0 = none; fastText's) (None: 0)")
+    g.add_argument("--maxn", type=int, default=t.maxn,
+                   help="longest character n-gram of a word (0 = none; fastText's) (None: 0)")
     g.add_argument("--weighting", choices=["mean", "nb"], default=t.weighting, help="a text's vector: the mean of its "
                    "rows, or nb = their mean weighted by naive Bayes log-count ratios of the training texts (Wang & "
                    "Manning 2012; None: nb)")

@@ -19,15 +19,16 @@ from textpipe.models import DERIVED, MODELS, TRAIN_DEFAULTS, config_class, hyper
 from textpipe.models.hf import check_freeze
 
 __all__ = ["TrainConfig", "check_config", "config_dict", "default_output_dir", "model_keys", "settle_defaults",
-           "data_tokenizer", "is_hf_model", "foreign_keys", "RESUME_KEYS", "PRECISIONS", "class_weights", "CLASS_WEIGHT_AUTO"]
+           "data_tokenizer", "is_hf_model", "foreign_keys", "RESUME_KEYS", "PRECISIONS", "class_weights",
+           "CLASS_WEIGHT_AUTO"]
 
 # Flags that shape the training trajectory: a resumed run must use the same values as the checkpoint.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "class_weight",
                "label_smoothing", "min_freq", "max_tokens", "val_fraction", "seed", "bucket", "max_steps",
                "embed_dim", "ngrams", "buckets", "minn", "maxn", "weighting", "tokenizer", "fused", "model", "format", "quoting",
                "warmup", "clip_grad", "kernel_sizes", "num_filters", "rnn_cell", "hidden_dim", "num_layers",
-               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "embed_dropout", "unk_dropout", "freeze_embeddings",
-               "precision", "layer_lr_decay")  # --freeze: a model config field, checked as one
+               "pooling", "num_heads", "ff_dim", "max_len", "dropout", "embed_dropout", "unk_dropout",
+               "freeze_embeddings", "precision", "layer_lr_decay")  # --freeze: a model config field, checked as one
 PRECISIONS = ("fp32", "bf16", "fp16")
 FUSED_MODELS = ("bag",)  # the models the fused SGD step (textpipe.train.fused) can train
 CLASS_WEIGHTS = ("auto", "none", "balanced", "sqrt")
@@ -72,7 +73,7 @@ class TrainConfig:
     max_len: int | None = None  # transformer: texts are truncated to this many tokens (256)
     dropout: float | None = None  # cnn 0.5, rnn 0.5, transformer 0.3
     embed_dropout: float | None = None  # cnn, transformer: dropout on the token embeddings (0.0)
-    unk_dropout: float | None = None  # cnn, rnn, transformer: in training, each token becomes <unk> with this probability (0.0)
+    unk_dropout: float | None = None  # cnn, rnn, transformer: share of training tokens read as <unk> (0.0)
     freeze: str = "none"  # hf: models: none | embeddings | encoder (head only) | all-but-N (top N layers + head)
     layer_lr_decay: float = 1.0  # hf: models: layer i from the top learns at lr * decay**i (1.0 = one rate)
     min_freq: int = 1  # keep tokens seen at least this often in the training portion
@@ -177,7 +178,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
     for name, choices in (("optimizer", ("sgd", "adamw")), ("class_weight", CLASS_WEIGHTS),
                           ("schedule", ("linear", "cosine", "constant")),
-                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (None, 1, 2)), ("on_bad_rows", ("raise", "skip")),
+                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (None, 1, 2)),
+                          ("on_bad_rows", ("raise", "skip")),
                           ("checkpoints", ("epoch", "end", "none")),
                           ("format", (None, *FILE_FORMATS)), ("quoting", (None, *QUOTINGS))):
         if getattr(cfg, name) not in choices:

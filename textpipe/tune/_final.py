@@ -72,8 +72,9 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer,
     kw = {"model": space["model"]} if is_hf(space.get("model")) else {}
     scores, t0 = {r["trial_id"]: [r[metric]] for r in cands}, _clock()
     # before the first carve-out: the candidates' trials (a Ray worker's time: an over-estimate) set the pace
+    scale = (sizes["train"] + sizes["val"]) / sizes["train"]  # the final model trains on train + val
     fold_s = sum(r.get("time_s") or 0.0 for r in cands) + len(cands)
-    final_s = max(r.get("time_s") or 0.0 for r in cands) * (sizes["train"] + sizes["val"]) / sizes["train"] + 1
+    final_s = max(r.get("time_s") or 0.0 for r in cands) * scale + 1
     print(f"\nre-scoring the best {len(cands)} trials on {RERANK_FOLDS} more validation carve-outs (--rerank):")
     folds = 0
     for k in range(1, RERANK_FOLDS + 1):
@@ -85,6 +86,7 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer,
         fold = {**fields, "val_fraction": sizes["val"] / (sizes["train"] + sizes["val"]), "seed": cfg.seed + k,
                 "checkpoints": "none", "progress": False}
         prepared = prepare_data(TrainConfig(**fold, min_freq=int(min_value(space.get("min_freq", 1))), **kw))
+        longest = 0.0
         for r in cands:
             tc = trial_train_config({"base": fold, "bag_only": shared.get("bag_only", ())},
                                     best_config(space, r, searched, shared.get("bag_only", ())),
@@ -93,10 +95,9 @@ def rerank(cfg, *, rows, space, searched, data, shared, out: Path, prefer,
             t_fit = _clock()
             with contextlib.suppress(DivergedError), contextlib.redirect_stdout(io.StringIO()):
                 fit(tc, report=last.update, data=derive(prepared, tc))
-            final_s = max(final_s if folds else 0.0, (_clock() - t_fit) * (sizes["train"] + sizes["val"])
-                          / sizes["train"] + 1)
+            longest = max(longest, _clock() - t_fit)
             scores[r["trial_id"]].append(last["val_accuracy"])
-        folds, fold_s = k, _clock() - start
+        folds, fold_s, final_s = k, _clock() - start, longest * scale + 1
     if not folds:
         return None
     table = [{"trial_id": r["trial_id"], "val_accuracies": scores[r["trial_id"]],

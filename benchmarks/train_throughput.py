@@ -40,9 +40,9 @@ from textpipe.batches.sampler import BucketBatchSampler  # noqa: E402
 from textpipe.tokenizer import basic_english_batch  # noqa: E402
 from textpipe.train import TrainConfig  # noqa: E402
 from textpipe.train.config import settle_defaults  # noqa: E402
+from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
 
 DEFAULTS = settle_defaults(TrainConfig())  # the bag model's defaults (embed 10, batch 256, lr, bigrams)
-from textpipe.vocab import build_vocab_from_iterator  # noqa: E402
 
 
 class TutorialModel(nn.Module):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from textpipe.core.specials import UNK_IDX
 from textpipe.models._seq import check_common, unk_dropout, valid_mask
 
 __all__ = ["CNNConfig", "CNNClassifier"]
@@ -23,7 +24,7 @@ class CNNConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
-    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
+    unk_idx: int = UNK_IDX  # the <unk> id: what --unk-dropout turns tokens into
     embed_dim: int = 128  # token embedding size (Kim: 300)
     kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])  # convolution widths, in tokens
     num_filters: int = 100  # feature maps per width

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from textpipe.core.specials import UNK_IDX
 from textpipe.models._seq import check_common, masked_pool, unk_dropout, valid_mask
 
 __all__ = ["RNNConfig", "RNNClassifier"]
@@ -20,7 +21,7 @@ class RNNConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
-    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
+    unk_idx: int = UNK_IDX  # the <unk> id: what --unk-dropout turns tokens into
     embed_dim: int = 128  # token embedding size
     rnn_cell: str = "lstm"  # lstm | gru
     hidden_dim: int = 128  # hidden size per direction

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from textpipe.core.specials import UNK_IDX
 from textpipe.models._seq import check_common, masked_pool, unk_dropout, valid_mask
 
 __all__ = ["TransformerConfig", "TransformerClassifier"]
@@ -20,7 +21,7 @@ class TransformerConfig:
     vocab_size: int = 0  # number of token ids, specials included (set from the vocabulary)
     num_classes: int = 4  # output classes
     pad_idx: int = 0  # padding id
-    unk_idx: int = 1  # the <unk> id (textpipe's vocabularies: 1): what --unk-dropout turns tokens into
+    unk_idx: int = UNK_IDX  # the <unk> id: what --unk-dropout turns tokens into
     embed_dim: int = 128  # model width (d_model)
     num_heads: int = 4  # attention heads (must divide embed_dim)
     num_layers: int = 2  # encoder layers

@@ -178,8 +178,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise bad("lr" if cfg.lr < 0 else "weight_decay", ">= 0")
     for name, choices in (("optimizer", ("sgd", "adamw")), ("class_weight", CLASS_WEIGHTS),
                           ("schedule", ("linear", "cosine", "constant")),
-                          ("parallel", ("none", "dp", "ddp")), ("ngrams", (None, 1, 2)),
-                          ("on_bad_rows", ("raise", "skip")),
+                          ("parallel", ("none", "dp", "ddp")), ("on_bad_rows", ("raise", "skip")),
                           ("checkpoints", ("epoch", "end", "none")),
                           ("format", (None, *FILE_FORMATS)), ("quoting", (None, *QUOTINGS))):
         if getattr(cfg, name) not in choices:

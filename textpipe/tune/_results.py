@@ -79,7 +79,7 @@ def trial_rows(results: Iterable, *, searched: list[str], asha_stopped: set[str]
     return rows
 
 
-_VOLATILE = ("trial_id", "dir", "time_s", "loop_s")  # differ between two runs of the same trial
+_VOLATILE = ("trial_id", "dir", "time_s")  # differ between two runs of the same trial
 
 
 def rank_key(row: dict[str, Any]) -> tuple:

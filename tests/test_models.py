@@ -4,9 +4,14 @@ through train -> evaluate -> predict, --resume, --vectors/--freeze-embeddings, D
 
 Run: python -m pytest -q tests/test_models.py            (about 40 s on 2 CPU cores)
 """
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -381,3 +386,44 @@ def test_a_search_across_families_gives_each_trial_its_own_parameters():
     assert settle_defaults(trial).lr == 2e-3  # the rnn's default, not the bag's 16
     space, _ = build_space(SearchConfig(params=["model=cnn,rnn"]))
     assert space["model"] == {"choice": ["cnn", "rnn"]} and "lr" not in space and "ngrams" in space
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds torchrun's workers in /proc (Linux)")
+def test_ddp_sigkill_then_resume_gives_identical_weights_and_metrics(data_dir, tmp_path):
+    # dropout draws differ by rank: the checkpoint holds every rank's RNG states, and the epoch's running sums
+    # of both ranks, so a resumed 2-process run is the uninterrupted one (weights and metrics.jsonl)
+    def torchrun(out, *extra):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                "textpipe.train", *_args(data_dir, out, "cnn", "--parallel", "ddp", "--device", "cpu", "--epochs",
+                                         "4", "--save-every", "2", "--seed", "5", *extra)]
+
+    def records(out):
+        return [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+                for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    ref = subprocess.run(torchrun(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=240)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    reference = load_checkpoint(tmp_path / "ref" / "last.pt")
+    assert len(reference["rng"]["ranks"]) == 2 and not torch.equal(*(r["torch"] for r in reference["rng"]["ranks"]))
+
+    out = tmp_path / "killed"  # the launcher and both ranks (its workers: their own sessions) killed at once
+    proc = subprocess.Popen(torchrun(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    for pid in [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]:
+        with contextlib.suppress(OSError):  # (a process that ended meanwhile)
+            if str(out).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    killed_at = load_checkpoint(out / "last.pt")["step"]
+    assert 0 < killed_at < reference["step"]  # 3 steps an epoch a rank: most saves are mid-epoch
+
+    resumed = subprocess.run(torchrun(out, "--resume"), env=_env(), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = load_checkpoint(out / "last.pt")
+    assert final["step"] == reference["step"]
+    for k, v in reference["model"].items():
+        assert torch.equal(final["model"][k], v), k
+    assert records(out) == records(tmp_path / "ref")

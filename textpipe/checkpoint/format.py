@@ -57,6 +57,19 @@ def capture_rng_state() -> dict[str, Any]:
     }
 
 
+def rank_rng_state(state: dict[str, Any], rank: int, world_size: int) -> dict[str, Any]:
+    """The RNG states of process `rank` in a checkpoint's `rng`: a DDP run's checkpoint holds every rank's in
+    `ranks` (see `textpipe.train.setup.rng_states`); with another number of processes, or a checkpoint of one
+    process, everyone takes rank 0's.
+
+    Example:
+        >>> rank_rng_state({"torch": 0, "ranks": [{"torch": 0}, {"torch": 1}]}, 1, 2)
+        {'torch': 1}
+    """
+    ranks = state.get("ranks")
+    return ranks[rank] if ranks is not None and len(ranks) == world_size else state
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of `capture_rng_state` (CUDA states are restored only when as many GPUs are visible)."""
     version, internal, gauss = state["python"]
@@ -320,11 +333,11 @@ def _zero_running() -> dict[str, float]:
 class ResumeState:
     """Where a training run stands: everything besides weights and optimizer that `--resume` needs.
 
-    `checkpoint_fields()` gives the `save_checkpoint` keywords that store it (plus the RNG states), and
+    `checkpoint_fields()` gives the `save_checkpoint` keywords that store it (the caller adds the RNG states), and
     `from_checkpoint(ckpt)` reads it back, so that a resumed run continues bit for bit. Example:
 
         >>> s = ResumeState(epoch=2, batches_done=5, step=95)
-        >>> ResumeState.from_checkpoint({**s.checkpoint_fields(rng=False), "rng": {}}) == s
+        >>> ResumeState.from_checkpoint({**s.checkpoint_fields(), "rng": {}}) == s
         True
     """
 
@@ -337,13 +350,13 @@ class ResumeState:
     running: dict = field(default_factory=_zero_running)  # this epoch's train loss_sum/correct/seen so far
     history: list = field(default_factory=list)  # the metrics.jsonl records of the finished epochs
 
-    def checkpoint_fields(self, *, rng: bool = True) -> dict[str, Any]:
-        """Keywords for `save_checkpoint` (epoch, step, sampler, metrics and, with `rng`, the RNG states)."""
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """Keywords for `save_checkpoint`: epoch, step, sampler and metrics (not the RNG states: under DDP they
+        are every rank's, gathered by `textpipe.train.setup.rng_states`)."""
         return {"epoch": self.epoch, "step": self.step,
                 "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "num_replicas": self.num_replicas},
                 "metrics": {"best": self.best, "bad_epochs": self.bad_epochs, "running": dict(self.running),
-                            "history": [dict(r) for r in self.history]},
-                **({"rng": capture_rng_state()} if rng else {})}
+                            "history": [dict(r) for r in self.history]}}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> ResumeState:

@@ -29,7 +29,8 @@ from textpipe.train.fused import hogwild_steps, sgd_step
 from textpipe.train.prepare import Data
 from textpipe.train.rundir import log_hparams, write_epoch_files, write_metrics
 from textpipe.train.steps import peak_gpu_mb, step_with_backoff
-from textpipe.train.setup import Loaders, Run, Trainer, load_data, make_trainer, open_output, setup, snapshot
+from textpipe.train.setup import (Loaders, Run, Trainer, load_data, make_trainer, open_output, rank_states, setup,
+                                  snapshot)
 
 __all__ = ["fit", "main"]
 
@@ -66,8 +67,8 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
             bar.set_postfix(loss=f"{st.running['loss_sum'] / st.running['seen']:.4f}",
                             acc=f"{st.running['correct'] / st.running['seen']:.4f}",
                             **({"gpu_mb": f"{mem:.0f}"} if mem is not None else {}))
-        if cfg.save_every and st.step % cfg.save_every == 0 and run.is_main and st.step < tr.total_steps:
-            save_last()
+        if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
+            save_last()  # every rank: it gathers their states; rank 0 writes
         if st.step >= tr.total_steps:
             break
     bar.close()
@@ -102,13 +103,20 @@ def train_one_epoch_fused(run: Run, tr: Trainer, save_last: Callable[[], object]
         tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
         if cfg.save_every and st.step % cfg.save_every == 0 and st.step < tr.total_steps:
-            flush()  # every rank: the same running sums on all of them
-            if run.is_main:
-                save_last()
+            flush()  # the Python sums the checkpoint holds
+            save_last()  # every rank: it gathers their states; rank 0 writes
         if st.step >= tr.total_steps:
             break
     bar.close()
     flush()
+
+
+def save_last(run: Run, data: Data, tr: Trainer) -> None:
+    """Queue `last.pt` of this moment on the writer thread. Every rank calls it: it gathers their RNG states and
+    running sums (`rank_states`); rank 0 writes."""
+    ranks = rank_states(run, tr)
+    if run.is_main:
+        run.writer_thread.submit(partial(write_checkpoint, run.out / "last.pt", snapshot(run, data, tr, ranks=ranks)))
 
 
 # -- end of epoch ----------------------------------------------------------------------------------------------
@@ -139,12 +147,13 @@ def end_epoch(run: Run, data: Data, loaders: Loaders, tr: Trainer, t_loop: float
     st.running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
     if st.batches_done == len(loaders.train):  # else stopped by --max-steps: resume mid-epoch
         st.epoch, st.batches_done = st.epoch + 1, 0
+    ranks = rank_states(run, tr) if run.cfg.checkpoints == "epoch" else None  # every rank: a collective
     if run.is_main:
         if run.cfg.checkpoints != "epoch" and improved:
             tr.best_weights = {k: v.detach().clone() for k, v in unwrap(tr.model).state_dict().items()}
         # copied now, written on the writer thread while the next epoch trains (a write error is raised at
         # the next write or by `finish`)
-        ckpt = snapshot(run, data, tr) if run.cfg.checkpoints == "epoch" else None
+        ckpt = snapshot(run, data, tr, ranks=ranks) if ranks is not None else None
         history = [dict(r) for r in st.history]
         run.writer_thread.submit(lambda: write_epoch_files(run.out, ckpt, history, improved=improved))
         if run.writer is not None:
@@ -275,8 +284,7 @@ def fit(config: TrainConfig, *, report: Callable[[dict], object] | None = None, 
                f"{run.info.world_size} process(es) on {run.device}")
         t_loop = time.perf_counter()
         while tr.state.epoch < config.epochs and tr.state.step < tr.total_steps:
-            train_one_epoch(run, loaders.train, tr, lambda: run.writer_thread.submit(
-                partial(write_checkpoint, run.out / "last.pt", snapshot(run, data, tr))))
+            train_one_epoch(run, loaders.train, tr, partial(save_last, run, data, tr))
             record = end_epoch(run, data, loaders, tr, t_loop)
             if report is not None and run.is_main:
                 report(dict(record))

@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from textpipe.checkpoint import (ResumeState, check_resume, checkpoint_dict, load_checkpoint, model_config_of,
-                                 restore_rng_state)
+from textpipe.checkpoint import (ResumeState, capture_rng_state, check_resume, checkpoint_dict, load_checkpoint,
+                                 model_config_of, rank_rng_state, restore_rng_state)
 from textpipe.core.distributed import DistInfo, init_distributed, pick_device, print0, unwrap
 from textpipe.core.fileio import BackgroundWriter
 from textpipe.core.specials import PAD_IDX, UNK_IDX
@@ -264,7 +264,9 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
             raise ValueError(f"--resume: the checkpoint stopped mid-epoch with {state.num_replicas} process(es), "
                              f"this run has {ws}; resume with the same number of processes")
         state.num_replicas = ws
-        restore_rng_state(ckpt["rng"])
+        if run.info.rank:  # the checkpoint's running sums are all ranks' (rank_states): rank 0 carries them
+            state.running = {k: 0 for k in state.running}
+        restore_rng_state(rank_rng_state(ckpt["rng"], run.info.rank, ws))  # DDP: each rank its own (rng_states)
         print0(f"resumed from step {state.step} (epoch {state.epoch + 1}, batch {state.batches_done})")
     else:
         torch.manual_seed(cfg.seed + run.info.rank)  # per-rank randomness (e.g. dropout) differs by rank
@@ -299,23 +301,43 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
     step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
                             scaler=scaler, **loss)
+    resume_rng = (rank_rng_state(run.ckpt["rng"], run.info.rank, ws) if run.ckpt is not None and state.batches_done
+                  else None)
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts,
-                   resume_rng=run.ckpt["rng"] if run.ckpt is not None and state.batches_done else None)
+                   resume_rng=resume_rng)
 
 
-def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None) -> dict:
+def rank_states(run: Run, tr: Trainer) -> dict:
+    """What a checkpoint of this moment needs from every process (under DDP a collective: every rank calls it):
+    the RNG states, this process's and under DDP every rank's in `ranks` (a resumed rank draws the dropout masks
+    it would have drawn), and the epoch's running train sums added over the ranks (a resumed run hands them to
+    rank 0 and starts the others at 0, so the epoch's all-reduced record is the uninterrupted run's)."""
+    mine = capture_rng_state()
+    if run.info.world_size == 1:
+        return {"rng": mine, "running": dict(tr.state.running)}
+    ranks = [None] * run.info.world_size
+    dist.all_gather_object(ranks, (mine, tr.state.running))
+    return {"rng": {**mine, "ranks": [rng for rng, _ in ranks]},
+            "running": {k: sum(running[k] for _, running in ranks) for k in tr.state.running}}
+
+
+def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None, ranks: dict | None = None) -> dict:
     """The checkpoint of this moment (weights, optimizer, vocabulary, resume state), copied: training may go
-    on while it is written. `weights`: the best weights kept in memory (--checkpoints end), no optimizer."""
+    on while it is written. `weights`: the best weights kept in memory (--checkpoints end), no optimizer.
+    `ranks`: what `rank_states` gathered from every process (default: this process's alone)."""
     model = tr.model
     if weights is not None:
         model = build_model(tr.config)
         model.load_state_dict(weights)
+    fields = tr.state.checkpoint_fields()
+    ranks = ranks or {"rng": capture_rng_state(), "running": dict(tr.state.running)}
+    fields["metrics"]["running"] = ranks["running"]
     return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab,
                            vocab_default_index=data.vocab.get_default_index(),
                            optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None,
                            scaler=tr.step_opts.scaler if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
-                           **tr.state.checkpoint_fields())
+                           rng=ranks["rng"], **fields)
 
 

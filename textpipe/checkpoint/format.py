@@ -59,7 +59,7 @@ def capture_rng_state() -> dict[str, Any]:
 
 def rank_rng_state(state: dict[str, Any], rank: int, world_size: int) -> dict[str, Any]:
     """The RNG states of process `rank` in a checkpoint's `rng`: a DDP run's checkpoint holds every rank's in
-    `ranks` (see `textpipe.train.setup.rng_states`); with another number of processes, or a checkpoint of one
+    `ranks` (see `textpipe.train.setup.rank_states`); with another number of processes, or a checkpoint of one
     process, everyone takes rank 0's.
 
     Example:
@@ -352,7 +352,7 @@ class ResumeState:
 
     def checkpoint_fields(self) -> dict[str, Any]:
         """Keywords for `save_checkpoint`: epoch, step, sampler and metrics (not the RNG states: under DDP they
-        are every rank's, gathered by `textpipe.train.setup.rng_states`)."""
+        are every rank's, gathered by `textpipe.train.setup.rank_states`)."""
         return {"epoch": self.epoch, "step": self.step,
                 "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "num_replicas": self.num_replicas},
                 "metrics": {"best": self.best, "bad_epochs": self.bad_epochs, "running": dict(self.running),

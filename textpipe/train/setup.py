@@ -266,7 +266,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         state.num_replicas = ws
         if run.info.rank:  # the checkpoint's running sums are all ranks' (rank_states): rank 0 carries them
             state.running = {k: 0 for k in state.running}
-        restore_rng_state(rank_rng_state(ckpt["rng"], run.info.rank, ws))  # DDP: each rank its own (rng_states)
+        restore_rng_state(rank_rng_state(ckpt["rng"], run.info.rank, ws))  # DDP: each rank its own (rank_states)
         print0(f"resumed from step {state.step} (epoch {state.epoch + 1}, batch {state.batches_done})")
     else:
         torch.manual_seed(cfg.seed + run.info.rank)  # per-rank randomness (e.g. dropout) differs by rank

@@ -159,10 +159,11 @@ def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
     assert bag.sparse is None and bag.kernel_sizes is None  # the plan settles sparse; cnn fields stay unset
     cnn = settle_defaults(TrainConfig(model="cnn", lr=0.01))
     assert (cnn.optimizer, cnn.lr, cnn.kernel_sizes, cnn.num_filters, cnn.dropout) == ("adamw", 0.01, [3, 4, 5], 100, 0.5)
+    assert cnn.weight_decay == 0.3  # issue 18g: chosen by 5-fold cross-validation (the others keep 0.01)
     transformer = settle_defaults(TrainConfig(model="transformer"))
     assert (transformer.pooling, transformer.dropout, transformer.embed_dropout) == ("mean", 0.3, 0.0)
     assert transformer.unk_dropout == 0.02 and settle_defaults(TrainConfig(model="cnn")).unk_dropout == 0.0  # 18f
-    assert (transformer.lr, transformer.epochs) == (1e-3, 6)  # issue 18d: 6 epochs (was 10), the carve-outs
+    assert (transformer.lr, transformer.epochs, transformer.weight_decay) == (1e-3, 6, 0.01)  # issue 18d: 6 epochs (was 10), the carve-outs
 
 
 # -- the training step ---------------------------------------------------------------------------------------

@@ -12,7 +12,11 @@ unchanged, read as the AG_NEWS layout like the full file), 5,040 train.
 every seed runs on every fold): less noise than one carve-out, whose 3-seed mean moves by ~0.01 with the random
 stream alone (README, issue 18f).
 
-    python models_val.py --model cnn --folds 5 --seeds 0 1 --set kernel_sizes=[2,3,4]
+    python models_val.py --model cnn --folds 5 --seeds 0 1 > base.txt
+    python models_val.py --model cnn --folds 5 --seeds 0 1 --set kernel_sizes=[2,3,4] --paired-with base.txt
+
+`--paired-with FILE` (the saved output of another `--folds` run) compares run by run on the same folds and seeds
+(their difficulty cancels): the mean difference, its standard error, and how many runs were ahead / behind.
 
 Settings are TrainConfig fields (Python literals: `kernel_sizes=[2,3,4]`); the rest are the model's defaults.
 """
@@ -24,7 +28,9 @@ import csv
 import io
 import gzip
 import random
+import re
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -79,6 +85,21 @@ def carve_out(out: Path, seed: int = 18, share: float = 0.1, fold: tuple[int, in
     return out
 
 
+def fold_runs(text: str) -> dict[tuple[int, int], float]:
+    """{(fold, seed): accuracy} from the output of a `--folds` run."""
+    return {(int(f), int(s)): float(a) for f, s, a in re.findall(r"^fold (\d+) seed (\d+): ([\d.]+)$", text, re.M)}
+
+
+def paired(runs: dict, base: dict) -> str:
+    """The run-by-run comparison of `runs` with `base` on the (fold, seed) pairs both have."""
+    diffs = [runs[k] - base[k] for k in sorted(set(runs) & set(base))]
+    if len(diffs) < 2:
+        return "paired: fewer than 2 runs in common"
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    return (f"paired with the baseline over {len(diffs)} runs: difference {statistics.mean(diffs):+.4f} "
+            f"(standard error {se:.4f}), ahead in {sum(d > 0 for d in diffs)}, behind in {sum(d < 0 for d in diffs)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="cnn")
@@ -88,9 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation instead of the one 10%% "
                    "carve-out: each of K parts of the training file is held out in turn (every seed on every fold)")
     p.add_argument("--only-folds", type=int, nargs="+", metavar="I", help="with --folds: just these folds (0-based)")
+    p.add_argument("--paired-with", type=Path, metavar="FILE", help="with --folds: the saved output of the baseline's "
+                   "--folds run, compared run by run")
     args = p.parse_args(argv)
     if args.folds is not None and args.folds < 2:
         p.error("--folds must be 2 or more")
+    if args.paired_with is not None and (args.folds is None or not args.paired_with.is_file()):
+        p.error("--paired-with needs --folds and an existing file (the saved output of a --folds run)")
     settings = parse_settings(args.set)
     make = carve_out if args.dataset == "trec" else carve_out_ag_news
     folds = [None] if args.folds is None else [(i, args.folds) for i in (args.only_folds or range(args.folds))]
@@ -108,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} {args.dataset} {settings or 'defaults'}"
           f"{'' if args.folds is None else f' ({len(folds)} of {args.folds} folds x {len(args.seeds)} seeds)'}: "
           f"carve-out accuracy {' / '.join(f'{a:.4f}' for a in accs)}, mean {sum(accs) / len(accs):.4f}")
+    if args.paired_with is not None:
+        # rounded as printed: the baseline's figures are read back from its output
+        runs = {(fold[0], seed): round(a, 4) for (fold, seed), a in zip(((f, s) for f in folds for s in args.seeds),
+                                                                          accs)}
+        print(paired(runs, fold_runs(args.paired_with.read_text(encoding="utf-8"))))
     return 0
 
 

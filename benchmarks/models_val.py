@@ -45,7 +45,7 @@ TREC = DATA / "trec" / "train_5500.label"
 AG_NEWS = DATA / "ag_news"
 
 
-def _held(n: int, seed: int, share: float, fold: int | None = None) -> set[int]:
+def _held(n: int, seed: int, share: float, fold: tuple[int, int] | None = None) -> set[int]:
     """The held-out row numbers: the first `share` of a seeded shuffle, or with `fold` = (i, k) its i-th of k parts."""
     order = list(range(n))
     random.Random(seed).shuffle(order)
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.folds is not None and args.folds < 2:
         p.error("--folds must be 2 or more")
+    if args.only_folds and (args.folds is None or not all(0 <= i < args.folds for i in args.only_folds)):
+        p.error("--only-folds takes fold numbers from 0 to K-1 of --folds K")
     if args.paired_with is not None and (args.folds is None or not args.paired_with.is_file()):
         p.error("--paired-with needs --folds and an existing file (the saved output of a --folds run)")
     settings = parse_settings(args.set)

@@ -247,6 +247,7 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     total_steps = total_steps if cfg.max_steps < 0 else min(cfg.max_steps, total_steps)
     opt, sched = make_optimizer(cfg, model, max(total_steps, 1), fused=plan.fused)
     state, scaler = ResumeState(num_replicas=ws), make_scaler(cfg.precision, device)
+    rng = None  # a resumed run: this rank's RNG states in the checkpoint
     if run.ckpt is not None:
         ckpt = run.ckpt
         try:
@@ -266,7 +267,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
         state.num_replicas = ws
         if run.info.rank:  # the checkpoint's running sums are all ranks' (rank_states): rank 0 carries them
             state.running = {k: 0 for k in state.running}
-        restore_rng_state(rank_rng_state(ckpt["rng"], run.info.rank, ws))  # DDP: each rank its own (rank_states)
+        rng = rank_rng_state(ckpt["rng"], run.info.rank, ws)  # DDP: each rank its own (rank_states)
+        restore_rng_state(rng)
         print0(f"resumed from step {state.step} (epoch {state.epoch + 1}, batch {state.batches_done})")
     else:
         torch.manual_seed(cfg.seed + run.info.rank)  # per-rank randomness (e.g. dropout) differs by rank
@@ -301,10 +303,8 @@ def make_trainer(run: Run, data: Data, loaders: Loaders) -> Trainer:
     loss = {"class_weights": None if weights is None else weights.to(device), "label_smoothing": cfg.label_smoothing}
     step_opts = StepOptions(accumulate=cfg.accumulate, precision=cfg.precision, clip_grad=cfg.clip_grad,
                             scaler=scaler, **loss)
-    resume_rng = (rank_rng_state(run.ckpt["rng"], run.info.rank, ws) if run.ckpt is not None and state.batches_done
-                  else None)
     return Trainer(model, mcfg, opt, sched, state, total_steps, flat=flat, loss=loss, step_opts=step_opts,
-                   resume_rng=resume_rng)
+                   resume_rng=rng if state.batches_done else None)
 
 
 def rank_states(run: Run, tr: Trainer) -> dict:
@@ -312,13 +312,13 @@ def rank_states(run: Run, tr: Trainer) -> dict:
     the RNG states, this process's and under DDP every rank's in `ranks` (a resumed rank draws the dropout masks
     it would have drawn), and the epoch's running train sums added over the ranks (a resumed run hands them to
     rank 0 and starts the others at 0, so the epoch's all-reduced record is the uninterrupted run's)."""
-    mine = capture_rng_state()
+    mine = {"rng": capture_rng_state(), "running": dict(tr.state.running)}
     if run.info.world_size == 1:
-        return {"rng": mine, "running": dict(tr.state.running)}
+        return mine
     ranks = [None] * run.info.world_size
-    dist.all_gather_object(ranks, (mine, tr.state.running))
-    return {"rng": {**mine, "ranks": [rng for rng, _ in ranks]},
-            "running": {k: sum(running[k] for _, running in ranks) for k in tr.state.running}}
+    dist.all_gather_object(ranks, mine)
+    return {"rng": {**mine["rng"], "ranks": [r["rng"] for r in ranks]},
+            "running": {k: sum(r["running"][k] for r in ranks) for k in mine["running"]}}
 
 
 def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None, ranks: dict | None = None) -> dict:
@@ -329,15 +329,15 @@ def snapshot(run: Run, data: Data, tr: Trainer, *, weights: dict | None = None, 
     if weights is not None:
         model = build_model(tr.config)
         model.load_state_dict(weights)
-    fields = tr.state.checkpoint_fields()
-    ranks = ranks or {"rng": capture_rng_state(), "running": dict(tr.state.running)}
-    fields["metrics"]["running"] = ranks["running"]
+    fields = tr.state.checkpoint_fields()  # (its running sums: this process's alone)
+    if ranks is not None:
+        fields["metrics"]["running"] = ranks["running"]
     return checkpoint_dict(model=model, model_config=tr.config, vocab_itos=data.vocab,
                            vocab_default_index=data.vocab.get_default_index(),
                            optimizer=tr.opt if weights is None else None,
                            scheduler=tr.sched if weights is None else None,
                            scaler=tr.step_opts.scaler if weights is None else None, train_config=config_dict(run.cfg),
                            class_names=data.labels.names, data=data.checkpoint_info(), snapshot=True,
-                           rng=ranks["rng"], **fields)
+                           rng=capture_rng_state() if ranks is None else ranks["rng"], **fields)
 
 

@@ -163,7 +163,8 @@ def test_defaults_follow_the_model_and_the_bag_keeps_its_own():
     transformer = settle_defaults(TrainConfig(model="transformer"))
     assert (transformer.pooling, transformer.dropout, transformer.embed_dropout) == ("mean", 0.3, 0.0)
     assert transformer.unk_dropout == 0.02 and settle_defaults(TrainConfig(model="cnn")).unk_dropout == 0.0  # 18f
-    assert (transformer.lr, transformer.epochs, transformer.weight_decay) == (1e-3, 6, 0.01)  # issue 18d: 6 epochs (was 10), the carve-outs
+    # issue 18h: batch 16, 3 epochs (was 64, 6), chosen by cross-validation
+    assert (transformer.lr, transformer.batch_size, transformer.epochs, transformer.weight_decay) == (1e-3, 16, 3, 0.01)
 
 
 # -- the training step ---------------------------------------------------------------------------------------

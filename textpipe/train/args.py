@@ -95,8 +95,9 @@ def train_parser(prog: str = "textpipe train") -> argparse.ArgumentParser:
     g.add_argument("--min-freq", type=int, default=t.min_freq, help="minimum token count for the vocabulary")
     g.add_argument("--max-tokens", type=int, default=t.max_tokens, help="maximum vocabulary size (None: no cap)")
     g = p.add_argument_group("optimisation", "None = the model's default: bag sgd, lr 8, 8 epochs, batch 256, no "
-                             "warmup or clipping; cnn/rnn adamw, lr 2e-3, weight decay 0.01, warmup 0.1, clip 1.0, "
-                             "batch 64, 8 epochs, no class weights; transformer the same with lr 1e-3 and 6 epochs")
+                             "warmup or clipping; cnn/rnn adamw, lr 2e-3, weight decay 0.01 (cnn 0.3), warmup 0.1, "
+                             "clip 1.0, batch 64, 8 epochs, no class weights; transformer as rnn with lr 1e-3, batch "
+                             "16 and 3 epochs")
     g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training portion")
     g.add_argument("--batch-size", type=batch_size, default=t.batch_size, help="samples per optimizer step per "
                    "process, or auto = the largest that fits on the GPU, found by trial (CPU: the model's default)")

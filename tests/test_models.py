@@ -429,3 +429,45 @@ def test_ddp_sigkill_then_resume_gives_identical_weights_and_metrics(data_dir, t
     for k, v in reference["model"].items():
         assert torch.equal(final["model"][k], v), k
     assert records(out) == records(tmp_path / "ref")
+
+
+_OOM_ON_RANK_1 = """
+import os, sys, torch
+from textpipe.models.cnn import CNNClassifier
+from textpipe.train import main
+real_forward, calls = CNNClassifier.forward, []
+
+def oom_on_rank_1(self, ids, lengths=None):
+    calls.append(self.training)
+    if os.environ["RANK"] == "1" and calls.count(True) == 3:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+    return real_forward(self, ids, lengths)
+
+CNNClassifier.forward = oom_on_rank_1
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_ddp_out_of_memory_on_one_rank_stops_the_run_and_names_the_resume(data_dir, tmp_path):
+    # one rank cannot retry alone (its retried backward would pair with its peer's next all-reduce, or a model's
+    # buffer broadcast with the wrong collective): the run stops, not hangs, and resuming with the --accumulate
+    # it names finishes it. (Before: rank 1 retried alone; here, a forward OOM in a model without buffers, that
+    # happened to line up and the run went on, rc 0: this test's first assertion.)
+    script = tmp_path / "oom_on_rank_1.py"
+    script.write_text(_OOM_ON_RANK_1)
+    out, args = tmp_path / "run", ["--parallel", "ddp", "--device", "cpu", "--save-every", "2", "--seed", "5"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    oom = subprocess.run([*launch, str(script), *_args(data_dir, out, "cnn", *args)], env=_env(),
+                         capture_output=True, text=True, timeout=180)
+    assert oom.returncode != 0
+    assert ("out of memory at step 3 with micro-batches of 16 texts on this DDP rank, which cannot back off alone"
+            in oom.stdout + oom.stderr)
+    assert "resume with --resume --accumulate 2" in oom.stdout + oom.stderr
+    assert load_checkpoint(out / "last.pt")["step"] == 2  # the save before the failed step, intact
+
+    resumed = subprocess.run([*launch, "-m", "textpipe.train", *_args(data_dir, out, "cnn", *args, "--resume",
+                                                                     "--accumulate", "2")],
+                             env=_env(), capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 6  # 2 epochs of 3 steps a rank

@@ -99,7 +99,8 @@ def step_with_backoff(model, opt, ids, lengths, y, opts: StepOptions, *, step: i
 
     `alone=False` (a DDP rank): the error stops the run instead, saying which `--accumulate` to resume with. One
     rank cannot retry on its own: its peers are already inside the step's collectives (the gradient all-reduce,
-    the buffers' broadcast), and a retried forward or backward would pair its collectives with the wrong ones.
+    the buffers' broadcast), and after an OOM in the backward pass, the optimizer step or a model with buffers a
+    retry would pair its collectives with their next ones (different steps' gradients averaged, no error).
 
     Raises:
         torch.cuda.OutOfMemoryError: when a micro-batch of one text does not fit, or `alone` is False.

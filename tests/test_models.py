@@ -360,9 +360,10 @@ def test_batch_size_auto_on_cpu_takes_the_model_default(data_dir, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_train_the_rnn_with_gloo(data_dir, tmp_path):
+@pytest.mark.parametrize("name", ["rnn", "transformer"])  # the cnn: the DDP resume test below; bag: test_train.py
+def test_ddp_two_processes_train_it_with_gloo(name, data_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "textpipe.train", *_args(data_dir, tmp_path, "rnn", "--parallel", "ddp", "--device", "cpu")]
+           "textpipe.train", *_args(data_dir, tmp_path, name, "--parallel", "ddp", "--device", "cpu")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())

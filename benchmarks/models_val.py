@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(args.set)
     make = carve_out if args.dataset == "trec" else carve_out_ag_news
     folds = [None] if args.folds is None else [(i, args.folds) for i in (args.only_folds or range(args.folds))]
-    accs = []
+    accs, runs = [], {}  # runs: {(fold, seed): accuracy as printed}, what --paired-with compares
     with tempfile.TemporaryDirectory() as tmp:
         for fold in folds:
             data = make(Path(tmp) / (args.dataset if fold is None else f"{args.dataset}-fold{fold[0]}"), fold=fold)
@@ -131,14 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                 with contextlib.redirect_stdout(io.StringIO()):
                     accs.append(fit(cfg)["test"]["accuracy"])
                 if fold is not None:
+                    runs[fold[0], seed] = round(accs[-1], 4)  # rounded as printed: a baseline is read back from it
                     print(f"fold {fold[0]} seed {seed}: {accs[-1]:.4f}", flush=True)
     print(f"{args.model} {args.dataset} {settings or 'defaults'}"
           f"{'' if args.folds is None else f' ({len(folds)} of {args.folds} folds x {len(args.seeds)} seeds)'}: "
           f"carve-out accuracy {' / '.join(f'{a:.4f}' for a in accs)}, mean {sum(accs) / len(accs):.4f}")
     if args.paired_with is not None:
-        # rounded as printed: the baseline's figures are read back from its output
-        runs = {(fold[0], seed): round(a, 4) for (fold, seed), a in zip(((f, s) for f in folds for s in args.seeds),
-                                                                          accs)}
         print(paired(runs, fold_runs(args.paired_with.read_text(encoding="utf-8"))))
     return 0
 

@@ -54,8 +54,7 @@ def train_one_epoch(run: Run, loader, tr: Trainer, save_last: Callable[[], objec
         # (B, T), (B,), (B,); lengths is a tensor argument: DataParallel splits it along B with ids
         ids, lengths, y = (t.to(device, non_blocking=True) for t in (ids, lengths, y))
         loss_sum, correct = step_with_backoff(model, tr.opt, ids, lengths, y, tr.step_opts, step=st.step,
-                                              say=lambda msg: print(msg, flush=True),
-                                              alone=run.info.world_size == 1)
+                                              say=lambda msg: print(msg, flush=True))
         tr.sched.step()
         st.step, st.batches_done = st.step + 1, st.batches_done + 1
         if not math.isfinite(loss_sum) and run.info.world_size == 1:  # DDP ranks check together, in end_epoch

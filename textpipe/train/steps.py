@@ -93,17 +93,17 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor, 
 
 
 def step_with_backoff(model, opt, ids, lengths, y, opts: StepOptions, *, step: int,
-                      say: Callable[[str], object] = print, alone: bool = True) -> tuple[float, int]:
+                      say: Callable[[str], object] = print) -> tuple[float, int]:
     """`train_step`, and on a CUDA out-of-memory error: zero the gradients, free the cached memory, double
     `opts.accumulate` (half the micro-batch, the same batch per step), say so in one line, and retry the batch.
 
-    `alone=False` (a DDP rank): the error stops the run instead, saying which `--accumulate` to resume with. One
-    rank cannot retry on its own: its peers are already inside the step's collectives (the gradient all-reduce,
+    A DDP-wrapped `model` (this process is one rank): the error stops the run instead, saying which `--accumulate`
+    to resume with. One rank cannot retry on its own: its peers are already inside the step's collectives (the gradient all-reduce,
     the buffers' broadcast), and after an OOM in the backward pass, the optimizer step or a model with buffers a
     retry would pair its collectives with their next ones (different steps' gradients averaged, no error).
 
     Raises:
-        torch.cuda.OutOfMemoryError: when a micro-batch of one text does not fit, or `alone` is False.
+        torch.cuda.OutOfMemoryError: when a micro-batch of one text does not fit, or under DDP.
     """
     while True:
         try:
@@ -113,13 +113,13 @@ def step_with_backoff(model, opt, ids, lengths, y, opts: StepOptions, *, step: i
             opt.zero_grad(set_to_none=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            if not alone and micro > 1:
+            if micro <= 1:
+                raise
+            if isinstance(model, nn.parallel.DistributedDataParallel):
                 raise torch.cuda.OutOfMemoryError(
                     f"out of memory at step {step + 1} with micro-batches of {micro} texts on this DDP rank, which "
                     f"cannot back off alone (its peers are inside the step's collectives): resume with --resume "
                     f"--accumulate {opts.accumulate * 2} (the same batch per step, half the memory)") from e
-            if micro <= 1:
-                raise
             opts.accumulate *= 2
             say(f"out of memory at step {step + 1} with micro-batches of {micro} texts: retrying with "
                 f"{-(-y.numel() // opts.accumulate)} ({opts.accumulate} micro-batches per step, the same batch of "
